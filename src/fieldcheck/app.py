@@ -1,0 +1,133 @@
+"""create_app(settings) -> Litestar: the one composition root of the HTTP service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from sqlmodel import Session
+
+from fieldcheck import __version__
+from fieldcheck.auth.controllers import AdminUserController, AuthController, MeController
+from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_middleware, current_principal
+from fieldcheck.errors import EXCEPTION_HANDLERS, request_id_middleware
+from fieldcheck.health import HealthController
+from fieldcheck.logs import configure_logging
+from fieldcheck.organizations.controllers import AdminOrganizationController
+from fieldcheck.runtime import Runtime
+from fieldcheck.settings import Settings
+from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
+
+log = logging.getLogger("fieldcheck.app")
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Litestar:
+    settings = settings or (runtime.settings if runtime else Settings())
+    configure_logging(settings.log_level)
+    owns_runtime = runtime is None
+    rt = runtime or Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
+        await anyio.to_thread.run_sync(
+            lambda: rt.start(worker=settings.runs_inprocess_worker, relay=True, scheduler=True)
+        )
+        try:
+            yield
+        finally:
+            if owns_runtime:
+                await anyio.to_thread.run_sync(rt.close)
+            else:
+                await anyio.to_thread.run_sync(rt.jobs.stop_loops)
+                await anyio.to_thread.run_sync(rt.jobs.stop_worker)
+
+    async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncGenerator[Session, None]:
+        """One session per request, committed once after the handler succeeded (the edge owns it)."""
+        session = rt.db.session(read_only=request.method in READ_METHODS)
+        try:
+            yield session
+            await anyio.to_thread.run_sync(session.commit)
+        except BaseException:
+            await anyio.to_thread.run_sync(session.rollback)
+            raise
+        finally:
+            await anyio.to_thread.run_sync(session.close)
+
+    def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+        return current_principal(request)
+
+    dependencies: dict[str, Provide] = {
+        "db_session": Provide(provide_db_session),
+        "principal": Provide(provide_principal, sync_to_thread=False),
+        "runtime": Provide(lambda: rt, sync_to_thread=False, use_cache=True),
+        "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
+        "storage": Provide(lambda: rt.storage, sync_to_thread=False, use_cache=True),
+        "passwords": Provide(lambda: rt.passwords, sync_to_thread=False, use_cache=True),
+        "tokens": Provide(lambda: rt.tokens, sync_to_thread=False, use_cache=True),
+    }
+    handlers: list[Any] = [
+        HealthController,
+        AuthController,
+        MeController,
+        AdminOrganizationController,
+        AdminUserController,
+    ]
+    if isinstance(rt.storage, LocalStorage):
+        handlers.append(LocalStorageController)
+
+    app = Litestar(
+        route_handlers=handlers,
+        dependencies=dependencies,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_id_middleware, bearer_auth_middleware(rt.tokens)],
+        lifespan=[lifespan],
+        openapi_config=_openapi_config(),
+        cors_config=CORSConfig(
+            allow_origins=["*"], allow_headers=["Authorization", "Content-Type", "Idempotency-Key"]
+        ),
+        signature_namespace={
+            "Session": Session,
+            "Runtime": Runtime,
+            "Settings": Settings,
+            "ObjectStorage": ObjectStorage,
+            "LocalStorage": LocalStorage,
+            "Passwords": Passwords,
+            "Tokens": Tokens,
+            "Principal": Principal,
+        },
+        debug=False,
+    )
+    app.state.runtime = rt
+    return app
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="fieldcheck API",
+        version=__version__,
+        description="Field micro-task work: tasks, photo checks, human review, ledger and audits.",
+        path="/schema",
+        render_plugins=[RedocRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="POST /api/v1/auth/token gives the access token.",
+                )
+            }
+        ),
+        security=[{"BearerToken": []}],
+    )

@@ -1,0 +1,223 @@
+"""The `fieldcheck` command: serve, worker, scheduler, db, users and the operator tools."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import uuid
+from typing import Any
+
+import click
+from sqlmodel import select
+
+from fieldcheck.settings import Settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: Any) -> None:
+        click.echo(f"received signal {signum}; stopping", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    while not stop.wait(1):
+        pass
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fieldcheck")
+def main() -> None:
+    """fieldcheck: the backend of field micro-task work.
+
+    Configuration comes from FIELDCHECK_* environment variables; with none set, everything runs
+    embedded under ./var (SQLite, local object storage, in-process jobs).
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
+@click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema on start.")
+def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
+    """Run the HTTP API (and, embedded, the job worker and scheduler)."""
+    import uvicorn
+
+    from fieldcheck import migrations
+    from fieldcheck.app import create_app
+    from fieldcheck.logs import configure_logging
+
+    settings = _settings(host=host, port=port)
+    configure_logging(settings.log_level)
+    if settings.auto_migrate and not no_migrate:
+        migrations.upgrade(settings)
+    click.echo(
+        f"fieldcheck on {settings.base_url} (database: {'SQLite' if settings.is_sqlite else 'PostgreSQL'}, "
+        f"broker: {settings.broker_kind}, storage: {settings.storage_kind}, data: {settings.home})",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=True,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+    )
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Worker threads (default FIELDCHECK_WORKER_THREADS).")
+@click.option("--queues", default=None, help="Comma-separated queues to consume (default: all).")
+def worker(threads: int | None, queues: str | None) -> None:
+    """Run a job worker process against the configured broker."""
+    from fieldcheck.logs import configure_logging
+    from fieldcheck.runtime import Runtime
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if settings.broker_kind == "embedded":
+        raise click.UsageError(
+            "the embedded broker lives inside `fieldcheck serve`; set FIELDCHECK_BROKER_URL "
+            "(amqp://... or redis://...) to run separate workers"
+        )
+    runtime = Runtime(settings)
+    runtime.jobs.start_worker(threads=threads, queues=queues.split(",") if queues else None)
+    click.echo(f"worker consuming {sorted(runtime.jobs.declared_queues())}", err=True)
+    try:
+        _wait_for_signal()
+    finally:
+        runtime.close()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run periodic jobs (once per period, however many schedulers run) and the outbox relay."""
+    from fieldcheck.logs import configure_logging
+    from fieldcheck.runtime import Runtime
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    runtime = Runtime(settings)
+    runtime.start(worker=False, relay=True, scheduler=True)
+    click.echo("scheduler running", err=True)
+    try:
+        _wait_for_signal()
+    finally:
+        runtime.close()
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Upgrade the schema to REVISION (default: head)."""
+    from fieldcheck import migrations
+
+    settings = _settings()
+    migrations.upgrade(settings, revision)
+    click.echo(f"database at {migrations.head_revision(settings) if revision == 'head' else revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Downgrade the schema to REVISION."""
+    from fieldcheck import migrations
+
+    migrations.downgrade(_settings(), revision)
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between models and the database."""
+    from fieldcheck import migrations
+
+    migrations.revision(_settings(), message)
+
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 10 characters.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["worker", "client", "reviewer", "admin"], case_sensitive=False),
+)
+@click.option("--organization", default=None, help="Organization id or name (created if new); clients only.")
+@click.option("--display-name", default=None)
+def users_create(
+    email: str, password: str, role: str, organization: str | None, display_name: str | None
+) -> None:
+    """Create an account (the first admin, or any other)."""
+    from fieldcheck.auth.models import Role
+    from fieldcheck.auth.service import create_user
+    from fieldcheck.errors import DomainError
+    from fieldcheck.organizations.models import Organization
+    from fieldcheck.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        with runtime.db.transaction() as session:
+            organization_id: uuid.UUID | None = None
+            if organization:
+                found: Organization | None
+                try:
+                    found = session.get(Organization, uuid.UUID(organization))
+                except ValueError:
+                    found = session.exec(
+                        select(Organization).where(Organization.name == organization)
+                    ).first()
+                    if found is None:
+                        found = Organization(name=organization)
+                        session.add(found)
+                        session.flush()
+                if found is None:
+                    raise click.BadParameter("no organization has this id", param_hint="--organization")
+                organization_id = found.id
+            user = create_user(
+                session,
+                runtime.passwords,
+                email=email,
+                password=password,
+                role=Role(role.lower()),
+                display_name=display_name,
+                organization_id=organization_id,
+            )
+            click.echo(
+                json.dumps(
+                    {
+                        "id": str(user.id),
+                        "email": user.email,
+                        "role": user.role,
+                        "organization_id": str(organization_id) if organization_id else None,
+                    }
+                )
+            )
+    except DomainError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    finally:
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()

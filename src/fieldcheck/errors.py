@@ -1,0 +1,262 @@
+"""Domain errors carry their HTTP meaning; one set of handlers renders RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextvars import ContextVar
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("fieldcheck.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+REQUEST_ID_HEADER = "x-request-id"
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+class DomainError(Exception):
+    """A business rule said no. Subclasses fix the status; `code` is stable for API clients."""
+
+    status_code = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class BadRequest(DomainError):
+    status_code = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+    title = "Not authenticated"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, code=code, **extra)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="fieldcheck"'
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class Gone(DomainError):
+    status_code = 410
+    code = "gone"
+    title = "Gone"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+    code = "unprocessable"
+    title = "Unprocessable request"
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+    code = "too_many_requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, code=code, retry_after_s=retry_after_s, **extra)
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    code = "unavailable"
+    title = "Service unavailable"
+
+
+def problem_body(
+    *, status: int, code: str, title: str, detail: str, instance: str | None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:fieldcheck:problem:{code}",
+        "code": code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body["request_id"] = request_id_var.get()
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    request: Request[Any, Any, Any] | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    instance = request.url.path if request is not None else None
+    body = problem_body(status=status, code=code, title=title, detail=detail, instance=instance, **extra)
+    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers or None,
+        **exc.extra,
+    )
+
+
+def _field_errors(extra: Any) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, dict):
+            errors.append(
+                {
+                    "field": item.get("key") or "body",
+                    "message": str(item.get("message", "invalid value")),
+                    "source": item.get("source") or "body",
+                }
+            )
+    return errors
+
+
+def validation_error_handler(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    errors = _field_errors(exc.extra)
+    fields = ", ".join(sorted({e["field"] for e in errors})) or "the request body"
+    detail = exc.detail if not errors else f"Invalid value for: {fields}."
+    return problem_response(
+        request,
+        status=400,
+        code="validation_error",
+        title="Invalid request",
+        detail=detail,
+        errors=errors,
+    )
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Not authenticated"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    429: ("too_many_requests", "Too many requests"),
+}
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        return internal_error_handler(request, exc)
+    code, title = _HTTP_CODES.get(status, ("http_error", "Request failed"))
+    headers = dict(exc.headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="fieldcheck"')
+    return problem_response(
+        request, status=status, code=code, title=title, detail=exc.detail or title, headers=headers or None
+    )
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.error(
+        "unexpected error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id_var.get(),
+        exc_info=exc,
+    )
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal error",
+        detail="Something went wrong on our side; quote the request id if you report it.",
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: domain_error_handler,
+    ValidationException: validation_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Give every request an id (the caller's X-Request-ID if sane), echo it, and log with it."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        incoming = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER.encode()), b"")
+        request_id = incoming.decode("latin-1") if _sane_request_id(incoming) else secrets.token_hex(8)
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+    return middleware
+
+
+def _sane_request_id(value: bytes) -> bool:
+    return 0 < len(value) <= 64 and all(chr(c).isalnum() or chr(c) in "-_." for c in value)
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True

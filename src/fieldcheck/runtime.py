@@ -1,0 +1,61 @@
+"""The parts a fieldcheck process runs on, built from settings: database, storage, jobs.
+
+`serve`, `worker`, `scheduler` and the other commands all build one Runtime; the HTTP app (app.py)
+is composed on top of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from functools import cached_property
+
+from fieldcheck.auth.security import Passwords, Tokens
+from fieldcheck.db import Database
+from fieldcheck.jobs import JobSystem
+from fieldcheck.settings import Settings
+from fieldcheck.storage import ObjectStorage, create_storage
+
+log = logging.getLogger("fieldcheck.runtime")
+
+# Modules that declare jobs; importing them registers their actors.
+JOB_MODULES = ("fieldcheck.jobs", "fieldcheck.auth.jobs")
+
+
+def load_job_modules() -> None:
+    for name in JOB_MODULES:
+        importlib.import_module(name)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings)
+        self.storage: ObjectStorage = create_storage(settings)
+        load_job_modules()
+        self.jobs = JobSystem(self)
+        self._started = False
+
+    @cached_property
+    def passwords(self) -> Passwords:
+        return Passwords(self.settings)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.settings)
+
+    def start(self, *, worker: bool, relay: bool, scheduler: bool) -> None:
+        if worker:
+            self.jobs.start_worker()
+        self.jobs.start_loops(relay=relay, scheduler=scheduler)
+        if relay:
+            # Jobs committed while no process was up to send them go out now.
+            try:
+                self.jobs.relay_all()
+            except Exception:
+                log.exception("the outbox could not be relayed at start; the relay loop will retry")
+        self._started = True
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.db.dispose()

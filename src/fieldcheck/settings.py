@@ -1,0 +1,146 @@
+"""Configuration: every knob is an environment variable with the FIELDCHECK_ prefix.
+
+The embedded default needs none of them: one data folder (FIELDCHECK_HOME, default ./var) holds
+the SQLite file, the stored objects and the generated secret.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILE_NAME = "secret.key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIELDCHECK_", extra="ignore", frozen=False)
+
+    home: Path = Field(default=Path("var"), description="Data folder of the embedded default.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data folder."
+    )
+    broker_url: str = Field(
+        default="embedded", description="amqp://... (RabbitMQ), redis://... or embedded (in-process)."
+    )
+    queue_prefix: str = Field(default="fieldcheck", description="Prefix of every job queue name.")
+    inprocess_worker: bool | None = Field(
+        default=None,
+        description="Run job worker threads inside `serve`; default: only with the embedded broker.",
+    )
+    worker_threads: int = Field(default=4, ge=1, le=64)
+    relay_interval_s: float = Field(
+        default=2.0, gt=0, description="How often unsent outbox rows are retried."
+    )
+    scheduler_tick_s: float = Field(default=5.0, gt=0)
+    auto_migrate: bool = Field(default=True, description="`serve` upgrades the database on start.")
+
+    # Object storage: local folder unless an S3 bucket is configured.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint the server uses (MinIO, R2...)."
+    )
+    s3_public_endpoint_url: str | None = Field(
+        default=None, description="Endpoint phones and clients reach, when it differs (signed URLs)."
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_create_bucket: bool = Field(default=False, description="Create the bucket on start if missing.")
+
+    token_secret: SecretStr | None = Field(
+        default=None, description="Signs tokens and local URLs; default: generated in the data folder."
+    )
+    token_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
+    public_base_url: str | None = Field(
+        default=None, description="Base of URLs the server hands out; default: its listen address."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    signed_url_ttl_s: int = Field(default=900, ge=30, le=7 * 86400)
+
+    # Passwords and login throttling.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
+    login_failure_window_s: int = Field(default=900, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'fieldcheck.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def broker_kind(self) -> Literal["embedded", "rabbitmq", "redis"]:
+        url = self.broker_url
+        if url == "embedded":
+            return "embedded"
+        if url.startswith(("amqp://", "amqps://")):
+            return "rabbitmq"
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            return "redis"
+        raise ValueError(f"FIELDCHECK_BROKER_URL must be embedded, amqp://... or redis://..., not {url!r}")
+
+    @property
+    def runs_inprocess_worker(self) -> bool:
+        if self.inprocess_worker is None:
+            return self.broker_kind == "embedded"
+        return self.inprocess_worker
+
+    @property
+    def storage_kind(self) -> Literal["local", "s3"]:
+        return "s3" if self.s3_bucket else "local"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.home / "objects"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The token secret: configured, or generated once and kept in the data folder."""
+        if self.token_secret is not None:
+            return self.token_secret.get_secret_value().encode()
+        return _load_or_create_secret(self.home / SECRET_FILE_NAME)
+
+
+def _load_or_create_secret(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: when the CLI and a server start together, exactly one of them writes the secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            value = path.read_bytes().strip()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} exists but is empty") from None
+    value = secrets.token_urlsafe(48).encode()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value + b"\n")
+    return value

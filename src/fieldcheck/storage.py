@@ -1,0 +1,378 @@
+"""Object storage behind one interface: S3 (boto3) or a local folder served by the app.
+
+Phones upload straight to storage with a signed instruction (S3 presigned POST, or the local
+backend's signed PUT URL) and clients download through expiring signed URLs. Both backends bound
+the size and fix the content type of an upload in the signature itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import mimetypes
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+from urllib.parse import quote, urlencode
+
+import anyio
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from litestar import Controller, Request, Response, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.response import Stream
+
+from fieldcheck.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from fieldcheck.settings import Settings
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,511}$")
+CHUNK_BYTES = 1024 * 1024
+LOCAL_ROUTE = "/storage"
+
+
+@dataclass(frozen=True)
+class UploadInstruction:
+    method: str
+    url: str
+    expires_at: datetime
+    headers: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None
+
+
+class ObjectStorage(Protocol):
+    kind: str
+
+    def presign_upload(
+        self, key: str, *, content_type: str, max_bytes: int, expires_s: int
+    ) -> UploadInstruction: ...
+
+    def presign_download(self, key: str, *, expires_s: int, filename: str | None = None) -> str: ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def open(self, key: str) -> IO[bytes]: ...
+
+    def put(self, key: str, data: JSONBody[bytes] | IO[bytes], *, content_type: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def check(self) -> None: ...
+
+
+def validate_key(key: str) -> str:
+    if not KEY_PATTERN.fullmatch(key) or any(part in ("", ".", "..") for part in key.split("/")):
+        raise BadRequest(f"invalid object key {key!r}", code="invalid_object_key")
+    return key
+
+
+def _expiry(expires_s: int) -> tuple[int, datetime]:
+    exp = int(time.time()) + expires_s
+    return exp, datetime.fromtimestamp(exp, UTC)
+
+
+class S3Storage:
+    kind = "s3"
+
+    def __init__(self, settings: NamedDependency[Settings]) -> None:
+        assert settings.s3_bucket
+        self.bucket = settings.s3_bucket
+        secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+        common: dict[str, Any] = {
+            "region_name": settings.s3_region,
+            "aws_access_key_id": settings.s3_access_key_id,
+            "aws_secret_access_key": secret,
+        }
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        self.client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config, **common)
+        public = settings.s3_public_endpoint_url or settings.s3_endpoint_url
+        # Presigning is offline: a second client signs URLs for the address phones can reach.
+        self.signer = boto3.client("s3", endpoint_url=public, config=config, **common)
+        if settings.s3_create_bucket:
+            self.ensure_bucket()
+
+    def ensure_bucket(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket)
+
+    def presign_upload(
+        self, key: str, *, content_type: str, max_bytes: int, expires_s: int
+    ) -> UploadInstruction:
+        validate_key(key)
+        _, expires_at = _expiry(expires_s)
+        post = self.signer.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_s,
+        )
+        return UploadInstruction(
+            method="POST", url=post["url"], fields=dict(post["fields"]), expires_at=expires_at
+        )
+
+    def presign_download(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": validate_key(key)}
+        if filename:
+            params["ResponseContentDisposition"] = _content_disposition(filename)
+        url: str = self.signer.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+        return url
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(key=key, size=int(answer["ContentLength"]), content_type=answer.get("ContentType"))
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open(key) as body:
+            return body.read()
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=validate_key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise NotFound(f"no stored object {key!r}") from exc
+            raise
+        body: IO[bytes] = answer["Body"]
+        return body
+
+    def put(self, key: str, data: JSONBody[bytes] | IO[bytes], *, content_type: str) -> None:
+        validate_key(key)
+        if isinstance(data, bytes):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        else:
+            # Multipart upload from a stream: memory stays bounded whatever the size.
+            self.client.upload_fileobj(data, self.bucket, key, ExtraArgs={"ContentType": content_type})
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+
+class LocalStorage:
+    """Objects as files under a folder; signed, expiring URLs answered by the app itself."""
+
+    kind = "local"
+
+    def __init__(self, settings: NamedDependency[Settings]) -> None:
+        self.root = settings.objects_dir
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.base_url = settings.base_url
+        self._key = hmac.new(settings.secret, b"fieldcheck local storage urls", hashlib.sha256).digest()
+
+    # Signing -------------------------------------------------------------------------------
+    def sign(self, params: dict[str, str]) -> str:
+        canonical = "\n".join(f"{k}={params[k]}" for k in sorted(params))
+        digest = hmac.new(self._key, canonical.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def verify(self, params: dict[str, str], signature: str) -> None:
+        if not hmac.compare_digest(self.sign(params), signature):
+            raise Forbidden("the signature of this URL is not valid", code="bad_signature")
+        if int(params.get("exp", "0")) < time.time():
+            raise Forbidden("this URL has expired; ask for a new one", code="url_expired")
+
+    def _url(self, key: str, params: dict[str, str]) -> str:
+        query = urlencode({**params, "sig": self.sign({**params, "key": key})})
+        return f"{self.base_url}{LOCAL_ROUTE}/{quote(key)}?{query}"
+
+    def path_for(self, key: str) -> Path:
+        path = (self.root / validate_key(key)).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise BadRequest("invalid object key", code="invalid_object_key")
+        return path
+
+    # Interface ----------------------------------------------------------------------------
+    def presign_upload(
+        self, key: str, *, content_type: str, max_bytes: int, expires_s: int
+    ) -> UploadInstruction:
+        validate_key(key)
+        exp, expires_at = _expiry(expires_s)
+        params = {"op": "put", "exp": str(exp), "ct": content_type, "max": str(max_bytes)}
+        return UploadInstruction(
+            method="PUT",
+            url=self._url(key, params),
+            headers={"Content-Type": content_type},
+            expires_at=expires_at,
+        )
+
+    def presign_download(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+        validate_key(key)
+        exp, _ = _expiry(expires_s)
+        params = {"op": "get", "exp": str(exp)}
+        if filename:
+            params["fn"] = filename
+        return self._url(key, params)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self.path_for(key)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key=key, size=size, content_type=mimetypes.guess_type(path.name)[0])
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open(key) as handle:
+            return handle.read()
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return self.path_for(key).open("rb")
+        except FileNotFoundError as exc:
+            raise NotFound(f"no stored object {key!r}") from exc
+
+    def put(self, key: str, data: JSONBody[bytes] | IO[bytes], *, content_type: str) -> None:
+        path = self.path_for(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(data, bytes):
+                    out.write(data)
+                else:
+                    shutil.copyfileobj(data, out, CHUNK_BYTES)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+
+    def check(self) -> None:
+        probe = self.root / ".ready-probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+
+
+def create_storage(settings: NamedDependency[Settings]) -> ObjectStorage:
+    return S3Storage(settings) if settings.storage_kind == "s3" else LocalStorage(settings)
+
+
+def _content_disposition(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+class LocalStorageController(Controller):
+    """Answers the signed URLs of the local backend (only mounted when it is in use)."""
+
+    path = LOCAL_ROUTE
+    tags = ["storage"]
+    include_in_schema = False
+
+    @put("/{key:path}", request_max_body_size=None, status_code=201)
+    async def upload(
+        self, request: Request[Any, Any, Any], key: FromPath[str], storage: NamedDependency[LocalStorage]
+    ) -> Response[None]:
+        key = key.lstrip("/")
+        params = _signed_params(request, key, ("op", "exp", "ct", "max"))
+        storage.verify(params, request.query_params.get("sig", ""))
+        if params["op"] != "put":
+            raise Forbidden("this URL does not allow uploads", code="bad_signature")
+        max_bytes = int(params["max"])
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type != params["ct"]:
+            raise Forbidden(f"Content-Type must be {params['ct']!r}, as signed", code="content_type_mismatch")
+        declared = request.headers.get("content-length")
+        if declared is not None and int(declared) > max_bytes:
+            raise PayloadTooLarge(f"the upload may be at most {max_bytes} bytes", max_bytes=max_bytes)
+        path = storage.path_for(key)
+        await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+        fd, tmp = await anyio.to_thread.run_sync(lambda: tempfile.mkstemp(dir=path.parent, prefix=".upload-"))
+        os.close(fd)
+        received = 0
+        try:
+            async with await anyio.open_file(tmp, "wb") as out:
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise PayloadTooLarge(
+                            f"the upload may be at most {max_bytes} bytes", max_bytes=max_bytes
+                        )
+                    await out.write(chunk)
+            if received == 0:
+                raise BadRequest("the upload is empty", code="empty_upload")
+            await anyio.to_thread.run_sync(os.replace, tmp, path)
+        finally:
+            await anyio.to_thread.run_sync(lambda: Path(tmp).unlink(missing_ok=True))
+        return Response(content=None, status_code=201)
+
+    @get("/{key:path}")
+    async def download(
+        self, request: Request[Any, Any, Any], key: FromPath[str], storage: NamedDependency[LocalStorage]
+    ) -> Stream:
+        key = key.lstrip("/")
+        wanted = ("op", "exp", "fn") if "fn" in request.query_params else ("op", "exp")
+        params = _signed_params(request, key, wanted)
+        storage.verify(params, request.query_params.get("sig", ""))
+        if params["op"] != "get":
+            raise Forbidden("this URL does not allow downloads", code="bad_signature")
+        info = storage.head(key)
+        if info is None:
+            raise NotFound("no such object")
+        path = storage.path_for(key)
+        headers = {"Content-Length": str(info.size), "Cache-Control": "private, max-age=300"}
+        if "fn" in params:
+            headers["Content-Disposition"] = _content_disposition(params["fn"])
+        return Stream(
+            _read_chunks(path),
+            media_type=info.content_type or "application/octet-stream",
+            headers=headers,
+        )
+
+
+def _signed_params(request: Request[Any, Any, Any], key: str, names: tuple[str, ...]) -> dict[str, str]:
+    params = {"key": key}
+    for name in names:
+        value = request.query_params.get(name)
+        if value is None:
+            raise Forbidden("this URL is incomplete", code="bad_signature")
+        params[name] = value
+    try:
+        int(params["exp"])
+        if "max" in params:
+            int(params["max"])
+    except ValueError:
+        raise Forbidden("this URL is malformed", code="bad_signature") from None
+    return params
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, func, select
+
+from fieldcheck.auth.models import LoginFailure
+from fieldcheck.jobs import JobExecution, OutboxMessage, ScheduleSlot, enqueue, pending_count
+from fieldcheck.runtime import Runtime
+from fieldcheck.settings import Settings
+from tests.jobs_for_tests import lines
+
+BROKERS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param("services", id="rabbitmq", marks=pytest.mark.services),
+    pytest.param("services-redis", id="redis", marks=pytest.mark.services),
+]
+
+
+@pytest.fixture(params=BROKERS)
+def runtime(request: pytest.FixtureRequest, backends: Any) -> Any:
+    settings: Settings = backends.make(request.param)
+    runtime = Runtime(settings)
+    runtime.start(worker=True, relay=False, scheduler=False)
+    yield runtime
+    runtime.close()
+
+
+def test_rolled_back_job_never_runs_and_committed_job_runs_once(runtime: Runtime, tmp_path: Path) -> None:
+    out = tmp_path / "effects.txt"
+    with pytest.raises(RuntimeError), runtime.db.transaction() as session:
+        enqueue(session, "tests.append_line", path=str(out), text="rolled back")
+        raise RuntimeError("the request failed after enqueueing")
+    with runtime.db.transaction() as session:
+        enqueue(session, "tests.append_line", path=str(out), text="committed")
+    runtime.jobs.join()
+    assert lines(out) == ["committed"]
+    with runtime.db.transaction(read_only=True) as session:
+        assert pending_count(session) == 0
+        assert session.exec(select(func.count()).select_from(OutboxMessage)).one() == 1
+
+
+def test_a_redelivered_job_does_nothing_the_second_time(runtime: Runtime, tmp_path: Path) -> None:
+    out = tmp_path / "effects.txt"
+    with runtime.db.transaction() as session:
+        job_id = enqueue(session, "tests.append_line", path=str(out), text="once")
+    runtime.jobs.join()
+    with runtime.db.transaction(read_only=True) as session:
+        row = session.get(OutboxMessage, job_id)
+        assert row is not None and row.sent_at is not None
+    # At-least-once delivery: the broker may hand the same message over again.
+    runtime.jobs._send(row)
+    runtime.jobs._send(row)
+    runtime.jobs.join()
+    assert lines(out) == ["once"]
+    with runtime.db.transaction(read_only=True) as session:
+        assert session.get(JobExecution, job_id) is not None
+
+
+def test_relays_racing_on_the_same_rows_still_run_each_job_once(runtime: Runtime, tmp_path: Path) -> None:
+    out = tmp_path / "effects.txt"
+    runtime.jobs.db.after_commit_hooks.remove(runtime.jobs._after_commit)  # leave the rows to the relays
+    try:
+        with runtime.db.transaction() as session:
+            for index in range(20):
+                enqueue(session, "tests.append_line", path=str(out), text=f"job {index}")
+        threads = [threading.Thread(target=runtime.jobs.relay_all) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        runtime.jobs.db.after_commit_hooks.append(runtime.jobs._after_commit)
+    runtime.jobs.join()
+    assert sorted(lines(out)) == sorted(f"job {index}" for index in range(20))
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("broker", ["services", "services-redis"], ids=["rabbitmq", "redis"])
+def test_job_committed_while_the_broker_is_down_is_sent_when_it_is_back(
+    backends: Any, broker: str, tmp_path: Path
+) -> None:
+    good: Settings = backends.make(broker)
+    dead_url = "amqp://guest:guest@127.0.0.1:1/" if broker == "services" else "redis://127.0.0.1:1/0"
+    down = Runtime(good.model_copy(update={"broker_url": dead_url}))
+    out = tmp_path / "effects.txt"
+    try:
+        with down.db.transaction() as session:
+            enqueue(session, "tests.append_line", path=str(out), text="survived")
+        with down.db.transaction(read_only=True) as session:
+            row = session.exec(select(OutboxMessage)).one()
+            assert row.sent_at is None
+            assert row.attempts == 1
+            assert row.last_error
+    finally:
+        down.close()
+    back = Runtime(good)
+    try:
+        back.start(worker=True, relay=True, scheduler=False)  # the relay sends what is left over
+        back.jobs.join()
+        assert lines(out) == ["survived"]
+    finally:
+        back.close()
+
+
+SCHEDULER_BACKENDS = [
+    pytest.param("embedded", id="sqlite"),
+    pytest.param("services", id="postgres", marks=pytest.mark.services),
+]
+
+
+@pytest.mark.parametrize("backend", SCHEDULER_BACKENDS)
+def test_periodic_jobs_are_enqueued_once_per_period_by_racing_schedulers(backends: Any, backend: str) -> None:
+    settings: Settings = backends.make(backend)
+    runtimes = [Runtime(settings) for _ in range(3)]
+    try:
+        now = datetime(2026, 11, 28, 12, 0, 1, tzinfo=UTC)
+        results: list[list[str]] = []
+
+        def tick(rt: Runtime, at: datetime) -> None:
+            results.append(rt.jobs.schedule_tick(at))
+
+        for at in (now, now + timedelta(seconds=30), now + timedelta(hours=1)):
+            threads = [threading.Thread(target=tick, args=(rt, at)) for rt in runtimes for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        enqueued = sorted(name for result in results for name in result)
+        # jobs.purge runs every 6 hours, login-failure purge hourly: periods 12:00 and 13:00.
+        assert enqueued.count("auth.purge_login_failures") == 2
+        assert enqueued.count("jobs.purge") == 1
+        with runtimes[0].db.transaction(read_only=True) as session:
+            assert session.exec(select(func.count()).select_from(ScheduleSlot)).one() == 3
+    finally:
+        for rt in runtimes:
+            rt.close()
+
+
+def _cli_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHECK_")}
+    env.update(
+        {
+            "FIELDCHECK_HOME": str(settings.home),
+            "FIELDCHECK_DATABASE_URL": settings.effective_database_url,
+            "FIELDCHECK_BROKER_URL": settings.broker_url,
+            "FIELDCHECK_QUEUE_PREFIX": settings.queue_prefix,
+            "FIELDCHECK_SCHEDULER_TICK_S": "0.5",
+            "FIELDCHECK_RELAY_INTERVAL_S": "0.5",
+            "FIELDCHECK_S3_BUCKET": settings.s3_bucket or "",
+            "FIELDCHECK_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+            "FIELDCHECK_S3_ACCESS_KEY_ID": "test",
+            "FIELDCHECK_S3_SECRET_ACCESS_KEY": "test",
+        }
+    )
+    return env
+
+
+def _fieldcheck(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fieldcheck.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_until(condition: Any, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> str:
+    process.terminate()
+    output, _ = process.communicate(timeout=60)
+    return output.decode(errors="replace")
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("broker", ["services", "services-redis"], ids=["rabbitmq", "redis"])
+def test_worker_and_two_scheduler_processes(backends: Any, broker: str) -> None:
+    """Real processes: two schedulers enqueue each periodic job once; a worker process runs them."""
+    settings: Settings = backends.make(broker)
+    env = _cli_env(settings)
+    runtime = Runtime(settings)
+    stale = datetime.now(UTC) - timedelta(days=2)
+    with runtime.db.transaction() as session:
+        session.add(LoginFailure(email="old@example.com", address="10.0.0.1", at=stale))
+    processes = [_fieldcheck("worker", "--threads", "2", env=env)]
+    processes += [_fieldcheck("scheduler", env=env) for _ in range(2)]
+    outputs: list[str] = []
+    try:
+
+        def purged() -> bool:
+            with runtime.db.transaction(read_only=True) as session:
+                done = session.exec(
+                    select(JobExecution.job_name).where(
+                        col(JobExecution.job_name).in_(["auth.purge_login_failures", "jobs.purge"])
+                    )
+                ).all()
+                left = session.exec(select(func.count()).select_from(LoginFailure)).one()
+            return sorted(done) == ["auth.purge_login_failures", "jobs.purge"] and left == 0
+
+        _wait_until(purged)
+        time.sleep(1.5)  # several more ticks of both schedulers: still one run per period
+        with runtime.db.transaction(read_only=True) as session:
+            runs = session.exec(select(JobExecution.job_name)).all()
+            slots = session.exec(select(ScheduleSlot.name)).all()
+        # One run per claimed period (a test that straddles an hour boundary claims two).
+        assert sorted(runs) == sorted(slots)
+        assert set(runs) == {"auth.purge_login_failures", "jobs.purge"}
+    finally:
+        outputs = [_stop(p) for p in processes]
+        runtime.close()
+    assert all("Traceback" not in out for out in outputs), outputs
