@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
         await anyio.to_thread.run_sync(
-            lambda: rt.start(worker=settings.runs_inprocess_worker, relay=True, scheduler=True)
+            lambda: rt.start(
+                worker=settings.runs_inprocess_worker, relay=True, scheduler=settings.run_scheduler
+            )
         )
         try:
             yield
@@ -129,5 +131,4 @@ def _openapi_config() -> OpenAPIConfig:
                 )
             }
         ),
-        security=[{"BearerToken": []}],
     )

@@ -52,11 +52,11 @@ class HealthController(Controller):
     path = "/health"
     tags = ["health"]
 
-    @get("/live", summary="The process is up", security=[])
+    @get("/live", summary="The process is up")
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Database, broker and storage answer", security=[])
+    @get("/ready", summary="Database, broker and storage answer")
     def ready(self, runtime: NamedDependency[Runtime]) -> Response[Readiness]:
         checks: dict[str, Callable[[], None]] = {
             "database": lambda: _database(runtime),

@@ -172,7 +172,7 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
     if kind == "redis":
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=settings.broker_url, namespace=settings.queue_prefix)
+        return RedisBroker(url=settings.broker_url, namespace=settings.queue_prefix)  # type: ignore[no-untyped-call]
     return StubBroker(fail_fast_default=False)
 
 
@@ -301,7 +301,7 @@ class JobSystem:
         actor = self.actors.get(row.job_name)
         if actor is None:
             raise KeyError(f"no actor for job {row.job_name!r}")
-        message = dramatiq.Message(
+        message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=actor.queue_name,
             actor_name=actor.actor_name,
             args=(),

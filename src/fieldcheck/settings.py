@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="How often unsent outbox rows are retried."
     )
     scheduler_tick_s: float = Field(default=5.0, gt=0)
+    run_scheduler: bool = Field(
+        default=True,
+        description="`serve` also runs the scheduler loop (safe with many processes: periods are claimed).",
+    )
     auto_migrate: bool = Field(default=True, description="`serve` upgrades the database on start.")
 
     # Object storage: local folder unless an S3 bucket is configured.

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from litestar import Controller, Request, Response, get, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from fieldcheck.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
@@ -71,7 +71,7 @@ class ObjectStorage(Protocol):
 
     def open(self, key: str) -> IO[bytes]: ...
 
-    def put(self, key: str, data: JSONBody[bytes] | IO[bytes], *, content_type: str) -> None: ...
+    def put(self, key: str, data: bytes | IO[bytes], *, content_type: str) -> None: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -164,10 +164,9 @@ class S3Storage:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 raise NotFound(f"no stored object {key!r}") from exc
             raise
-        body: IO[bytes] = answer["Body"]
-        return body
+        return cast("IO[bytes]", answer["Body"])  # a StreamingBody reads like a binary file
 
-    def put(self, key: str, data: JSONBody[bytes] | IO[bytes], *, content_type: str) -> None:
+    def put(self, key: str, data: bytes | IO[bytes], *, content_type: str) -> None:
         validate_key(key)
         if isinstance(data, bytes):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
@@ -255,7 +254,7 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise NotFound(f"no stored object {key!r}") from exc
 
-    def put(self, key: str, data: JSONBody[bytes] | IO[bytes], *, content_type: str) -> None:
+    def put(self, key: str, data: bytes | IO[bytes], *, content_type: str) -> None:
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")

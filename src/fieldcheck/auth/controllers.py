@@ -10,7 +10,7 @@ from sqlmodel import Session
 from fieldcheck.auth import service
 from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.schemas import MeOut, RegisterIn, TokenIn, TokenOut, UserCreate, UserOut
-from fieldcheck.auth.security import Passwords, Principal, Tokens, requires, signed_in
+from fieldcheck.auth.security import BEARER_SECURITY, Passwords, Principal, Tokens, requires, signed_in
 from fieldcheck.organizations.models import Organization
 from fieldcheck.organizations.schemas import OrganizationOut
 from fieldcheck.settings import Settings
@@ -25,7 +25,7 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
-    @post("/register", summary="Sign up as a worker", security=[])
+    @post("/register", summary="Sign up as a worker")
     def register(
         self,
         data: JSONBody[RegisterIn],
@@ -42,7 +42,7 @@ class AuthController(Controller):
         )
         return user_out(user)
 
-    @post("/token", summary="Exchange e-mail and password for an access token", status_code=200, security=[])
+    @post("/token", summary="Exchange e-mail and password for an access token", status_code=200)
     def token(
         self,
         request: Request[Any, Any, Any],
@@ -70,6 +70,7 @@ class MeController(Controller):
     path = "/api/v1/me"
     tags = ["auth"]
     guards = [signed_in]
+    security = BEARER_SECURITY
 
     @get("/", summary="The signed-in account")
     def me(self, db_session: NamedDependency[Session], principal: NamedDependency[Principal]) -> MeOut:
@@ -87,6 +88,7 @@ class AdminUserController(Controller):
     path = "/api/v1/admin/users"
     tags = ["admin"]
     guards = [requires(Role.admin)]
+    security = BEARER_SECURITY
 
     @post("/", summary="Create an account of any role")
     def create(

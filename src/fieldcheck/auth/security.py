@@ -21,6 +21,8 @@ from fieldcheck.auth.models import Role
 from fieldcheck.errors import Forbidden, Unauthorized, Unprocessable
 from fieldcheck.settings import Settings
 
+# OpenAPI: routes behind a guard declare that they take the bearer token.
+BEARER_SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
 TOKEN_ALGORITHM = "HS256"
 TOKEN_ISSUER = "fieldcheck"
 TOKEN_AUDIENCE = "fieldcheck-api"

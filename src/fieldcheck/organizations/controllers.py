@@ -6,7 +6,7 @@ from litestar.params import JSONBody
 from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
-from fieldcheck.auth.security import requires
+from fieldcheck.auth.security import BEARER_SECURITY, requires
 from fieldcheck.organizations import service
 from fieldcheck.organizations.schemas import OrganizationCreate, OrganizationOut
 from fieldcheck.web import post
@@ -16,6 +16,7 @@ class AdminOrganizationController(Controller):
     path = "/api/v1/admin/organizations"
     tags = ["admin"]
     guards = [requires(Role.admin)]
+    security = BEARER_SECURITY
 
     @post("/", summary="Create a client organization")
     def create(

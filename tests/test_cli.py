@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+COMMANDS = [
+    [],
+    ["serve"],
+    ["worker"],
+    ["scheduler"],
+    ["db"],
+    ["db", "upgrade"],
+    ["users"],
+    ["users", "create"],
+]
+
+
+def _run(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHECK_")}
+    environment.update({"FIELDCHECK_HOME": str(home), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "fieldcheck.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "fieldcheck")
+def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
+    answer = _run(*command, "--help", home=tmp_path)
+    assert answer.returncode == 0, answer.stderr
+    assert "Usage:" in answer.stdout
+
+
+def test_users_create_makes_the_first_admin_and_a_client(tmp_path: Path) -> None:
+    assert _run("db", "upgrade", home=tmp_path).returncode == 0
+    admin = _run(
+        "users",
+        "create",
+        "--email",
+        "root@example.com",
+        "--password",
+        "tall-tree-river-7",
+        "--role",
+        "admin",
+        home=tmp_path,
+    )
+    assert admin.returncode == 0, admin.stderr
+    assert json.loads(admin.stdout)["role"] == "admin"
+    client = _run(
+        "users",
+        "create",
+        "--email",
+        "buyer@example.com",
+        "--password",
+        "tall-tree-river-7",
+        "--role",
+        "client",
+        "--organization",
+        "Yoghurt Co",
+        home=tmp_path,
+    )
+    assert client.returncode == 0, client.stderr
+    assert json.loads(client.stdout)["organization_id"]
+    again = _run(
+        "users",
+        "create",
+        "--email",
+        "ROOT@example.com",
+        "--password",
+        "tall-tree-river-7",
+        "--role",
+        "admin",
+        home=tmp_path,
+    )
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+    weak = _run(
+        "users",
+        "create",
+        "--email",
+        "w@example.com",
+        "--password",
+        "short",
+        "--role",
+        "worker",
+        home=tmp_path,
+    )
+    assert weak.returncode == 2
+    assert "too weak" in weak.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_the_embedded_default_from_nothing(tmp_path: Path) -> None:
+    """A new data folder: schema made, secret generated, ready, sign-up and sign-in work."""
+    port = _free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHECK_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldcheck.cli", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = httpx.get(f"{base}/health/ready", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not come up"
+                assert process.poll() is None, "serve exited"
+                time.sleep(0.3)
+        assert ready.status_code == 200, ready.text
+        registered = httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": "w@example.com", "password": "tall-tree-river-7", "display_name": "W"},
+        )
+        assert registered.status_code == 201
+        # The CLI shares the data folder with the running server (SQLite WAL, busy timeout).
+        made = _run(
+            "users",
+            "create",
+            "--email",
+            "admin@example.com",
+            "--password",
+            "tall-tree-river-7",
+            "--role",
+            "admin",
+            home=tmp_path / "var",
+        )
+        assert made.returncode == 0, made.stderr
+        token = httpx.post(
+            f"{base}/api/v1/auth/token", json={"email": "admin@example.com", "password": "tall-tree-river-7"}
+        )
+        assert token.status_code == 200
+        assert token.json()["role"] == "admin"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert (tmp_path / "var" / "fieldcheck.db").exists()
+    secret = tmp_path / "var" / "secret.key"
+    assert secret.exists()
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"
+    assert b"Traceback" not in output
