@@ -30,7 +30,9 @@ POSTGRES_URL = os.environ.get("FIELDCHECK_TEST_POSTGRES_URL")
 RABBITMQ_URL = os.environ.get("FIELDCHECK_TEST_RABBITMQ_URL")
 REDIS_URL = os.environ.get("FIELDCHECK_TEST_REDIS_URL")
 SERVICES_GIVEN = bool(POSTGRES_URL or RABBITMQ_URL or REDIS_URL)
-PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "photos"
+PHOTOS_DIR = Path(
+    os.environ.get("FIELDCHECK_TEST_PHOTOS_DIR") or Path(__file__).resolve().parents[2] / "shared" / "photos"
+)
 TEST_BASE_URL = "http://testserver.local"
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "test-artifacts"
 

@@ -141,7 +141,9 @@ def test_tokens_expire_and_cannot_be_forged(app_client: Any, settings: Settings)
     worker = make_account(runtime_of(app_client), Role.worker)
     claims = jwt.decode(worker.token, options={"verify_signature": False})
 
-    forged = jwt.encode({**claims, "role": "admin"}, "not-the-secret", algorithm="HS256")
+    forged = jwt.encode(
+        {**claims, "role": "admin"}, "not-the-secret-but-long-enough-for-hs256-0123456789", algorithm="HS256"
+    )
     problem(app_client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token")
 
     expired = jwt.encode(
