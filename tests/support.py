@@ -77,3 +77,61 @@ def problem(response: Any, status: int, code: str | None = None) -> dict[str, An
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+def make_store(
+    client: Any, account: Account, *, lat: float = 48.8566, lon: float = 2.3522, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": fields.pop("name", f"Store {secrets.token_hex(3)}"), "lat": lat, "lon": lon, **fields}
+    answer = client.post("/api/v1/stores", json=body, headers=account.headers)
+    assert answer.status_code == 201, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def make_campaign(
+    client: Any, account: Account, store_ids: list[str], *, activate: bool = True, **fields: Any
+) -> dict[str, Any]:
+    body = {
+        "title": "Yoghurt shelf",
+        "instructions": "Photograph the whole yoghurt shelf, facing it.",
+        "reward_cents": 500,
+        "currency": "EUR",
+        "estimated_minutes": 15,
+        "slots_per_store": 1,
+        "store_ids": store_ids,
+        **fields,
+    }
+    answer = client.post("/api/v1/campaigns", json=body, headers=account.headers)
+    assert answer.status_code == 201, answer.text
+    campaign: dict[str, Any] = answer.json()
+    if activate:
+        activated = client.post(f"/api/v1/campaigns/{campaign['id']}/activate", headers=account.headers)
+        assert activated.status_code == 200, activated.text
+        campaign = activated.json()
+    return campaign
+
+
+def nearby(client: Any, worker: Account, lat: float, lon: float, **params: Any) -> list[dict[str, Any]]:
+    answer = client.get(
+        "/api/v1/tasks/nearby", params={"lat": lat, "lon": lon, **params}, headers=worker.headers
+    )
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def reserve(client: Any, worker: Account, task_id: str) -> Any:
+    return client.post(f"/api/v1/tasks/{task_id}/reservations", headers=worker.headers)
+
+
+def task_ids_of(client: Any, campaign_id: str) -> list[str]:
+    """Task ids of a campaign, read from the database (clients do not list tasks directly)."""
+    from sqlmodel import select
+
+    from fieldcheck.tasks.models import Task
+
+    runtime = runtime_of(client)
+    with runtime.db.transaction(read_only=True) as session:
+        rows = session.exec(select(Task.id).where(Task.campaign_id == uuid.UUID(campaign_id))).all()
+    return [str(r) for r in rows]

@@ -17,8 +17,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from sqlmodel import Session
 
 from fieldcheck import __version__
+from fieldcheck.assignments.controllers import (
+    AssignmentController,
+    MyAssignmentController,
+    ReservationController,
+)
 from fieldcheck.auth.controllers import AdminUserController, AuthController, MeController
 from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_middleware, current_principal
+from fieldcheck.campaigns.controllers import CampaignController
 from fieldcheck.errors import EXCEPTION_HANDLERS, request_id_middleware
 from fieldcheck.health import HealthController
 from fieldcheck.logs import configure_logging
@@ -26,6 +32,8 @@ from fieldcheck.organizations.controllers import AdminOrganizationController
 from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
 from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
+from fieldcheck.stores.controllers import StoreController
+from fieldcheck.tasks.controllers import TaskController
 
 log = logging.getLogger("fieldcheck.app")
 
@@ -84,6 +92,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         MeController,
         AdminOrganizationController,
         AdminUserController,
+        StoreController,
+        CampaignController,
+        TaskController,
+        ReservationController,
+        AssignmentController,
+        MyAssignmentController,
     ]
     if isinstance(rt.storage, LocalStorage):
         handlers.append(LocalStorageController)

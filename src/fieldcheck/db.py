@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, Integer, MetaData, case, cast, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -120,6 +120,12 @@ def insert_ignore(session: Session, model: type[SQLModel], **values: Any) -> boo
     # RETURNING, not rowcount: drivers do not all report a row count for INSERT ... ON CONFLICT.
     statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key)
     return session.connection().execute(statement).first() is not None
+
+
+def sql_floor(value: Any) -> Any:
+    """floor() that SQLite (without its math extension) and PostgreSQL both understand."""
+    truncated = cast(value, Integer)
+    return case((value < truncated, truncated - 1), else_=truncated)
 
 
 class Database:

@@ -132,7 +132,8 @@ def problem_response(
     **extra: Any,
 ) -> Response[dict[str, Any]]:
     instance = request.url.path if request is not None else None
-    body = problem_body(status=status, code=code, title=title, detail=detail, instance=instance, **extra)
+    body = problem_body(status=status, code=code, title=title, detail=detail, instance=instance)
+    body.update({k: v for k, v in extra.items() if k not in body})
     return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 

@@ -19,7 +19,7 @@ from fieldcheck.storage import ObjectStorage, create_storage
 log = logging.getLogger("fieldcheck.runtime")
 
 # Modules that declare jobs; importing them registers their actors.
-JOB_MODULES = ("fieldcheck.jobs", "fieldcheck.auth.jobs")
+JOB_MODULES = ("fieldcheck.jobs", "fieldcheck.auth.jobs", "fieldcheck.assignments.jobs")
 
 
 def load_job_modules() -> None:

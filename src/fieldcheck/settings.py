@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=30, ge=1)
     login_failure_window_s: int = Field(default=900, ge=1)
 
+    # Campaigns, discovery and reservations.
+    pay_floor_cents_per_hour: dict[str, int] = Field(
+        default_factory=lambda: {"EUR": 1202},
+        description="Lowest pay per hour of estimated work, per accepted currency (JSON object).",
+    )
+    max_reservations_per_worker: int = Field(default=3, ge=1, le=100)
+    nearby_max_radius_m: int = Field(default=50_000, ge=100)
+    nearby_max_limit: int = Field(default=100, ge=1, le=1000)
+    store_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    store_import_max_rows: int = Field(default=200_000, ge=1)
+    campaign_max_stores: int = Field(default=100_000, ge=1)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("home")

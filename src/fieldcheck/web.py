@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import inspect
-import json
+import tempfile
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
+import anyio
 import litestar
 from pydantic import BaseModel
 
-from fieldcheck.errors import BadRequest
+from fieldcheck.errors import PayloadTooLarge
 
 T = TypeVar("T")
 
 MAX_PAGE_LIMIT = 200
 DEFAULT_PAGE_LIMIT = 50
+SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 
 def _route(decorator: Any) -> Callable[..., Callable[[Callable[..., Any]], Any]]:
@@ -46,19 +46,18 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def encode_cursor(values: dict[str, Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
-        return None
+async def spool_body(request: Any, max_bytes: int) -> IO[bytes]:
+    """Copy the request body to a temporary file (in memory while small) without holding it twice."""
+    spooled: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+    received = 0
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("the cursor is not one this API gave out", code="invalid_cursor") from None
-    if not isinstance(value, dict):
-        raise BadRequest("the cursor is not one this API gave out", code="invalid_cursor")
-    return value
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise PayloadTooLarge(f"the body may be at most {max_bytes} bytes", max_bytes=max_bytes)
+            await anyio.to_thread.run_sync(spooled.write, chunk)
+    except BaseException:
+        spooled.close()
+        raise
+    spooled.seek(0)
+    return spooled

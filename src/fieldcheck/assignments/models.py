@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Uuid, text
+from sqlmodel import Field, SQLModel
+
+from fieldcheck.db import JSONType, UTCDateTime, new_id, utcnow
+
+
+class AssignmentStatus(StrEnum):
+    reserved = "reserved"
+    submitted = "submitted"
+    in_review = "in_review"
+    approved = "approved"
+    rejected = "rejected"
+    appealed = "appealed"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+# An assignment in one of these states no longer holds a slot of its task.
+RELEASED = frozenset({AssignmentStatus.expired, AssignmentStatus.cancelled})
+STATUS_VALUES = ", ".join(f"'{s.value}'" for s in AssignmentStatus)
+RELEASED_VALUES = ", ".join(f"'{s.value}'" for s in sorted(RELEASED))
+
+
+class ActorType(StrEnum):
+    system = "system"
+    worker = "worker"
+    reviewer = "reviewer"
+    admin = "admin"
+    client = "client"
+
+
+class Assignment(SQLModel, table=True):
+    """One worker's attempt at one task."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({STATUS_VALUES})", name="status_known"),
+        # One live attempt per worker per task; cancelled or expired ones do not count.
+        Index(
+            "uq_assignments_worker_task_live",
+            "task_id",
+            "worker_id",
+            unique=True,
+            sqlite_where=text(f"status NOT IN ({RELEASED_VALUES})"),
+            postgresql_where=text(f"status NOT IN ({RELEASED_VALUES})"),
+        ),
+        Index("ix_assignments_worker_created", "worker_id", "created_at", "id"),
+        Index(
+            "ix_assignments_reserved_expiry",
+            "expires_at",
+            sqlite_where=text("status = 'reserved'"),
+            postgresql_where=text("status = 'reserved'"),
+        ),
+        Index("ix_assignments_task", "task_id"),
+        Index("ix_assignments_campaign_status", "campaign_id", "status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    task_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("tasks.id"), nullable=False))
+    campaign_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("campaigns.id"), nullable=False))
+    worker_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.id"), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class AssignmentEvent(SQLModel, table=True):
+    """Every state change of an assignment: when, from what, to what, by whom and why."""
+
+    __tablename__ = "assignment_events"
+    __table_args__ = (Index("ix_assignment_events_assignment_at", "assignment_id", "at"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    assignment_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("assignments.id"), nullable=False))
+    from_status: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    to_status: str = Field(sa_column=Column(String(16), nullable=False))
+    actor_type: str = Field(sa_column=Column(String(16), nullable=False))
+    actor_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("users.id"), nullable=True)
+    )
+    reason: str = Field(sa_column=Column(String(500), nullable=False))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

@@ -1,0 +1,196 @@
+"""Assignments: reserving a slot, cancelling, expiry, and what a worker sees of their work."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from fieldcheck.assignments.models import (
+    ActorType,
+    Assignment,
+    AssignmentEvent,
+    AssignmentStatus,
+)
+from fieldcheck.assignments.transitions import record_event, transition
+from fieldcheck.auth.models import User
+from fieldcheck.campaigns.models import Campaign, CampaignStatus
+from fieldcheck.db import utcnow
+from fieldcheck.errors import Conflict, NotFound
+from fieldcheck.pagination import paginate
+from fieldcheck.settings import Settings
+from fieldcheck.stores.models import Store
+from fieldcheck.tasks.models import Task
+from fieldcheck.tasks.service import take_slot
+
+EXPIRY_BATCH = 500
+EXPIRED_REASON = "The reservation time ran out before photos were submitted; the slot went back to the task."
+
+
+def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, settings: Settings) -> Assignment:
+    now = utcnow()
+    # One worker's reservations queue on their own row, so the cap below cannot be raced past.
+    session.exec(select(User.id).where(User.id == worker_id).with_for_update()).first()
+    expire_overdue(session, now=now, task_id=task_id)
+    held = session.exec(
+        select(func.count())
+        .select_from(Assignment)
+        .where(
+            Assignment.worker_id == worker_id,
+            Assignment.status == AssignmentStatus.reserved.value,
+            col(Assignment.expires_at) > now,
+        )
+    ).one()
+    if held >= settings.max_reservations_per_worker:
+        raise Conflict(
+            f"you already hold {held} reservations, the most at once; submit or cancel one first",
+            code="reservation_limit_reached",
+            limit=settings.max_reservations_per_worker,
+        )
+    found = session.exec(
+        select(Task, Campaign)
+        .join(Campaign, col(Campaign.id) == col(Task.campaign_id))
+        .where(Task.id == task_id)
+    ).first()
+    if found is None:
+        raise NotFound("no such task", code="task_not_found")
+    task, campaign = found
+    if campaign.status != CampaignStatus.active.value or not task.is_open or not _in_schedule(campaign, now):
+        raise Conflict("this task is not open for reservations now", code="task_not_available")
+    assignment = Assignment(
+        task_id=task.id,
+        campaign_id=campaign.id,
+        worker_id=worker_id,
+        status=AssignmentStatus.reserved.value,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(minutes=campaign.reservation_minutes),
+    )
+    session.add(assignment)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("you already hold or have done this task", code="already_reserved") from None
+    if not take_slot(session, task.id):
+        raise Conflict("every slot of this task is taken", code="no_slot_left")
+    record_event(
+        session,
+        assignment.id,
+        from_status=None,
+        to_status=AssignmentStatus.reserved,
+        actor_type=ActorType.worker,
+        actor_id=worker_id,
+        reason=f"Reserved for {campaign.reservation_minutes} minutes.",
+    )
+    return assignment
+
+
+def _in_schedule(campaign: Campaign, now: datetime) -> bool:
+    return (campaign.starts_at is None or campaign.starts_at <= now) and (
+        campaign.ends_at is None or campaign.ends_at > now
+    )
+
+
+def cancel(session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID) -> Assignment:
+    assignment = get_for_worker(session, worker_id, assignment_id)
+    changed = transition(
+        session,
+        assignment.id,
+        from_statuses=[AssignmentStatus.reserved],
+        to=AssignmentStatus.cancelled,
+        actor_type=ActorType.worker,
+        actor_id=worker_id,
+        worker_id=worker_id,
+        reason="Cancelled by the worker; the slot went back to the task.",
+    )
+    if changed is None:
+        session.refresh(assignment)
+        raise Conflict(
+            f"only a reservation can be cancelled; this assignment is {assignment.status}",
+            code="not_cancellable",
+            current_status=assignment.status,
+        )
+    return changed
+
+
+def expire_overdue(session: Session, *, now: datetime | None = None, task_id: uuid.UUID | None = None) -> int:
+    """Turn overdue reservations into expired ones, freeing their slots; returns how many."""
+    now = now or utcnow()
+    query = select(Assignment.id).where(
+        Assignment.status == AssignmentStatus.reserved.value, col(Assignment.expires_at) <= now
+    )
+    if task_id is not None:
+        query = query.where(Assignment.task_id == task_id)
+    overdue = session.exec(query.limit(EXPIRY_BATCH).with_for_update(skip_locked=True)).all()
+    expired = 0
+    for assignment_id in overdue:
+        if transition(
+            session,
+            assignment_id,
+            from_statuses=[AssignmentStatus.reserved],
+            to=AssignmentStatus.expired,
+            actor_type=ActorType.system,
+            actor_id=None,
+            reason=EXPIRED_REASON,
+        ):
+            expired += 1
+    return expired
+
+
+def get_for_worker(session: Session, worker_id: uuid.UUID, assignment_id: uuid.UUID) -> Assignment:
+    assignment = session.exec(
+        select(Assignment).where(Assignment.id == assignment_id, Assignment.worker_id == worker_id)
+    ).first()
+    if assignment is None:
+        raise NotFound("no such assignment", code="assignment_not_found")
+    return assignment
+
+
+def list_for_worker(
+    session: Session, worker_id: uuid.UUID, *, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[Assignment], str | None]:
+    query = select(Assignment).where(Assignment.worker_id == worker_id)
+    if status:
+        query = query.where(Assignment.status == status)
+    return paginate(
+        session,
+        query,
+        time_column=col(Assignment.created_at),
+        id_column=col(Assignment.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )
+
+
+def events_of(session: Session, assignment_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[AssignmentEvent]]:
+    grouped: dict[uuid.UUID, list[AssignmentEvent]] = {i: [] for i in assignment_ids}
+    if assignment_ids:
+        rows = session.exec(
+            select(AssignmentEvent)
+            .where(col(AssignmentEvent.assignment_id).in_(assignment_ids))
+            .order_by(col(AssignmentEvent.at), col(AssignmentEvent.id))
+        ).all()
+        for event in rows:
+            grouped[event.assignment_id].append(event)
+    return grouped
+
+
+def context_of(
+    session: Session, assignments: list[Assignment]
+) -> dict[uuid.UUID, tuple[Task, Campaign, Store]]:
+    """Task, campaign and store of each assignment, read in one query."""
+    task_ids = list({a.task_id for a in assignments})
+    if not task_ids:
+        return {}
+    rows = session.exec(
+        select(Task, Campaign, Store)
+        .join(Campaign, col(Campaign.id) == col(Task.campaign_id))
+        .join(Store, col(Store.id) == col(Task.store_id))
+        .where(col(Task.id).in_(task_ids))
+    ).all()
+    return {task.id: (task, campaign, store) for task, campaign, store in rows}

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from sqlmodel import Session
+
+from fieldcheck.auth.models import Role
+from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
+from fieldcheck.campaigns import service
+from fieldcheck.campaigns.models import Campaign, CampaignStatus
+from fieldcheck.campaigns.schemas import CampaignCreate, CampaignOut, PhotoRules
+from fieldcheck.settings import Settings
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, get, post
+
+
+def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
+    return CampaignOut(
+        id=campaign.id,
+        title=campaign.title,
+        instructions=campaign.instructions,
+        status=campaign.status,
+        reward_cents=campaign.reward_cents,
+        currency=campaign.currency,
+        estimated_minutes=campaign.estimated_minutes,
+        hourly_rate_cents=service.hourly_rate_cents(campaign.reward_cents, campaign.estimated_minutes),
+        slots_per_store=campaign.slots_per_store,
+        store_count=store_count,
+        starts_at=campaign.starts_at,
+        ends_at=campaign.ends_at,
+        reservation_minutes=campaign.reservation_minutes,
+        review_deadline_hours=campaign.review_deadline_hours,
+        photo_rules=PhotoRules(
+            min_photos=campaign.min_photos,
+            max_photos=campaign.max_photos,
+            min_short_side_px=campaign.min_short_side_px,
+        ),
+        created_at=campaign.created_at,
+        activated_at=campaign.activated_at,
+        closed_at=campaign.closed_at,
+    )
+
+
+class CampaignController(Controller):
+    path = "/api/v1/campaigns"
+    tags = ["campaigns"]
+    guards = [requires(Role.client)]
+    security = BEARER_SECURITY
+
+    @post("/", summary="Create a campaign (draft), one task per store")
+    def create(
+        self,
+        data: JSONBody[CampaignCreate],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> CampaignOut:
+        campaign = service.create_campaign(db_session, principal.require_organization(), data, settings)
+        return campaign_out(campaign, len(set(data.store_ids)))
+
+    @get("/", summary="The organization's campaigns, newest first")
+    def list_campaigns(
+        self,
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        status: FromQuery[CampaignStatus | None] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
+        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+    ) -> Page[CampaignOut]:
+        campaigns, next_cursor = service.list_campaigns(
+            db_session,
+            principal.require_organization(),
+            status=status.value if status else None,
+            limit=limit,
+            cursor=cursor,
+        )
+        counts = service.store_counts(db_session, [c.id for c in campaigns])
+        return Page[CampaignOut](
+            items=[campaign_out(c, counts.get(c.id, 0)) for c in campaigns], next_cursor=next_cursor
+        )
+
+    @get("/{campaign_id:uuid}", summary="One campaign")
+    def get_one(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+    ) -> CampaignOut:
+        campaign = service.get_campaign(db_session, principal.require_organization(), campaign_id)
+        return campaign_out(campaign, service.store_counts(db_session, [campaign.id]).get(campaign.id, 0))
+
+    def _change(
+        self,
+        action: str,
+        campaign_id: uuid.UUID,
+        db_session: Session,
+        principal: Principal,
+        settings: Settings,
+    ) -> CampaignOut:
+        campaign = service.change_status(
+            db_session, principal.require_organization(), campaign_id, action, settings
+        )
+        return campaign_out(campaign, service.store_counts(db_session, [campaign.id]).get(campaign.id, 0))
+
+    @post(
+        "/{campaign_id:uuid}/activate",
+        status_code=200,
+        summary="Activate: list the tasks to workers",
+        description="422 pay_below_floor when the reward per hour of estimated work is under the floor; "
+        "409 insufficient_funds when the organization cannot fund the campaign.",
+    )
+    def activate(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> CampaignOut:
+        return self._change("activate", campaign_id, db_session, principal, settings)
+
+    @post("/{campaign_id:uuid}/pause", status_code=200, summary="Pause: stop listing the tasks")
+    def pause(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> CampaignOut:
+        return self._change("pause", campaign_id, db_session, principal, settings)
+
+    @post("/{campaign_id:uuid}/close", status_code=200, summary="Close for good")
+    def close(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> CampaignOut:
+        return self._change("close", campaign_id, db_session, principal, settings)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlmodel import Field, SQLModel
+
+from fieldcheck.db import UTCDateTime, new_id, utcnow
+
+
+class CampaignStatus(StrEnum):
+    draft = "draft"
+    active = "active"
+    paused = "paused"
+    closed = "closed"
+
+
+class Campaign(SQLModel, table=True):
+    """A client's job definition; one task per covered store."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        Index("ix_campaigns_organization_created", "organization_id", "created_at", "id"),
+        CheckConstraint("status IN ('draft', 'active', 'paused', 'closed')", name="status_known"),
+        CheckConstraint("reward_cents > 0", name="reward_positive"),
+        CheckConstraint("estimated_minutes > 0", name="estimate_positive"),
+        CheckConstraint("slots_per_store > 0", name="slots_positive"),
+        CheckConstraint("min_photos >= 1 AND max_photos >= min_photos", name="photo_counts"),
+        CheckConstraint("ends_at IS NULL OR starts_at IS NULL OR ends_at > starts_at", name="schedule_order"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    organization_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("organizations.id"), nullable=False))
+    title: str = Field(sa_column=Column(String(200), nullable=False))
+    instructions: str = Field(sa_column=Column(Text, nullable=False))
+    reward_cents: int = Field(sa_column=Column(Integer, nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    estimated_minutes: int = Field(sa_column=Column(Integer, nullable=False))
+    slots_per_store: int = Field(sa_column=Column(Integer, nullable=False))
+    starts_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    ends_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    reservation_minutes: int = Field(sa_column=Column(Integer, nullable=False))
+    review_deadline_hours: int = Field(sa_column=Column(Integer, nullable=False))
+    min_photos: int = Field(sa_column=Column(Integer, nullable=False))
+    max_photos: int = Field(sa_column=Column(Integer, nullable=False))
+    min_short_side_px: int = Field(sa_column=Column(Integer, nullable=False))
+    status: str = Field(default=CampaignStatus.draft.value, sa_column=Column(String(16), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    activated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

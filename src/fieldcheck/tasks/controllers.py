@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from sqlmodel import Session
+
+from fieldcheck.auth.models import Role
+from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
+from fieldcheck.db import utcnow
+from fieldcheck.settings import Settings
+from fieldcheck.tasks import service
+from fieldcheck.tasks.schemas import NearbyPage
+from fieldcheck.web import get
+
+
+class TaskController(Controller):
+    path = "/api/v1/tasks"
+    tags = ["workers"]
+    guards = [requires(Role.worker)]
+    security = BEARER_SECURITY
+
+    @get(
+        "/nearby",
+        summary="Open tasks near a position, nearest first",
+        description="Distances are geodesic on WGS84. radius_m and limit are capped (see 422 answers).",
+    )
+    def nearby(
+        self,
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        lat: Annotated[float, Parameter(ge=-90, le=90)],
+        lon: Annotated[float, Parameter(ge=-180, le=180)],
+        radius_m: Annotated[float, Parameter(gt=0)] = 5000,
+        limit: Annotated[int, Parameter(ge=1)] = 50,
+    ) -> NearbyPage:
+        query = service.NearbyQuery(lat=lat, lon=lon, radius_m=radius_m, limit=limit)
+        service.validate_nearby(query, settings)
+        items = service.nearby(db_session, query, worker_id=principal.user_id, now=utcnow())
+        return NearbyPage(items=items)
