@@ -34,6 +34,7 @@ from fieldcheck.settings import Settings
 from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
 from fieldcheck.stores.controllers import StoreController
 from fieldcheck.tasks.controllers import TaskController
+from fieldcheck.web import FINISHED_KEY, discard_unit_of_work, finish_unit_of_work
 
 log = logging.getLogger("fieldcheck.app")
 
@@ -63,16 +64,19 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 await anyio.to_thread.run_sync(rt.jobs.stop_worker)
 
     async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncGenerator[Session, None]:
-        """One session per request, committed once after the handler succeeded (the edge owns it)."""
+        """One session per request, committed once after the handler succeeded (the edge owns it).
+
+        Sync handlers finish it in their own thread (see web.py); what is left runs here.
+        """
         session = rt.db.session(read_only=request.method in READ_METHODS)
         try:
             yield session
-            await anyio.to_thread.run_sync(session.commit)
         except BaseException:
-            await anyio.to_thread.run_sync(session.rollback)
+            if not session.info.get(FINISHED_KEY):
+                await anyio.to_thread.run_sync(discard_unit_of_work, session)
             raise
-        finally:
-            await anyio.to_thread.run_sync(session.close)
+        if not session.info.get(FINISHED_KEY):
+            await anyio.to_thread.run_sync(finish_unit_of_work, session)
 
     def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         return current_principal(request)

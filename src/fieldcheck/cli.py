@@ -219,5 +219,19 @@ def users_create(
         runtime.close()
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks: commands that print figures (medians, p99 and ratios measured in one run)."""
+
+
+def _register_benchmarks() -> None:
+    from fieldcheck.bench.nearby import nearby_command
+
+    bench.add_command(nearby_command)
+
+
+_register_benchmarks()
+
+
 if __name__ == "__main__":
     main()

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         description="Lowest pay per hour of estimated work, per accepted currency (JSON object).",
     )
     max_reservations_per_worker: int = Field(default=3, ge=1, le=100)
-    nearby_max_radius_m: int = Field(default=50_000, ge=100)
+    nearby_max_radius_m: int = Field(default=50_000, ge=100, le=100_000)
     nearby_max_limit: int = Field(default=100, ge=1, le=1000)
     store_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     store_import_max_rows: int = Field(default=200_000, ge=1)

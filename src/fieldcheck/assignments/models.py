@@ -52,6 +52,14 @@ class Assignment(SQLModel, table=True):
             postgresql_where=text(f"status NOT IN ({RELEASED_VALUES})"),
         ),
         Index("ix_assignments_worker_created", "worker_id", "created_at", "id"),
+        # A worker's live tasks, read whole by discovery to leave them out.
+        Index(
+            "ix_assignments_worker_task_live",
+            "worker_id",
+            "task_id",
+            sqlite_where=text(f"status NOT IN ({RELEASED_VALUES})"),
+            postgresql_where=text(f"status NOT IN ({RELEASED_VALUES})"),
+        ),
         Index(
             "ix_assignments_reserved_expiry",
             "expires_at",

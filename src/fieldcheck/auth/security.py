@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 import uuid
@@ -27,6 +28,7 @@ TOKEN_ALGORITHM = "HS256"
 TOKEN_ISSUER = "fieldcheck"
 TOKEN_AUDIENCE = "fieldcheck-api"
 MIN_PASSWORD_LENGTH = 10
+VERIFIED_TOKEN_CACHE = 8192
 MAX_PASSWORD_LENGTH = 256
 MIN_DISTINCT_CHARACTERS = 5
 # The most used passwords that pass the length rule (from public breach corpora).
@@ -130,6 +132,9 @@ class Tokens:
     def __init__(self, settings: Settings) -> None:
         self._key = settings.secret
         self.ttl_s = settings.token_ttl_s
+        # A phone sends the same token with every request: its signature is checked once, and
+        # its expiry every time (failures are not cached).
+        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKEN_CACHE)(self._verify)
 
     def issue(self, *, user_id: uuid.UUID, role: str, organization_id: uuid.UUID | None) -> str:
         now = int(time.time())
@@ -147,6 +152,12 @@ class Tokens:
         return jwt.encode(claims, self._key, algorithm=TOKEN_ALGORITHM)
 
     def read(self, token: str) -> Principal:
+        principal, expires = self._verified(token)
+        if expires <= time.time():
+            raise Unauthorized("the access token has expired; sign in again", code="token_expired")
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -156,11 +167,12 @@ class Tokens:
                 issuer=TOKEN_ISSUER,
                 options={"require": ["exp", "sub", "iat"]},
             )
-            return Principal(
+            principal = Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 role=Role(claims["role"]),
                 organization_id=uuid.UUID(claims["org"]) if claims.get("org") else None,
             )
+            return principal, float(claims["exp"])
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the access token has expired; sign in again", code="token_expired") from None
         except (jwt.InvalidTokenError, ValueError, KeyError):

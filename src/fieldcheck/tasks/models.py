@@ -41,7 +41,16 @@ class Task(SQLModel, table=True):
             # Written the way each dialect renders `Task.is_open == true()`, so the planner uses it.
             sqlite_where=text("is_open = 1"),
             postgresql_where=text("is_open"),
-            postgresql_include=["slots_taken", "slots_total", "starts_at", "ends_at"],
+            # Everything discovery reads: open tasks are found by an index-only scan.
+            postgresql_include=[
+                "id",
+                "campaign_id",
+                "store_id",
+                "slots_taken",
+                "slots_total",
+                "starts_at",
+                "ends_at",
+            ],
         ),
         Index("ix_tasks_store", "store_id"),
     )

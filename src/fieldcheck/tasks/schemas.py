@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from pydantic import BaseModel
 
 
@@ -12,12 +13,21 @@ class StoreSummary(BaseModel):
     lon: float
 
 
-class NearbyTask(BaseModel):
+# Discovery is the hottest read of the platform: its answer is built from msgspec structs, which
+# Litestar encodes natively (no validation pass over data the database just gave us).
+class NearbyStore(msgspec.Struct):
+    name: str
+    address: str | None
+    lat: float
+    lon: float
+
+
+class NearbyTask(msgspec.Struct):
     task_id: uuid.UUID
     campaign_id: uuid.UUID
     title: str
     instructions: str
-    store: StoreSummary
+    store: NearbyStore
     distance_m: float
     reward_cents: int
     currency: str
@@ -26,5 +36,5 @@ class NearbyTask(BaseModel):
     slots_left: int
 
 
-class NearbyPage(BaseModel):
+class NearbyPage(msgspec.Struct):
     items: list[NearbyTask]

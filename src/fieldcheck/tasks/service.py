@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, case, exists, or_, true
+from sqlalchemy import Float, Integer, Uuid, bindparam, case, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, update
 
 from fieldcheck.assignments.models import RELEASED, Assignment
 from fieldcheck.campaigns.models import Campaign
+from fieldcheck.db import UTCDateTime
 from fieldcheck.errors import Unprocessable
 from fieldcheck.geo import distances_m, local_scale_m, search_box
 from fieldcheck.settings import Settings
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
-from fieldcheck.tasks.schemas import NearbyTask, StoreSummary
+from fieldcheck.tasks.schemas import NearbyStore, NearbyTask
 
 # The database ranks by a local flat-earth distance (exact to a fraction of a percent inside the
 # search radius); the exact geodesic then ranks this many extra rows so ties near the cut-off
@@ -52,34 +54,30 @@ def validate_nearby(query: NearbyQuery, settings: Settings) -> None:
         )
 
 
-def candidates_statement(query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime) -> Any:
-    """The database part: open tasks with slots inside the search box, nearest first (approximately)."""
-    box = search_box(query.lat, query.lon, query.radius_m)
-    metres_per_lat, metres_per_lon = local_scale_m(query.lat)
-    dlon = col(Task.lon) - query.lon
-    wrapped = case((dlon > 180, dlon - 360), (dlon < -180, dlon + 360), else_=dlon)
-    dx = wrapped * metres_per_lon
-    dy = (col(Task.lat) - query.lat) * metres_per_lat
+# Bands a search may span: a radius at the cap spans at most this many 0.05-degree bands.
+MAX_BANDS = 24
+NIL_WORKER = uuid.UUID(int=0)
+
+
+@functools.cache
+def candidates_statement(bands: int, *, wraps: bool) -> Any:
+    """The database part, built once per shape (number of latitude bands; antimeridian or not).
+
+    Only bind parameters vary between calls, so SQLAlchemy reuses its compiled form and psycopg
+    its server-side prepared statement. The bands come as an IN list so that the planner walks
+    the index slice by slice; the index carries every column the inner query reads, so open
+    tasks are found by an index-only scan and only the page's rows touch the table.
+    """
+    p = bindparam
+    dlon: Any = col(Task.lon) - p("lon0", type_=Float)
+    if wraps:
+        dlon = case((dlon > 180, dlon - 360), (dlon < -180, dlon + 360), else_=dlon)
+    dx = dlon * p("metres_per_lon", type_=Float)
+    dy = (col(Task.lat) - p("lat0", type_=Float)) * p("metres_per_lat", type_=Float)
     approx_sq = (dx * dx + dy * dy).label("approx_sq")
-    lon_ranges = [col(Task.lon).between(west, east) for west, east in box.lon_ranges]
-    conditions = [
-        col(Task.is_open) == true(),
-        col(Task.lat_band).in_(box.bands),
-        col(Task.lat).between(box.lat_min, box.lat_max),
-        lon_ranges[0] if len(lon_ranges) == 1 else or_(*lon_ranges),
-        col(Task.slots_taken) < col(Task.slots_total),
-        or_(col(Task.starts_at).is_(None), col(Task.starts_at) <= now),
-        or_(col(Task.ends_at).is_(None), col(Task.ends_at) > now),
-    ]
-    if worker_id is not None:
-        # Tasks this worker holds or has done are left out: their own list shows those.
-        conditions.append(
-            ~exists().where(
-                col(Assignment.task_id) == col(Task.id),
-                col(Assignment.worker_id) == worker_id,
-                col(Assignment.status).not_in([s.value for s in RELEASED]),
-            )
-        )
+    lon_range: Any = col(Task.lon).between(p("west1", type_=Float), p("east1", type_=Float))
+    if wraps:
+        lon_range = or_(lon_range, col(Task.lon).between(p("west2", type_=Float), p("east2", type_=Float)))
     near = (
         sa_select(
             col(Task.id).label("task_id"),
@@ -90,9 +88,25 @@ def candidates_statement(query: NearbyQuery, *, worker_id: uuid.UUID | None, now
             (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
             approx_sq,
         )
-        .where(and_(*conditions))
+        .where(
+            col(Task.is_open) == true(),
+            col(Task.lat_band).in_([p(f"band{i}", type_=Integer) for i in range(bands)]),
+            col(Task.lat).between(p("lat_min", type_=Float), p("lat_max", type_=Float)),
+            lon_range,
+            col(Task.slots_taken) < col(Task.slots_total),
+            or_(col(Task.starts_at).is_(None), col(Task.starts_at) <= p("now", type_=UTCDateTime)),
+            or_(col(Task.ends_at).is_(None), col(Task.ends_at) > p("now", type_=UTCDateTime)),
+            # Tasks this worker holds or has done are left out. NOT IN over the worker's own
+            # assignments is read once into a hash, instead of one probe per candidate.
+            col(Task.id).not_in(
+                sa_select(col(Assignment.task_id)).where(
+                    col(Assignment.worker_id) == p("worker_id", type_=Uuid),
+                    col(Assignment.status).not_in([s.value for s in RELEASED]),
+                )
+            ),
+        )
         .order_by(approx_sq)
-        .limit(query.limit + RANKING_MARGIN)
+        .limit(p("fetch", type_=Integer))
         .subquery("near")
     )
     return (
@@ -116,15 +130,47 @@ def candidates_statement(query: NearbyQuery, *, worker_id: uuid.UUID | None, now
     )
 
 
+def candidates_query(
+    query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """The statement and its parameters for one search."""
+    box = search_box(query.lat, query.lon, query.radius_m)
+    bands = box.bands
+    if len(bands) > MAX_BANDS:
+        raise ValueError(f"a search spanning {len(bands)} latitude bands is over the cap of {MAX_BANDS}")
+    metres_per_lat, metres_per_lon = local_scale_m(query.lat)
+    wraps = len(box.lon_ranges) > 1 or box.lon_ranges[0] == (-180.0, 180.0)
+    params: dict[str, Any] = {f"band{i}": band for i, band in enumerate(bands)}
+    params.update(
+        lat0=query.lat,
+        lon0=query.lon,
+        metres_per_lat=metres_per_lat,
+        metres_per_lon=metres_per_lon,
+        lat_min=box.lat_min,
+        lat_max=box.lat_max,
+        west1=box.lon_ranges[0][0],
+        east1=box.lon_ranges[0][1],
+        west2=box.lon_ranges[-1][0],
+        east2=box.lon_ranges[-1][1],
+        now=now,
+        worker_id=worker_id or NIL_WORKER,
+        fetch=query.limit + RANKING_MARGIN,
+    )
+    return candidates_statement(len(bands), wraps=wraps), params
+
+
 def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
     if not rows:
         return []
     distances = distances_m(
-        query.lat, query.lon, np.array([r.lat for r in rows]), np.array([r.lon for r in rows])
+        query.lat,
+        query.lon,
+        np.fromiter((r.lat for r in rows), float),
+        np.fromiter((r.lon for r in rows), float),
     )
     ranked = sorted(
         ((float(d), r) for d, r in zip(distances, rows, strict=True) if d <= query.radius_m),
-        key=lambda pair: (pair[0], str(pair[1].task_id)),
+        key=lambda pair: (pair[0], pair[1].task_id),
     )
     return [
         NearbyTask(
@@ -132,7 +178,7 @@ def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
             campaign_id=row.campaign_id,
             title=row.title,
             instructions=row.instructions,
-            store=StoreSummary(name=row.name, address=row.address, lat=row.lat, lon=row.lon),
+            store=NearbyStore(name=row.name, address=row.address, lat=row.lat, lon=row.lon),
             distance_m=round(distance, 1),
             reward_cents=row.reward_cents,
             currency=row.currency,
@@ -147,7 +193,8 @@ def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
 def nearby(
     session: Session, query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime
 ) -> list[NearbyTask]:
-    rows = list(session.connection().execute(candidates_statement(query, worker_id=worker_id, now=now)).all())
+    statement, parameters = candidates_query(query, worker_id=worker_id, now=now)
+    rows = list(session.connection().execute(statement, parameters).all())
     return rank_exactly(query, rows)
 
 
