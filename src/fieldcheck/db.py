@@ -7,6 +7,7 @@ runs through psycopg 3.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
@@ -88,7 +90,37 @@ def create_db_engine(settings: Settings) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    _ping_idle_connections(engine)
+    return engine
+
+
+IDLE_BEFORE_PING_S = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling, paid only by connections that sat idle in the pool.
+
+    A connection checked in moments ago is alive; one idle for a while (a database restart, a
+    load balancer's idle timeout) is pinged first and replaced when the ping fails.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("checked_in_at")
+        if idle_since is not None and time.monotonic() - idle_since < IDLE_BEFORE_PING_S:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            if not dbapi_connection.autocommit:
+                dbapi_connection.rollback()
+        except Exception as exc:
+            raise DisconnectionError(f"the pooled connection is gone: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -140,8 +172,13 @@ class Database:
         self.engine = engine or create_db_engine(settings)
         self.dialect = self.engine.dialect.name
         self._write = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
+        read_options: dict[str, Any] = {READ_ONLY_OPTION: True}
+        if self.dialect == "postgresql":
+            # Under READ COMMITTED every statement takes its own snapshot anyway, so a read-only
+            # session loses nothing without BEGIN/COMMIT, and saves two round trips a request.
+            read_options["isolation_level"] = "AUTOCOMMIT"
         self._read = sessionmaker(
-            self.engine.execution_options(**{READ_ONLY_OPTION: True}),
+            self.engine.execution_options(**read_options),
             class_=Session,
             expire_on_commit=False,
         )

@@ -87,31 +87,38 @@ def distances_m(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> n
     u2 = np.arctan((1 - f) * np.tan(np.radians(lats)))
     sin_u1, cos_u1 = math.sin(u1), math.cos(u1)
     sin_u2, cos_u2 = np.sin(u2), np.cos(u2)
+    a_term = cos_u1 * sin_u2  # loop invariants
+    b_term = sin_u1 * cos_u2
+    s_term = sin_u1 * sin_u2
+    c_term = cos_u1 * cos_u2
 
-    lam = big_l.copy()
+    lam = big_l
     converged = np.zeros(lam.shape, dtype=bool)
     sin_sigma = cos_sigma = sigma = cos2_alpha = cos_2sigma_m = np.zeros_like(lam)
-    for _ in range(VINCENTY_ITERATIONS):
-        sin_lam, cos_lam = np.sin(lam), np.cos(lam)
-        sin_sigma = np.sqrt((cos_u2 * sin_lam) ** 2 + (cos_u1 * sin_u2 - sin_u1 * cos_u2 * cos_lam) ** 2)
-        cos_sigma = sin_u1 * sin_u2 + cos_u1 * cos_u2 * cos_lam
-        sigma = np.arctan2(sin_sigma, cos_sigma)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sin_alpha = np.where(sin_sigma == 0, 0.0, cos_u1 * cos_u2 * sin_lam / sin_sigma)
-            cos2_alpha = 1 - sin_alpha**2
-            cos_2sigma_m = np.where(cos2_alpha == 0, 0.0, cos_sigma - 2 * sin_u1 * sin_u2 / cos2_alpha)
-        c = f / 16 * cos2_alpha * (4 + f * (4 - 3 * cos2_alpha))
-        previous = lam
-        lam = big_l + (1 - c) * f * sin_alpha * (
-            sigma + c * sin_sigma * (cos_2sigma_m + c * cos_sigma * (-1 + 2 * cos_2sigma_m**2))
-        )
-        converged = np.abs(lam - previous) < VINCENTY_TOLERANCE
-        if converged.all():
-            break
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for _ in range(VINCENTY_ITERATIONS):
+            sin_lam, cos_lam = np.sin(lam), np.cos(lam)
+            sin_sigma = np.hypot(cos_u2 * sin_lam, a_term - b_term * cos_lam)
+            cos_sigma = s_term + c_term * cos_lam
+            sigma = np.arctan2(sin_sigma, cos_sigma)
+            sin_alpha = c_term * sin_lam / sin_sigma
+            sin_alpha[sin_sigma == 0] = 0.0
+            cos2_alpha = 1 - sin_alpha * sin_alpha
+            cos_2sigma_m = cos_sigma - 2 * s_term / cos2_alpha
+            cos_2sigma_m[cos2_alpha == 0] = 0.0  # along the equator
+            c = f / 16 * cos2_alpha * (4 + f * (4 - 3 * cos2_alpha))
+            previous = lam
+            lam = big_l + (1 - c) * f * sin_alpha * (
+                sigma + c * sin_sigma * (cos_2sigma_m + c * cos_sigma * (2 * cos_2sigma_m * cos_2sigma_m - 1))
+            )
+            converged = np.abs(lam - previous) < VINCENTY_TOLERANCE
+            if converged.all():
+                break
 
-    u_sq = cos2_alpha * (a**2 - b**2) / b**2
+    u_sq = cos2_alpha * ((a * a - b * b) / (b * b))
     big_a = 1 + u_sq / 16384 * (4096 + u_sq * (-768 + u_sq * (320 - 175 * u_sq)))
     big_b = u_sq / 1024 * (256 + u_sq * (-128 + u_sq * (74 - 47 * u_sq)))
+    c2m = cos_2sigma_m * cos_2sigma_m
     delta_sigma = (
         big_b
         * sin_sigma
@@ -120,13 +127,13 @@ def distances_m(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> n
             + big_b
             / 4
             * (
-                cos_sigma * (-1 + 2 * cos_2sigma_m**2)
-                - big_b / 6 * cos_2sigma_m * (-3 + 4 * sin_sigma**2) * (-3 + 4 * cos_2sigma_m**2)
+                cos_sigma * (2 * c2m - 1)
+                - big_b / 6 * cos_2sigma_m * (4 * sin_sigma * sin_sigma - 3) * (4 * c2m - 3)
             )
         )
     )
     result = np.asarray(b * big_a * (sigma - delta_sigma), dtype=np.float64)
-    result = np.where(sin_sigma == 0, 0.0, result)
+    result[sin_sigma == 0] = 0.0
     for index in np.flatnonzero(~converged | ~np.isfinite(result)):
         result[index] = geodesic((lat, lon), (float(lats[index]), float(lons[index]))).meters
     return result

@@ -160,34 +160,48 @@ def candidates_query(
 
 
 def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
+    """Geodesic distances for the candidates; the nearest `limit` inside the radius, in order."""
     if not rows:
         return []
+    data = [tuple(row) for row in rows]  # positional access: cheaper than named, on a hot path
     distances = distances_m(
-        query.lat,
-        query.lon,
-        np.fromiter((r.lat for r in rows), float),
-        np.fromiter((r.lon for r in rows), float),
+        query.lat, query.lon, np.array([r[2] for r in data]), np.array([r[3] for r in data])
     )
-    ranked = sorted(
-        ((float(d), r) for d, r in zip(distances, rows, strict=True) if d <= query.radius_m),
-        key=lambda pair: (pair[0], pair[1].task_id),
-    )
-    return [
-        NearbyTask(
-            task_id=row.task_id,
-            campaign_id=row.campaign_id,
-            title=row.title,
-            instructions=row.instructions,
-            store=NearbyStore(name=row.name, address=row.address, lat=row.lat, lon=row.lon),
-            distance_m=round(distance, 1),
-            reward_cents=row.reward_cents,
-            currency=row.currency,
-            estimated_minutes=row.estimated_minutes,
-            reservation_minutes=row.reservation_minutes,
-            slots_left=row.slots_left,
+    inside = [i for i in range(len(data)) if distances[i] <= query.radius_m]
+    inside.sort(key=lambda i: (distances[i], data[i][0].int))  # ties: by task id, so pages are stable
+    page = []
+    for i in inside[: query.limit]:
+        (
+            task_id,
+            campaign_id,
+            lat,
+            lon,
+            slots_left,
+            title,
+            instructions,
+            reward,
+            currency,
+            minutes,
+            hold,
+            name,
+            address,
+        ) = data[i]
+        page.append(
+            NearbyTask(
+                task_id=task_id,
+                campaign_id=campaign_id,
+                title=title,
+                instructions=instructions,
+                store=NearbyStore(name=name, address=address, lat=lat, lon=lon),
+                distance_m=round(float(distances[i]), 1),
+                reward_cents=reward,
+                currency=currency,
+                estimated_minutes=minutes,
+                reservation_minutes=hold,
+                slots_left=slots_left,
+            )
         )
-        for distance, row in ranked[: query.limit]
-    ]
+    return page
 
 
 def nearby(
