@@ -80,3 +80,19 @@ def test_unexpected_errors_are_logged_with_the_request_id_and_answered_without_i
     assert body["request_id"] == "trace-me-1"
     record = next(r for r in caplog.records if "trace-me-1" in r.getMessage())
     assert record.exc_info is not None
+
+
+def test_cors_only_for_configured_origins(backends: Any) -> None:
+    from litestar.testing import TestClient
+
+    from fieldcheck.app import create_app
+
+    with TestClient(create_app(backends.embedded())) as closed:
+        answer = closed.get("/health/live", headers={"Origin": "https://shop.example.com"})
+        assert "access-control-allow-origin" not in answer.headers
+    settings = backends.embedded(cors_origins=["https://console.example.com"])
+    with TestClient(create_app(settings)) as open_to_one:
+        allowed = open_to_one.get("/health/live", headers={"Origin": "https://console.example.com"})
+        assert allowed.headers["access-control-allow-origin"] == "https://console.example.com"
+        other = open_to_one.get("/health/live", headers={"Origin": "https://evil.example.com"})
+        assert other.headers.get("access-control-allow-origin") != "https://evil.example.com"

@@ -146,7 +146,9 @@ def test_periodic_jobs_are_enqueued_once_per_period_by_racing_schedulers(backend
         assert expected["jobs.purge"] == 1
         assert {name: enqueued.count(name) for name in PERIODIC} == expected
         with runtimes[0].db.transaction(read_only=True) as session:
-            assert session.exec(select(func.count()).select_from(ScheduleSlot)).one() == sum(expected.values())
+            assert session.exec(select(func.count()).select_from(ScheduleSlot)).one() == sum(
+                expected.values()
+            )
     finally:
         for rt in runtimes:
             rt.close()

@@ -114,8 +114,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=[lifespan],
         openapi_config=_openapi_config(),
         cors_config=CORSConfig(
-            allow_origins=["*"], allow_headers=["Authorization", "Content-Type", "Idempotency-Key"]
-        ),
+            allow_origins=settings.cors_origins,
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        )
+        if settings.cors_origins
+        else None,
         signature_namespace={
             "Session": Session,
             "Runtime": Runtime,

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None, description="Base of URLs the server hands out; default: its listen address."
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API from other sites (JSON list); none by default.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     signed_url_ttl_s: int = Field(default=900, ge=30, le=7 * 86400)
