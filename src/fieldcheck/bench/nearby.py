@@ -10,6 +10,7 @@ ordering on a GiST-indexed geography column, in the same run, for a ratio.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import math
 import secrets
 import statistics
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 import numpy as np
@@ -457,6 +459,21 @@ def time_postgis(
     return samples, counts
 
 
+def _wait_until_live(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/health/live")
+            if connection.getresponse().status == 200:
+                connection.close()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def time_http(
     settings: Settings, positions: list[tuple[float, float]], radius: float, limit: int, worker_id: uuid.UUID
 ) -> list[float]:
@@ -465,8 +482,6 @@ def time_http(
     import socket
     import subprocess
     import sys
-
-    import httpx
 
     from fieldcheck.auth.models import Role
     from fieldcheck.auth.security import Tokens
@@ -491,31 +506,25 @@ def time_http(
         stderr=subprocess.DEVNULL,
     )
     token = Tokens(settings).issue(user_id=worker_id, role=Role.worker.value, organization_id=None)
+    headers = {"Authorization": f"Bearer {token}"}
     samples = []
     try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
-        ) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    http.get("/health/live").raise_for_status()
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            for warm_up in (True, False):
-                for lat, lon in positions[:20] if warm_up else positions:
-                    started = time.perf_counter()
-                    answer = http.get(
-                        "/api/v1/tasks/nearby",
-                        params={"lat": lat, "lon": lon, "radius_m": radius, "limit": limit},
-                    )
-                    elapsed = time.perf_counter() - started
-                    answer.raise_for_status()
-                    if not warm_up:
-                        samples.append(elapsed)
+        _wait_until_live(port)
+        # A plain keep-alive HTTP/1.1 connection: the figure is the server's, not a client library's.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for warm_up in (True, False):
+            for lat, lon in positions[:20] if warm_up else positions:
+                query = urlencode({"lat": lat, "lon": lon, "radius_m": radius, "limit": limit})
+                started = time.perf_counter()
+                connection.request("GET", f"/api/v1/tasks/nearby?{query}", headers=headers)
+                answer = connection.getresponse()
+                answer.read()
+                elapsed = time.perf_counter() - started
+                if answer.status != 200:
+                    raise RuntimeError(f"nearby answered {answer.status}")
+                if not warm_up:
+                    samples.append(elapsed)
+        connection.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
