@@ -9,6 +9,7 @@ from fieldcheck.jobs import JobContext, job
 
 @job("tests.append_line")
 def append_line(ctx: JobContext, path: str, text: str) -> None:
+    ctx.claim()  # the file is outside the transaction: claim first, so a repeat never writes
     with Path(path).open("a") as handle:
         handle.write(f"{text}\n")
 

@@ -135,3 +135,18 @@ def task_ids_of(client: Any, campaign_id: str) -> list[str]:
     with runtime.db.transaction(read_only=True) as session:
         rows = session.exec(select(Task.id).where(Task.campaign_id == uuid.UUID(campaign_id))).all()
     return [str(r) for r in rows]
+
+
+def task_of(client: Any, campaign_id: str, store_id: str) -> str:
+    from sqlmodel import select
+
+    from fieldcheck.tasks.models import Task
+
+    with runtime_of(client).db.transaction(read_only=True) as session:
+        return str(
+            session.exec(
+                select(Task.id).where(
+                    Task.campaign_id == uuid.UUID(campaign_id), Task.store_id == uuid.UUID(store_id)
+                )
+            ).one()
+        )

@@ -219,6 +219,73 @@ def users_create(
         runtime.close()
 
 
+@main.command("check-photos")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file, one per line.")
+@click.option("--min-short-side", default=1000, show_default=True, help="Resolution rule (px, short side).")
+@click.option(
+    "--max-bytes", default=None, type=int, help="Largest file accepted (default FIELDCHECK_PHOTO_MAX_BYTES)."
+)
+def check_photos(files: tuple[str, ...], as_json: bool, min_short_side: int, max_bytes: int | None) -> None:
+    """Run the photo checks on local files, and the duplicate check among them.
+
+    Prints each check's outcome, measured value, threshold and explanation, to calibrate the
+    thresholds on your own photos.
+    """
+    from pathlib import Path
+
+    from fieldcheck.checks.photo import Check, check_photo, same_picture
+
+    limit = max_bytes or _settings().photo_max_bytes
+    reports: list[tuple[str, Any]] = []
+    for name in files:
+        report = check_photo(Path(name).read_bytes(), min_short_side_px=min_short_side, max_bytes=limit)
+        for earlier_name, earlier in reports:
+            same_bytes = earlier.sha256 == report.sha256
+            twin, distance = (
+                (True, 0)
+                if same_bytes
+                else same_picture(earlier, report)
+                if earlier.comparable and report.comparable
+                else (False, 64)
+            )
+            if twin:
+                report.checks.append(
+                    Check(
+                        "duplicate",
+                        "fail",
+                        "identical file" if same_bytes else f"{distance} of 64 bits differ",
+                        "not the same picture as another file",
+                        f"The same picture as {earlier_name}.",
+                    )
+                )
+        reports.append((name, report))
+    for name, report in reports:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "file": name,
+                        "outcome": report.outcome,
+                        "checks": [c.as_dict() for c in report.checks],
+                        "measurements": report.measurements,
+                        "width": report.width,
+                        "height": report.height,
+                        "type": report.detected_type,
+                        "exif": report.exif,
+                    },
+                    default=str,
+                )
+            )
+            continue
+        click.echo(f"{name}: {report.outcome.upper()}")
+        for check in report.checks:
+            measured = f" {check.value}" if check.value else ""
+            limit_text = f" (threshold: {check.threshold})" if check.threshold else ""
+            click.echo(f"  {check.outcome:4} {check.name}:{measured}{limit_text}")
+            click.echo(f"       {check.explanation}")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: commands that print figures (medians, p99 and ratios measured in one run)."""
@@ -226,8 +293,10 @@ def bench() -> None:
 
 def _register_benchmarks() -> None:
     from fieldcheck.bench.nearby import nearby_command
+    from fieldcheck.bench.photos import photos_command
 
     bench.add_command(nearby_command)
+    bench.add_command(photos_command)
 
 
 _register_benchmarks()

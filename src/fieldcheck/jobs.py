@@ -16,7 +16,8 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -83,15 +84,59 @@ class ScheduleSlot(SQLModel, table=True):
 
 
 # Registry ------------------------------------------------------------------------------------
-@dataclass
+class AlreadyDone(Exception):
+    """This job's effects were committed by an earlier delivery of the same message."""
+
+
 class JobContext:
-    session: Session
-    runtime: Runtime
-    job_id: uuid.UUID
+    """What a job runs with. `session` is its one write transaction, begun on first use.
+
+    The claim on the job's id is the first statement of that transaction, so a job can do slow
+    work first (downloads, image processing) with `reading()` sessions that take no write lock,
+    and only then write, in a short transaction.
+    """
+
+    def __init__(self, runtime: Runtime, job_id: uuid.UUID, job_name: str) -> None:
+        self.runtime = runtime
+        self.job_id = job_id
+        self.job_name = job_name
+        self._session: Session | None = None
 
     @property
     def settings(self) -> Settings:
         return self.runtime.settings
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            session = self.runtime.db.session()
+            if not _claim_execution(session, self.job_id, self.job_name):
+                session.rollback()
+                session.close()
+                raise AlreadyDone(self.job_id)
+            self._session = session
+        return self._session
+
+    def claim(self) -> None:
+        """Claim this job now: do it before any effect outside the database that must not repeat."""
+        _ = self.session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self.runtime.db.transaction(read_only=True) as session:
+            yield session
+
+    def finish(self) -> None:
+        self.session.commit()  # claims now if the job wrote nothing, so a repeat stays a no-op
+
+    def abandon(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
 
 JobFn = Callable[..., None]
@@ -237,12 +282,18 @@ class JobSystem:
         runtime = self.runtime
 
         def run(job_id: str, **kwargs: Any) -> None:
-            identifier = uuid.UUID(job_id)
-            with runtime.db.transaction() as session:
-                if not _claim_execution(session, identifier, spec.name):
-                    log.info("job %s %s already done; skipping the repeated delivery", spec.name, job_id)
-                    return
-                spec.fn(JobContext(session=session, runtime=runtime, job_id=identifier), **kwargs)
+            ctx = JobContext(runtime, uuid.UUID(job_id), spec.name)
+            try:
+                spec.fn(ctx, **kwargs)
+                ctx.finish()
+            except AlreadyDone:
+                ctx.abandon()
+                log.info("job %s %s already done; skipping the repeated delivery", spec.name, job_id)
+            except BaseException:
+                ctx.abandon()
+                raise
+            finally:
+                ctx.close()
 
         run.__name__ = spec.name.replace(".", "_")
         return run

@@ -3,9 +3,13 @@
 from fieldcheck.assignments.models import Assignment, AssignmentEvent
 from fieldcheck.auth.models import LoginFailure, User
 from fieldcheck.campaigns.models import Campaign
+from fieldcheck.checks.duplicates import PhotoHash
+from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.db import metadata
+from fieldcheck.idempotency import IdempotencyRecord
 from fieldcheck.jobs import JobExecution, OutboxMessage, ScheduleSlot
 from fieldcheck.organizations.models import Organization
+from fieldcheck.photos.models import Photo
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
 
@@ -13,10 +17,14 @@ __all__ = [
     "Assignment",
     "AssignmentEvent",
     "Campaign",
+    "CheckResultRow",
+    "IdempotencyRecord",
     "JobExecution",
     "LoginFailure",
     "Organization",
     "OutboxMessage",
+    "Photo",
+    "PhotoHash",
     "ScheduleSlot",
     "Store",
     "Task",

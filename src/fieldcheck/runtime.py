@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from fieldcheck.auth.security import Passwords, Tokens
 from fieldcheck.db import Database
@@ -16,10 +17,20 @@ from fieldcheck.jobs import JobSystem
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, create_storage
 
+if TYPE_CHECKING:
+    from fieldcheck.checks.duplicates import HashIndex
+
 log = logging.getLogger("fieldcheck.runtime")
 
 # Modules that declare jobs; importing them registers their actors.
-JOB_MODULES = ("fieldcheck.jobs", "fieldcheck.auth.jobs", "fieldcheck.assignments.jobs")
+JOB_MODULES = (
+    "fieldcheck.jobs",
+    "fieldcheck.auth.jobs",
+    "fieldcheck.assignments.jobs",
+    "fieldcheck.photos.jobs",
+    "fieldcheck.checks.jobs",
+    "fieldcheck.idempotency",
+)
 
 
 def load_job_modules() -> None:
@@ -43,6 +54,13 @@ class Runtime:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.settings)
+
+    @cached_property
+    def hash_index(self) -> HashIndex:
+        """Every stored perceptual hash, in memory (loaded on first use: API processes never do)."""
+        from fieldcheck.checks.duplicates import HashIndex
+
+        return HashIndex()
 
     def start(self, *, worker: bool, relay: bool, scheduler: bool) -> None:
         if worker:

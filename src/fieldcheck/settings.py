@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     store_import_max_rows: int = Field(default=200_000, ge=1)
     campaign_max_stores: int = Field(default=100_000, ge=1)
 
+    # Photos.
+    photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest photo accepted.")
+    photo_types: list[str] = Field(
+        default_factory=lambda: ["image/jpeg", "image/png"], description="Content types phones may upload."
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("home")

@@ -54,6 +54,8 @@ class ObjectInfo:
     key: str
     size: int
     content_type: str | None
+    # Changes whenever the object is written again (an upload URL replayed after submission).
+    etag: str | None = None
 
 
 class ObjectStorage(Protocol):
@@ -151,7 +153,12 @@ class S3Storage:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return ObjectInfo(key=key, size=int(answer["ContentLength"]), content_type=answer.get("ContentType"))
+        return ObjectInfo(
+            key=key,
+            size=int(answer["ContentLength"]),
+            content_type=answer.get("ContentType"),
+            etag=str(answer.get("ETag", "")).strip('"') or None,
+        )
 
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as body:
@@ -239,10 +246,15 @@ class LocalStorage:
     def head(self, key: str) -> ObjectInfo | None:
         path = self.path_for(key)
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except FileNotFoundError:
             return None
-        return ObjectInfo(key=key, size=size, content_type=mimetypes.guess_type(path.name)[0])
+        return ObjectInfo(
+            key=key,
+            size=stat.st_size,
+            content_type=mimetypes.guess_type(path.name)[0],
+            etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}-{stat.st_ino:x}",
+        )
 
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as handle:

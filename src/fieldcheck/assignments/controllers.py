@@ -1,19 +1,33 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller
+from litestar import Controller, Request, Response
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Parameter, SkipValidation
 from sqlmodel import Session
 
+from fieldcheck import idempotency
 from fieldcheck.assignments import service
 from fieldcheck.assignments.models import Assignment, AssignmentEvent, AssignmentStatus
-from fieldcheck.assignments.schemas import AssignmentEventOut, AssignmentOut
+from fieldcheck.assignments.payment import payment_status
+from fieldcheck.assignments.schemas import (
+    AssignmentEventOut,
+    AssignmentOut,
+    CheckOut,
+    DecisionOut,
+    PaymentOut,
+    SubmitIn,
+)
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
+from fieldcheck.photos import service as photos
+from fieldcheck.photos.models import Photo
+from fieldcheck.photos.schemas import PhotoOut, PhotoUploadIn, PhotoUploadOut, UploadOut
+from fieldcheck.photos.service import photos_of
 from fieldcheck.settings import Settings
+from fieldcheck.storage import ObjectStorage
 from fieldcheck.tasks.schemas import StoreSummary
 from fieldcheck.web import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, delete, get, post
 
@@ -29,12 +43,19 @@ def event_out(event: AssignmentEvent) -> AssignmentEventOut:
     )
 
 
-def assignments_out(session: Session, assignments: list[Assignment]) -> list[AssignmentOut]:
+def assignments_out(
+    session: Session, storage: ObjectStorage, settings: Settings, assignments: list[Assignment]
+) -> list[AssignmentOut]:
+    ids = [a.id for a in assignments]
     contexts = service.context_of(session, assignments)
-    events = service.events_of(session, [a.id for a in assignments])
+    events = service.events_of(session, ids)
+    checks = service.checks_of(session, ids)
+    photos = photos_of(session, ids)
     items = []
     for assignment in assignments:
         _task, campaign, store = contexts[assignment.task_id]
+        decision_event = service.latest_decision(events[assignment.id])
+        status, amount = payment_status(session, assignment, campaign)
         items.append(
             AssignmentOut(
                 id=assignment.id,
@@ -50,10 +71,46 @@ def assignments_out(session: Session, assignments: list[Assignment]) -> list[Ass
                 expires_at=assignment.expires_at,
                 submitted_at=assignment.submitted_at,
                 decided_at=assignment.decided_at,
+                distance_m=round(assignment.distance_m, 1) if assignment.distance_m is not None else None,
+                photos=[photo_out(p, storage, settings) for p in photos[assignment.id]],
+                checks=[
+                    CheckOut(
+                        name=c.name,
+                        photo_id=c.photo_id,
+                        outcome=c.outcome,
+                        value=c.value,
+                        threshold=c.threshold,
+                        explanation=c.explanation,
+                    )
+                    for c in checks[assignment.id]
+                ],
+                decision=DecisionOut(
+                    outcome=decision_event.to_status,
+                    decided_by="system" if decision_event.actor_type == "system" else "reviewer",
+                    reasons=list(decision_event.details.get("reasons") or [decision_event.reason]),
+                    decided_at=decision_event.at,
+                )
+                if decision_event
+                else None,
+                payment=PaymentOut(status=status, amount_cents=amount, currency=campaign.currency),
                 history=[event_out(e) for e in events[assignment.id]],
             )
         )
     return items
+
+
+def photo_out(photo: Photo, storage: ObjectStorage, settings: Settings) -> PhotoOut:
+    ttl = settings.signed_url_ttl_s
+    return PhotoOut(
+        id=photo.id,
+        status=photo.status,
+        width=photo.width,
+        height=photo.height,
+        thumbnail_url=storage.presign_download(photo.thumbnail_key, expires_s=ttl)
+        if photo.thumbnail_key
+        else None,
+        url=storage.presign_download(photo.storage_key, expires_s=ttl),
+    )
 
 
 class ReservationController(Controller):
@@ -73,11 +130,12 @@ class ReservationController(Controller):
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
     ) -> AssignmentOut:
         assignment = service.reserve(
             db_session, worker_id=principal.user_id, task_id=task_id, settings=settings
         )
-        return assignments_out(db_session, [assignment])[0]
+        return assignments_out(db_session, storage, settings, [assignment])[0]
 
 
 class AssignmentController(Controller):
@@ -86,15 +144,17 @@ class AssignmentController(Controller):
     guards = [requires(Role.worker)]
     security = BEARER_SECURITY
 
-    @get("/{assignment_id:uuid}", summary="One of my assignments, with its history")
+    @get("/{assignment_id:uuid}", summary="One of my assignments: checks, decision, payment, history")
     def get_one(
         self,
         assignment_id: FromPath[uuid.UUID],
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
     ) -> AssignmentOut:
         assignment = service.get_for_worker(db_session, principal.user_id, assignment_id)
-        return assignments_out(db_session, [assignment])[0]
+        return assignments_out(db_session, storage, settings, [assignment])[0]
 
     @delete("/{assignment_id:uuid}", status_code=200, summary="Cancel a reservation (frees the slot)")
     def cancel(
@@ -102,9 +162,99 @@ class AssignmentController(Controller):
         assignment_id: FromPath[uuid.UUID],
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
     ) -> AssignmentOut:
         assignment = service.cancel(db_session, worker_id=principal.user_id, assignment_id=assignment_id)
-        return assignments_out(db_session, [assignment])[0]
+        return assignments_out(db_session, storage, settings, [assignment])[0]
+
+    @post(
+        "/{assignment_id:uuid}/photos",
+        summary="Get an upload instruction for one photo",
+        description="The phone uploads the file straight to storage: a POST form (fields, then the file as "
+        "`file`) or a PUT of the raw bytes with the given headers. 409 photo_limit_reached, not_reserved, "
+        "reservation_expired; 422 unsupported_photo_type, photo_too_large.",
+    )
+    def create_photo(
+        self,
+        assignment_id: FromPath[uuid.UUID],
+        data: JSONBody[PhotoUploadIn],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
+    ) -> PhotoUploadOut:
+        photo, upload = photos.create_upload(
+            db_session,
+            storage,
+            settings,
+            worker_id=principal.user_id,
+            assignment_id=assignment_id,
+            content_type=data.content_type,
+            size_bytes=data.size_bytes,
+        )
+        return PhotoUploadOut(
+            photo_id=photo.id,
+            upload=UploadOut(
+                method=upload.method,
+                url=upload.url,
+                headers=upload.headers,
+                fields=upload.fields,
+                expires_at=upload.expires_at,
+            ),
+        )
+
+    @delete(
+        "/{assignment_id:uuid}/photos/{photo_id:uuid}",
+        status_code=204,
+        summary="Drop a photo not yet submitted",
+    )
+    def delete_photo(
+        self,
+        assignment_id: FromPath[uuid.UUID],
+        photo_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        photos.delete_unsubmitted(
+            db_session, worker_id=principal.user_id, assignment_id=assignment_id, photo_id=photo_id
+        )
+
+    @post(
+        "/{assignment_id:uuid}/submit",
+        status_code=202,
+        summary="Submit the photos with the phone's position (Idempotency-Key required)",
+        description="202: the checks run in the background; GET the assignment to follow them. A retry with "
+        "the same Idempotency-Key and body returns the first answer; the same key with another body is 409.",
+    )
+    def submit(
+        self,
+        request: Request[Any, Any, Any],
+        assignment_id: FromPath[uuid.UUID],
+        data: JSONBody[SubmitIn],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
+        idempotency_key: Annotated[str | None, HeaderParameter(name=idempotency.HEADER)] = None,
+    ) -> Response[AssignmentOut]:
+        key = idempotency.require_key(idempotency_key)
+        fingerprint = idempotency.fingerprint("POST", request.url.path, data.model_dump(mode="json"))
+        replay = idempotency.claim(db_session, owner_id=principal.user_id, key=key, request_hash=fingerprint)
+        if replay is not None:
+            return Response(AssignmentOut.model_validate(replay.body), status_code=replay.status_code)
+        assignment = service.submit(
+            db_session, storage, settings, worker_id=principal.user_id, assignment_id=assignment_id, data=data
+        )
+        answer = assignments_out(db_session, storage, settings, [assignment])[0]
+        idempotency.record(
+            db_session,
+            owner_id=principal.user_id,
+            key=key,
+            status_code=202,
+            body=answer.model_dump(mode="json"),
+        )
+        return Response(answer, status_code=202)
 
 
 class MyAssignmentController(Controller):
@@ -118,6 +268,8 @@ class MyAssignmentController(Controller):
         self,
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
         status: FromQuery[AssignmentStatus | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
         cursor: Annotated[str | None, Parameter(max_length=500)] = None,
@@ -125,4 +277,6 @@ class MyAssignmentController(Controller):
         assignments, next_cursor = service.list_for_worker(
             db_session, principal.user_id, status=status.value if status else None, limit=limit, cursor=cursor
         )
-        return Page[AssignmentOut](items=assignments_out(db_session, assignments), next_cursor=next_cursor)
+        return Page[AssignmentOut](
+            items=assignments_out(db_session, storage, settings, assignments), next_cursor=next_cursor
+        )

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, Column, Float, ForeignKey, Index, Integer, String, Uuid, text
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import JSONType, UTCDateTime, new_id, utcnow
@@ -80,6 +80,16 @@ class Assignment(SQLModel, table=True):
     submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    # What the phone said at submission: kept from submissions only, never tracked otherwise.
+    device_lat: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    device_lon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    device_accuracy_m: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    device_is_mock: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    device_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    captured_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    capture_offset_minutes: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    distance_m: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    audit_sampled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
 
 
 class AssignmentEvent(SQLModel, table=True):

@@ -3,9 +3,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from fieldcheck.photos.schemas import PhotoOut
 from fieldcheck.tasks.schemas import StoreSummary
+
+MAX_PHOTOS_PER_SUBMISSION = 20
 
 
 class AssignmentEventOut(BaseModel):
@@ -14,6 +17,28 @@ class AssignmentEventOut(BaseModel):
     to_status: str
     by: str
     reason: str
+
+
+class CheckOut(BaseModel):
+    name: str
+    photo_id: uuid.UUID | None
+    outcome: str
+    value: str | None
+    threshold: str | None
+    explanation: str
+
+
+class DecisionOut(BaseModel):
+    outcome: str
+    decided_by: str = Field(description="system or reviewer (never who)")
+    reasons: list[str]
+    decided_at: datetime
+
+
+class PaymentOut(BaseModel):
+    status: str
+    amount_cents: int
+    currency: str
 
 
 class AssignmentOut(BaseModel):
@@ -30,4 +55,34 @@ class AssignmentOut(BaseModel):
     expires_at: datetime
     submitted_at: datetime | None
     decided_at: datetime | None
+    distance_m: float | None = None
+    photos: list[PhotoOut] = Field(default_factory=list)
+    checks: list[CheckOut] = Field(default_factory=list)
+    decision: DecisionOut | None = None
+    payment: PaymentOut
     history: list[AssignmentEventOut]
+
+
+class DeviceLocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float = Field(ge=0, le=100_000)
+    is_mock: bool = False
+
+
+class SubmitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    photo_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_PHOTOS_PER_SUBMISSION)
+    location: DeviceLocation
+    captured_at: AwareDatetime
+    device_id: str = Field(min_length=1, max_length=200)
+
+    @field_validator("photo_ids")
+    @classmethod
+    def _distinct(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("each photo may appear once")
+        return value

@@ -15,13 +15,19 @@ from fieldcheck.assignments.models import (
     AssignmentEvent,
     AssignmentStatus,
 )
+from fieldcheck.assignments.schemas import SubmitIn
 from fieldcheck.assignments.transitions import record_event, transition
 from fieldcheck.auth.models import User
 from fieldcheck.campaigns.models import Campaign, CampaignStatus
+from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.db import utcnow
-from fieldcheck.errors import Conflict, NotFound
+from fieldcheck.errors import Conflict, NotFound, Unprocessable
+from fieldcheck.jobs import enqueue
 from fieldcheck.pagination import paginate
+from fieldcheck.photos.models import Photo, PhotoStatus
+from fieldcheck.photos.service import live_reservation
 from fieldcheck.settings import Settings
+from fieldcheck.storage import ObjectStorage
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
 from fieldcheck.tasks.service import take_slot
@@ -87,6 +93,100 @@ def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, setti
         reason=f"Reserved for {campaign.reservation_minutes} minutes.",
     )
     return assignment
+
+
+def submit(
+    session: Session,
+    storage: ObjectStorage,
+    settings: Settings,
+    *,
+    worker_id: uuid.UUID,
+    assignment_id: uuid.UUID,
+    data: SubmitIn,
+) -> Assignment:
+    """Hand in the photos with the phone's position; the checks run in a job after the commit."""
+    assignment, campaign = live_reservation(session, worker_id, assignment_id)
+    photos = {
+        photo.id: photo
+        for photo in session.exec(
+            select(Photo).where(Photo.assignment_id == assignment.id, col(Photo.id).in_(data.photo_ids))
+        ).all()
+    }
+    unknown = [str(i) for i in data.photo_ids if i not in photos]
+    if unknown:
+        raise Unprocessable(
+            "some photo ids are not photos of this assignment",
+            code="unknown_photos",
+            photo_ids=unknown,
+            errors=[{"field": "photo_ids", "message": "unknown photo ids", "source": "body"}],
+        )
+    count = len(data.photo_ids)
+    if not campaign.min_photos <= count <= campaign.max_photos:
+        code = "too_few_photos" if count < campaign.min_photos else "too_many_photos"
+        raise Unprocessable(
+            f"this task takes {campaign.min_photos} to {campaign.max_photos} photos, not {count}",
+            code=code,
+            errors=[
+                {
+                    "field": "photo_ids",
+                    "message": f"{campaign.min_photos} to {campaign.max_photos}",
+                    "source": "body",
+                }
+            ],
+        )
+    now = utcnow()
+    missing: list[str] = []
+    oversized: list[str] = []
+    for photo_id in data.photo_ids:
+        photo = photos[photo_id]
+        # What storage holds now is recorded; the check job compares again before it reads.
+        info = storage.head(photo.storage_key)
+        if info is None or info.size == 0:
+            missing.append(str(photo_id))
+            continue
+        if info.size > settings.photo_max_bytes:
+            oversized.append(str(photo_id))
+            continue
+        photo.stored_bytes, photo.stored_etag = info.size, info.etag
+        photo.status, photo.submitted_at = PhotoStatus.submitted.value, now
+        session.add(photo)
+    if missing:
+        raise Unprocessable(
+            f"{len(missing)} photo(s) have not arrived in storage yet: upload them, then submit again",
+            code="photo_not_uploaded",
+            photo_ids=missing,
+        )
+    if oversized:
+        raise Unprocessable(
+            f"{len(oversized)} photo(s) are larger than {settings.photo_max_bytes} bytes",
+            code="photo_too_large",
+            photo_ids=oversized,
+        )
+    offset = data.captured_at.utcoffset()
+    submitted = transition(
+        session,
+        assignment.id,
+        from_statuses=[AssignmentStatus.reserved],
+        to=AssignmentStatus.submitted,
+        actor_type=ActorType.worker,
+        actor_id=worker_id,
+        worker_id=worker_id,
+        reason=f"Submitted {count} photo(s); the automated checks run now.",
+        values={
+            "submitted_at": now,
+            "device_lat": data.location.lat,
+            "device_lon": data.location.lon,
+            "device_accuracy_m": data.location.accuracy_m,
+            "device_is_mock": data.location.is_mock,
+            "device_id": data.device_id,
+            "captured_at": data.captured_at,
+            "capture_offset_minutes": int(offset.total_seconds() // 60) if offset is not None else None,
+        },
+    )
+    if submitted is None:  # the row is locked above: only an expiry sweep racing us gets here
+        raise Conflict("the reservation ended before the submission", code="reservation_expired")
+    enqueue(session, "checks.check_submission", assignment_id=str(assignment.id))
+    return submitted
 
 
 def _in_schedule(campaign: Campaign, now: datetime) -> bool:
@@ -194,3 +294,23 @@ def context_of(
         .where(col(Task.id).in_(task_ids))
     ).all()
     return {task.id: (task, campaign, store) for task, campaign, store in rows}
+
+
+def checks_of(session: Session, assignment_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[CheckResultRow]]:
+    grouped: dict[uuid.UUID, list[CheckResultRow]] = {i: [] for i in assignment_ids}
+    if assignment_ids:
+        for row in session.exec(
+            select(CheckResultRow)
+            .where(col(CheckResultRow.assignment_id).in_(assignment_ids))
+            .order_by(col(CheckResultRow.position))
+        ).all():
+            grouped[row.assignment_id].append(row)
+    return grouped
+
+
+DECISION_STATUSES = frozenset({"approved", "rejected", "in_review"})
+
+
+def latest_decision(events: list[AssignmentEvent]) -> AssignmentEvent | None:
+    decisions = [e for e in events if e.to_status in DECISION_STATUSES]
+    return decisions[-1] if decisions else None

@@ -38,6 +38,8 @@ def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
             max_photos=campaign.max_photos,
             min_short_side_px=campaign.min_short_side_px,
         ),
+        review_all=campaign.review_all,
+        audit_sample_percent=campaign.audit_sample_percent,
         created_at=campaign.created_at,
         activated_at=campaign.activated_at,
         closed_at=campaign.closed_at,

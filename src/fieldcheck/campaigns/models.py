@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import UTCDateTime, new_id, utcnow
@@ -29,6 +29,7 @@ class Campaign(SQLModel, table=True):
         CheckConstraint("slots_per_store > 0", name="slots_positive"),
         CheckConstraint("min_photos >= 1 AND max_photos >= min_photos", name="photo_counts"),
         CheckConstraint("ends_at IS NULL OR starts_at IS NULL OR ends_at > starts_at", name="schedule_order"),
+        CheckConstraint("audit_sample_percent >= 0 AND audit_sample_percent <= 100", name="sample_percent"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -46,6 +47,8 @@ class Campaign(SQLModel, table=True):
     min_photos: int = Field(sa_column=Column(Integer, nullable=False))
     max_photos: int = Field(sa_column=Column(Integer, nullable=False))
     min_short_side_px: int = Field(sa_column=Column(Integer, nullable=False))
+    review_all: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    audit_sample_percent: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     status: str = Field(default=CampaignStatus.draft.value, sa_column=Column(String(16), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     activated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -37,6 +37,13 @@ class CampaignCreate(BaseModel):
     reservation_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60)
     review_deadline_hours: int = Field(default=72, ge=1, le=30 * 24)
     photo_rules: PhotoRules = Field(default_factory=PhotoRules)
+    review_all: bool = Field(default=False, description="Send every submission to a person.")
+    audit_sample_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Share of automatically approved work a person audits afterwards.",
+    )
 
     @field_validator("title", "instructions")
     @classmethod
@@ -68,6 +75,8 @@ class CampaignOut(BaseModel):
     reservation_minutes: int
     review_deadline_hours: int
     photo_rules: PhotoRules
+    review_all: bool
+    audit_sample_percent: int
     created_at: datetime
     activated_at: datetime | None
     closed_at: datetime | None

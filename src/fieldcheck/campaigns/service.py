@@ -92,6 +92,8 @@ def create_campaign(
         min_photos=rules.min_photos,
         max_photos=rules.max_photos,
         min_short_side_px=rules.min_short_side_px,
+        review_all=data.review_all,
+        audit_sample_percent=data.audit_sample_percent,
     )
     session.add(campaign)
     session.flush()

@@ -1,0 +1,186 @@
+"""`fieldcheck bench photos`: the cost of checking a photo, next to the cost of merely decoding it.
+
+For each photo, in the same run and the same process: the median time of the whole per-photo
+check (file safety, header, EXIF, resolution, blur, exposure, hashes, screen recapture), of a
+full-resolution colour decode (cv2.imdecode IMREAD_COLOR) and of a 1/8 reduced grayscale decode
+(the floor: entropy decoding every check must pay). Then the peak memory of one check on the
+largest photo, measured in a fresh process, and the time of one duplicate lookup against a
+million stored perceptual hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from fieldcheck.checks import imaging
+from fieldcheck.checks.imaging import cv2
+from fieldcheck.checks.photo import check_photo
+
+REPEATS = 9
+PHONE_SIZE_PIXELS = 2_000_000  # the ratios are judged on phone-size photos
+DEFAULT_FOLDERS = (Path("../shared/photos"), Path(__file__).resolve().parents[4] / "shared" / "photos")
+HASHES = 1_000_000
+LOOKUPS = 300
+
+
+def _median_ms(action: Callable[[], Any], repeats: int = REPEATS) -> float:
+    action()  # warm
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def synthetic_12mp() -> bytes:
+    rng = np.random.default_rng(12)
+    image = np.zeros((3000, 4000, 3), dtype=np.uint8)
+    image[:] = np.linspace(60, 200, 4000, dtype=np.uint8)[None, :, None]
+    for _ in range(400):
+        x, y = int(rng.integers(0, 3800)), int(rng.integers(0, 2700))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        cv2.rectangle(
+            image, (x, y), (x + int(rng.integers(40, 300)), y + int(rng.integers(60, 400))), colour, -1
+        )
+    noise = rng.normal(0, 6, image.shape).astype(np.int16)
+    ok, buffer = cv2.imencode(
+        ".jpg", np.clip(image + noise, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    assert ok
+    return bytes(buffer)
+
+
+def photo_files(folder: Path | None) -> list[tuple[str, bytes]]:
+    candidates = [folder] if folder else [f for f in DEFAULT_FOLDERS if f.is_dir()]
+    for candidate in candidates:
+        if candidate and candidate.is_dir():
+            files = sorted(p for p in candidate.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            if files:
+                return [(p.name, p.read_bytes()) for p in files]
+    return [("synthetic-12mp.jpg", synthetic_12mp())]
+
+
+def time_photo(data: bytes) -> dict[str, float]:
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    return {
+        "check": _median_ms(lambda: check_photo(data, min_short_side_px=1000, max_bytes=64 << 20)),
+        "full": _median_ms(lambda: cv2.imdecode(buffer, cv2.IMREAD_COLOR)),
+        "r8": _median_ms(lambda: cv2.imdecode(buffer, cv2.IMREAD_REDUCED_GRAYSCALE_8)),
+    }
+
+
+PEAK_SCRIPT = """
+import json, sys
+from pathlib import Path
+def status(field):
+    return int(next(l for l in open('/proc/self/status') if l.startswith(field)).split()[1])
+from fieldcheck.checks.photo import check_photo
+data = Path(sys.argv[1]).read_bytes()
+before = status('VmHWM')
+check_photo(data, min_short_side_px=1000, max_bytes=64 << 20)
+print(json.dumps({'before_kb': before, 'peak_kb': status('VmHWM')}))
+"""
+
+
+def peak_memory(path: Path) -> dict[str, float]:
+    """One check in a fresh process: its peak resident memory, and how much of it the check added."""
+    answer = subprocess.run(  # noqa: S603 - our interpreter, our script
+        [sys.executable, "-c", PEAK_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env={**os.environ},
+    )
+    figures = json.loads(answer.stdout)
+    return {
+        "peak_mb": figures["peak_kb"] / 1024,
+        "added_mb": (figures["peak_kb"] - figures["before_kb"]) / 1024,
+    }
+
+
+def time_duplicate_lookup(count: int = HASHES, lookups: int = LOOKUPS) -> float:
+    from fieldcheck.checks.duplicates import HashIndex
+
+    rng = np.random.default_rng(5)
+    index = HashIndex()
+    values = rng.integers(-(2**63), 2**63 - 1, count, dtype=np.int64)
+    ids = [uuid.UUID(int=i) for i in range(count)]
+    index._append([(i + 1, ids[i], int(values[i])) for i in range(count)])
+    targets = [int(v) for v in rng.integers(-(2**63), 2**63 - 1, lookups, dtype=np.int64)]
+    index.candidates(targets[0])
+    samples = []
+    for target in targets:
+        started = time.perf_counter()
+        index.candidates(target)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def run(folder: Path | None, echo: Callable[[str], None] = click.echo) -> dict[str, Any]:
+    files = photo_files(folder)
+    echo(f"{'photo':42} {'size':>11} {'check':>8} {'full':>8} {'1/8':>8}  check/full  check/(1/8)")
+    rows = []
+    for name, data in files:
+        header = imaging.read_header(data)
+        times = time_photo(data)
+        rows.append((name, header.pixels, times))
+        echo(
+            f"{name[:42]:42} {header.width:>5}x{header.height:<5} {times['check']:7.1f}ms {times['full']:7.1f}ms "
+            f"{times['r8']:7.1f}ms  {times['check'] / times['full']:9.2f}  {times['check'] / times['r8']:10.2f}"
+        )
+    phone = [r for r in rows if r[1] >= PHONE_SIZE_PIXELS] or rows
+    summary = {
+        "photos": len(phone),
+        "median_check_ms": statistics.median(r[2]["check"] for r in phone),
+        "ratio_full": statistics.median(r[2]["check"] / r[2]["full"] for r in phone),
+        "ratio_r8": statistics.median(r[2]["check"] / r[2]["r8"] for r in phone),
+    }
+    echo(
+        f"phone-size photos ({summary['photos']}): median check {summary['median_check_ms']:.1f} ms; median ratios "
+        f"check/full decode {summary['ratio_full']:.2f} (target <= 0.8), check/(1/8 decode) {summary['ratio_r8']:.2f} "
+        "(target <= 1.5)"
+    )
+    largest = max(rows, key=lambda r: r[1])
+    source = next(data for name, data in files if name == largest[0])
+    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"fieldcheck-bench-{uuid.uuid4().hex}.jpg"  # noqa: S108
+    scratch.write_bytes(source)
+    try:
+        memory = peak_memory(scratch)
+    finally:
+        scratch.unlink(missing_ok=True)
+    summary.update(memory)
+    echo(
+        f"peak memory of one check on {largest[0]} ({largest[1] / 1e6:.0f} MP): {memory['peak_mb']:.0f} MB for the "
+        f"whole process, {memory['added_mb']:.0f} MB added by the check (target < 200 MB)"
+    )
+    lookup = time_duplicate_lookup()
+    summary["lookup_ms"] = lookup
+    echo(f"duplicate lookup against {HASHES:,} stored hashes: median {lookup:.2f} ms (target < 5 ms)")
+    return summary
+
+
+@click.command("photos")
+@click.option(
+    "--photos",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of photos (default ../shared/photos; a synthetic 12 MP JPEG when absent).",
+)
+def photos_command(folder: Path | None) -> None:
+    """Time the per-photo check against plain decodes, its peak memory, and duplicate lookups."""
+    run(folder)

@@ -1,0 +1,347 @@
+"""Reading untrusted image bytes safely: real type, header, EXIF, and decodes at reduced size.
+
+Nothing here decodes pixels before the pixel count read from the header has passed the gate, and
+OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS) is set before cv2 is first imported.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+# The gate and OpenCV agree on the largest image we will decode (about 100 megapixels).
+MAX_PIXELS = 100_000_000
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+
+import cv2  # noqa: E402  (after the limit above)
+import numpy as np  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+cv2.setNumThreads(1)  # jobs run in parallel already; one photo, one core
+
+EXIF_IFD = 0x8769
+GPS_IFD = 0x8825
+TAG_ORIENTATION = 0x0112
+TAG_DATETIME_ORIGINAL = 0x9003
+TAG_OFFSET_TIME_ORIGINAL = 0x9011
+
+# A few bytes of padding after the end of an image are common; an appended archive is not.
+FOREIGN_SIGNATURES = {
+    b"PK\x03\x04": "a ZIP archive",
+    b"%PDF": "a PDF document",
+    b"Rar!": "a RAR archive",
+    b"MZ": "a Windows program",
+    b"\x7fELF": "a Linux program",
+    b"<?xml": "an XML document",
+    b"<svg": "an SVG document",
+}
+
+
+def sniff_type(data: bytes) -> str:
+    """The real type from the first bytes, whatever the file name or the declared type say."""
+    head = data[:64]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "tiff"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif"):
+        return "heic"
+    if head.startswith(b"BM"):
+        return "bmp"
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith((b"<svg", b"<?xml", b"<!DOCTYPE svg")):
+        return "svg"
+    if not data:
+        return "empty"
+    try:
+        data[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        return "unknown"
+    return "text"
+
+
+@dataclass(frozen=True)
+class Structure:
+    complete: bool
+    problem: str | None = None
+
+
+def png_structure(data: bytes) -> Structure:
+    """Walk the PNG chunks: every chunk whole, IEND last, nothing after it."""
+    position = 8
+    while position + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            return Structure(False, "the file ends in the middle of the image (truncated)")
+        if kind == b"IEND":
+            trailer = data[end:]
+            if trailer:
+                what = _foreign(trailer) or f"{len(trailer)} bytes of other data"
+                return Structure(False, f"{what} is hidden after the end of the image")
+            return Structure(True)
+        position = end
+    return Structure(False, "the file ends before the image does (truncated)")
+
+
+SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def declared_size(data: bytes, kind: str) -> tuple[int, int] | None:
+    """(width, height) as the header declares them, parsed by hand: nothing else is read first."""
+    if kind == "png":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if kind != "jpeg":
+        return None
+    position = 2
+    while position + 9 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            position += 2
+            continue
+        if marker in SOF_MARKERS:
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return int(width), int(height)
+        if marker == 0xDA:
+            return None
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        position += 2 + length
+    return None
+
+
+def first_scan_offset(data: bytes) -> int | None:
+    """Where the first scan (SOS) starts, found by walking the header segments from the start."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xDA:
+            return position
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            position += 2
+            continue
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        position += 2 + length
+    return None
+
+
+def jpeg_structure(data: bytes) -> Structure:
+    """The image data must end with an end-of-image marker; what follows must not be a file.
+
+    The end marker is searched from the end of the file and must come after the first scan
+    (a thumbnail inside the EXIF block has its own end marker, earlier).
+    """
+    first_scan = first_scan_offset(data)
+    if first_scan is None:
+        return Structure(False, "the file has no image data")
+    end = data.rfind(b"\xff\xd9")
+    if end < first_scan:
+        return Structure(False, "the file ends in the middle of the image (truncated)")
+    what = _foreign(data[end + 2 :])
+    if what:
+        return Structure(False, f"{what} is hidden after the end of the image")
+    return Structure(True)
+
+
+def _foreign(trailer: bytes) -> str | None:
+    """What a file appended after an image is, if it is one (phones append their own metadata)."""
+    stripped = trailer.lstrip(b"\x00\xff\r\n ")
+    for signature, what in FOREIGN_SIGNATURES.items():
+        if stripped.startswith(signature) or (signature == b"PK\x03\x04" and signature in trailer):
+            return what
+    return None
+
+
+@dataclass(frozen=True)
+class Header:
+    width: int
+    height: int
+    orientation: int
+    exif: dict[str, Any]
+    exif_problem: str | None
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) as the photo is meant to be seen (EXIF orientation 5-8 swap them)."""
+        return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+
+
+def read_header(data: bytes) -> Header:
+    """Size and EXIF from the header only: no pixel is decoded here."""
+    with warnings.catch_warnings(record=True) as caught, Image.open(io.BytesIO(data)) as image:
+        warnings.simplefilter("always")
+        width, height = image.size
+        exif: dict[str, Any] = {}
+        problem = None
+        orientation = 1
+        try:
+            raw = image.getexif()
+            orientation = int(raw.get(TAG_ORIENTATION, 1) or 1)
+            if orientation not in range(1, 9):
+                orientation = 1
+            exif = _exif_fields(raw)
+        except Exception as exc:  # a garbage EXIF block: treated as no EXIF, and said so
+            problem = f"the photo's EXIF block is unreadable ({type(exc).__name__})"
+        if problem is None and any("EXIF" in str(w.message) for w in caught):
+            problem = "the photo's EXIF block is damaged; what could be read was kept"
+    return Header(width=width, height=height, orientation=orientation, exif=exif, exif_problem=problem)
+
+
+def _exif_fields(raw: Image.Exif) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    camera = raw.get_ifd(EXIF_IFD) if EXIF_IFD in raw else {}
+    taken = camera.get(TAG_DATETIME_ORIGINAL) or raw.get(0x0132)
+    if isinstance(taken, str) and taken.strip():
+        fields["taken_local"] = taken.strip()
+        offset = camera.get(TAG_OFFSET_TIME_ORIGINAL)
+        if isinstance(offset, str) and offset.strip():
+            fields["taken_offset"] = offset.strip()
+    for tag, name in ((0x010F, "make"), (0x0110, "model")):
+        value = raw.get(tag)
+        if isinstance(value, str) and value.strip():
+            fields[name] = value.strip().strip("\x00")[:60]
+    gps = raw.get_ifd(GPS_IFD) if GPS_IFD in raw else {}
+    position = _gps_position(gps)
+    if position is not None:
+        fields["gps_lat"], fields["gps_lon"] = position
+    return fields
+
+
+def _gps_position(gps: dict[int, Any]) -> tuple[float, float] | None:
+    try:
+        lat = _degrees(gps[2]) * (-1 if str(gps.get(1, "N")).upper().startswith("S") else 1)
+        lon = _degrees(gps[4]) * (-1 if str(gps.get(3, "E")).upper().startswith("W") else 1)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return lat, lon
+
+
+def _degrees(value: Any) -> float:
+    d, m, s = (float(part) for part in value)
+    return d + m / 60 + s / 3600
+
+
+def exif_time_utc(exif: dict[str, Any], device_offset: timedelta | None) -> datetime | None:
+    """DateTimeOriginal in UTC: its own offset if the camera wrote one, else the phone's."""
+    local = exif.get("taken_local")
+    if not local:
+        return None
+    try:
+        naive = datetime.strptime(local[:19], "%Y:%m:%d %H:%M:%S")  # noqa: DTZ007 - EXIF has no offset; added below
+    except ValueError:
+        return None
+    written = exif.get("taken_offset")
+    offset = _parse_offset(written) if isinstance(written, str) else device_offset
+    if offset is None:
+        return None
+    return naive.replace(tzinfo=timezone(offset)).astimezone(UTC)
+
+
+def _parse_offset(text: str) -> timedelta | None:
+    try:
+        sign = -1 if text.startswith("-") else 1
+        hours, minutes = text.lstrip("+-").split(":")[:2]
+        return sign * timedelta(hours=int(hours), minutes=int(minutes))
+    except (ValueError, AttributeError):
+        return None
+
+
+REDUCED_GRAY = {
+    1: cv2.IMREAD_GRAYSCALE,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+REDUCED_COLOR = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def reduction_for(long_side: int, target: int) -> int:
+    """The strongest JPEG decode reduction (1/2, 1/4, 1/8) that still gives `target` pixels."""
+    for factor in (8, 4, 2):
+        if long_side / factor >= target:
+            return factor
+    return 1
+
+
+def decode(data: bytes, *, factor: int, color: bool) -> np.ndarray | None:
+    flags = (REDUCED_COLOR if color else REDUCED_GRAY)[factor] | cv2.IMREAD_IGNORE_ORIENTATION
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buffer, flags)
+    except cv2.error:
+        return None
+    return image if image is not None and image.size else None
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply the EXIF orientation (1-8) to decoded pixels."""
+    if orientation == 2:
+        return cv2.flip(image, 1)
+    if orientation == 3:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(image, 0)
+    if orientation == 5:
+        return cv2.flip(cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), 1)
+    if orientation == 6:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.flip(cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE), 1)
+    if orientation == 8:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return image
+
+
+def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    if abs(scale - 1) < 1e-6:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # Area averaging for strong reductions; for the last small step, linear is as good and faster.
+    interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+__all__ = ["Image", "UnidentifiedImageError", "cv2"]

@@ -1,0 +1,432 @@
+"""The per-photo checks: bytes in, measurements and explained outcomes out. No I/O.
+
+Every check gives an outcome (pass, warn or fail), the measured value, the threshold it was held
+to and an explanation a worker understands. The thresholds are named here, with why.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fieldcheck.checks import imaging
+from fieldcheck.checks.imaging import cv2
+
+ACCEPTED_TYPES = ("jpeg", "png")
+TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG"}
+
+# Blur and the perceptual measures are taken on a copy of fixed size: the variance of the
+# Laplacian of a photo depends on its resolution, so one threshold only means the same thing
+# for every camera at one working size. 512 px on the long side is what a 1/8 JPEG decode of a
+# 13 MP photo gives (the cheapest decode there is), and it still tells sharp from blurred apart
+# by a factor of seven on the real photos of ../shared/photos.
+WORKING_LONG_SIDE = 512
+# Variance of the Laplacian at the working size. Sharp phone photos measure 590 to 2300; the
+# out-of-focus ones 17 to 23, the shaken ones 55 to 80, a soft low-light sunset 92.
+BLUR_FAIL_BELOW = 40.0
+BLUR_WARN_BELOW = 150.0
+# Exposure, on the 0-255 grey scale of the working copy.
+DARK_FAIL_BELOW = 35.0  # mean brightness: too dark to see a shelf
+DARK_WARN_BELOW = 60.0
+BRIGHT_FAIL_ABOVE = 235.0  # mean brightness: washed out
+CLIPPED_WARN_SHARE = 0.25  # share of pixels burnt to white
+FLAT_FAIL_BELOW = 12.0  # standard deviation: no contrast at all (lens covered, blank wall)
+FLAT_WARN_BELOW = 24.0
+# Screen recapture: how far a narrow periodic peak (moire, refresh bands) stands out of the
+# photo's spectrum. The real photos of ../shared/photos measure 3.7 to 6.0 (the highest: a
+# printed receipt's lines); the same photos under a fine screen pattern 7 to 15.
+RECAPTURE_WARN_ABOVE = 7.0
+# Below this many pixels on its short side, a photo is too small for blur, exposure or screen
+# measures to mean anything: the resolution check already says why it fails.
+MIN_MEASURABLE_SIDE = 64
+# Near duplicates: 64-bit perceptual hashes (DCT) differing by at most this many bits are the
+# same picture (re-encoded, resized, slightly cropped or brightened); unrelated photos differ by
+# about 32 bits, two different shots of one product by 20 or more.
+PHASH_MAX_DISTANCE = 10
+DHASH_MAX_DISTANCE = 14
+# Same picture cropped by 4% on each side still correlates at 0.86 or more; unrelated photos of
+# ../shared/photos at 0.66 at most (and their hashes are 20 or more bits apart anyway).
+FINGERPRINT_MIN_CORRELATION = 0.80
+# Images with almost no detail (black, uniform) all look alike to a hash: never compared.
+MIN_DETAIL_FOR_HASHING = 6.0
+
+
+@dataclass
+class Check:
+    name: str
+    outcome: str  # pass | warn | fail
+    value: str | None
+    threshold: str | None
+    explanation: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome,
+            "value": self.value,
+            "threshold": self.threshold,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass
+class PhotoReport:
+    """What the checks found out about one photo."""
+
+    checks: list[Check] = field(default_factory=list)
+    detected_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    phash: int | None = None
+    dhash: int | None = None
+    fingerprint: str | None = None
+    detail: float | None = None
+    exif: dict[str, Any] = field(default_factory=dict)
+    orientation: int = 1
+    measurements: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        outcomes = {c.outcome for c in self.checks}
+        return "fail" if "fail" in outcomes else "warn" if "warn" in outcomes else "pass"
+
+    @property
+    def decodable(self) -> bool:
+        return self.phash is not None or self.measurements.get("decoded", False)
+
+    @property
+    def comparable(self) -> bool:
+        """Enough detail for a perceptual comparison to mean anything."""
+        return self.phash is not None and (self.detail or 0) >= MIN_DETAIL_FOR_HASHING
+
+
+def check_photo(
+    data: bytes, *, min_short_side_px: int, max_bytes: int, max_pixels: int = imaging.MAX_PIXELS
+) -> PhotoReport:
+    report = PhotoReport(sha256=hashlib.sha256(data).hexdigest())
+    if not _file_safety(data, report, max_bytes=max_bytes, max_pixels=max_pixels):
+        return report
+    _resolution(report, min_short_side_px)
+    gray = _working_copy(data, report)
+    if gray is None:
+        return report
+    _hashes(gray, report)
+    if min(gray.shape) < MIN_MEASURABLE_SIDE:
+        return report
+    _blur(gray, report)
+    _exposure(gray, report)
+    _recapture(gray, report)
+    return report
+
+
+# 1. File safety --------------------------------------------------------------------------------
+def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels: int) -> bool:
+    kind = imaging.sniff_type(data)
+    report.detected_type = kind
+    size = f"{len(data)} bytes"
+
+    def fail(explanation: str, value: str | None = None, threshold: str | None = None) -> bool:
+        report.checks.append(Check("file", "fail", value or kind, threshold, explanation))
+        return False
+
+    if not data:
+        return fail("The file is empty: the upload did not get through. Take or send the photo again.", size)
+    if len(data) > max_bytes:
+        return fail("The file is larger than photos may be.", size, f"at most {max_bytes} bytes")
+    if kind not in ACCEPTED_TYPES:
+        what = {"text": "text, not a photo", "svg": "a drawing (SVG), not a photo", "empty": "empty"}.get(
+            kind, f"a {kind.upper()} file, not a photo in an accepted format"
+        )
+        return fail(
+            f"This file is {what}. Send the photo as JPEG or PNG, as the camera saves it.",
+            kind,
+            "JPEG or PNG",
+        )
+    structure = imaging.png_structure(data) if kind == "png" else imaging.jpeg_structure(data)
+    if not structure.complete:
+        return fail(f"The file is damaged: {structure.problem}. Send the photo again.", kind)
+    declared = imaging.declared_size(data, kind)
+    if declared is None:
+        return fail("The file's header gives no image size. Send the photo again.", kind)
+    width, height = declared
+    if width * height > max_pixels:
+        return fail(
+            "The image claims to be far larger than any phone photo; it was not opened.",
+            f"{width}x{height} ({width * height / 1e6:.0f} MP)",
+            f"at most {max_pixels / 1e6:.0f} MP",
+        )
+    if width == 0 or height == 0:
+        return fail("The image has no pixels. Send the photo again.", f"{width}x{height}")
+    try:
+        header = imaging.read_header(data)
+    except (imaging.UnidentifiedImageError, OSError, ValueError, Image_DecompressionBombError) as exc:
+        return fail(f"The file's header cannot be read ({type(exc).__name__}). Send the photo again.", kind)
+    report.width, report.height = header.upright_size
+    report.orientation = header.orientation
+    report.exif = header.exif
+    if header.exif_problem:
+        report.measurements["exif_problem"] = header.exif_problem
+    report.checks.append(
+        Check(
+            "file",
+            "pass",
+            f"{TYPE_NAMES[kind]}, {header.width}x{header.height}",
+            "JPEG or PNG",
+            f"A complete {TYPE_NAMES[kind]} image.",
+        )
+    )
+    return True
+
+
+Image_DecompressionBombError = imaging.Image.DecompressionBombError
+
+
+# 2. Resolution -------------------------------------------------------------------------------
+def _resolution(report: PhotoReport, min_short_side_px: int) -> None:
+    assert report.width is not None
+    assert report.height is not None
+    short = min(report.width, report.height)
+    value = f"{report.width}x{report.height}"
+    if short < min_short_side_px:
+        report.checks.append(
+            Check(
+                "resolution",
+                "fail",
+                value,
+                f"short side at least {min_short_side_px} px",
+                f"The photo is {short} px on its short side; this campaign needs at least "
+                f"{min_short_side_px} px so the products can be read. Use the phone's main camera "
+                "at full resolution, not a screenshot or a messaging app's copy.",
+            )
+        )
+    else:
+        report.checks.append(
+            Check(
+                "resolution",
+                "pass",
+                value,
+                f"short side at least {min_short_side_px} px",
+                "The resolution is enough.",
+            )
+        )
+
+
+def _working_copy(data: bytes, report: PhotoReport) -> np.ndarray | None:
+    assert report.width is not None
+    assert report.height is not None
+    long_side = max(report.width, report.height)
+    factor = imaging.reduction_for(long_side, WORKING_LONG_SIDE) if report.detected_type == "jpeg" else 1
+    gray = imaging.decode(data, factor=factor, color=False)
+    if gray is None:
+        report.checks.append(
+            Check(
+                "decode",
+                "fail",
+                report.detected_type,
+                None,
+                "The image data cannot be decoded: the file is damaged. Send the photo again.",
+            )
+        )
+        return None
+    report.measurements.update(decoded=True, decode_factor=factor)
+    return imaging.resize_long_side(gray, WORKING_LONG_SIDE) if max(gray.shape) > WORKING_LONG_SIDE else gray
+
+
+# 3. Blur -------------------------------------------------------------------------------------
+def _blur(gray: np.ndarray, report: PhotoReport) -> None:
+    _, deviation = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+    sharpness = float(deviation[0][0]) ** 2
+    report.measurements["sharpness"] = round(sharpness, 1)
+    value = f"{sharpness:.0f}"
+    threshold = f"sharpness at least {BLUR_WARN_BELOW:.0f} (fails under {BLUR_FAIL_BELOW:.0f})"
+    if sharpness < BLUR_FAIL_BELOW:
+        report.checks.append(
+            Check(
+                "blur",
+                "fail",
+                value,
+                threshold,
+                "The photo is blurred: the details cannot be read. Hold the phone still, "
+                "tap the screen to focus on the shelf, and take it again.",
+            )
+        )
+    elif sharpness < BLUR_WARN_BELOW:
+        report.checks.append(
+            Check(
+                "blur",
+                "warn",
+                value,
+                threshold,
+                "The photo looks a little soft; a reviewer will check that the details can be read.",
+            )
+        )
+    else:
+        report.checks.append(Check("blur", "pass", value, threshold, "The photo is sharp."))
+
+
+# 4. Exposure ---------------------------------------------------------------------------------
+def _exposure(gray: np.ndarray, report: PhotoReport) -> None:
+    mean, std = (float(v[0][0]) for v in cv2.meanStdDev(gray))
+    clipped = float(np.count_nonzero(gray >= 250)) / gray.size
+    report.measurements.update(brightness=round(mean, 1), contrast=round(std, 1), clipped=round(clipped, 3))
+    value = f"brightness {mean:.0f}, contrast {std:.0f}, {clipped:.0%} burnt white"
+    threshold = (
+        f"brightness {DARK_WARN_BELOW:.0f}-{BRIGHT_FAIL_ABOVE:.0f}, contrast at least "
+        f"{FLAT_WARN_BELOW:.0f}, under {CLIPPED_WARN_SHARE:.0%} burnt white"
+    )
+    if std < FLAT_FAIL_BELOW:
+        outcome, why = (
+            "fail",
+            (
+                "The photo shows almost nothing: it is one flat colour (lens covered, or "
+                "pointed at a wall). Photograph the shelf."
+            ),
+        )
+    elif mean < DARK_FAIL_BELOW:
+        outcome, why = (
+            "fail",
+            "The photo is too dark to see the products. Turn towards the light or use the flash.",
+        )
+    elif mean > BRIGHT_FAIL_ABOVE:
+        outcome, why = (
+            "fail",
+            "The photo is washed out: nearly everything is white. Avoid pointing at a lamp or window.",
+        )
+    elif mean < DARK_WARN_BELOW:
+        outcome, why = "warn", "The photo is dark; a reviewer will check that the products can be seen."
+    elif clipped > CLIPPED_WARN_SHARE:
+        outcome, why = "warn", "A large part of the photo is burnt white; a reviewer will check it."
+    elif std < FLAT_WARN_BELOW:
+        outcome, why = "warn", "The photo has very little contrast; a reviewer will check it."
+    else:
+        outcome, why = "pass", "The exposure is fine."
+    report.checks.append(Check("exposure", outcome, value, threshold, why))
+
+
+# 5. Hashes for duplicate detection (compared elsewhere, against every earlier photo) ----------
+def _hashes(gray: np.ndarray, report: PhotoReport) -> None:
+    base = cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA)  # one area pass; the rest is small
+    report.phash, report.dhash = phash(base), dhash(base)
+    small = cv2.resize(base, (16, 16), interpolation=cv2.INTER_AREA)
+    report.fingerprint = base64.b64encode(small.tobytes()).decode()
+    report.detail = float(small.std())
+
+
+def phash(gray: np.ndarray) -> int:
+    """64-bit DCT hash: the 8x8 lowest frequencies of a 32x32 copy, each above or below their median."""
+    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    low = cv2.dct(small)[:8, :8].flatten()
+    median = float(np.median(low[1:]))  # the DC term says only how bright the photo is
+    return _bits_to_int(low > median)
+
+
+def dhash(gray: np.ndarray) -> int:
+    """64-bit gradient hash: is each pixel of a 9x8 copy brighter than its right neighbour."""
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    return _bits_to_int((small[:, 1:] > small[:, :-1]).flatten())
+
+
+def _bits_to_int(bits: np.ndarray) -> int:
+    # Stored in a signed 64-bit column.
+    return int.from_bytes(np.packbits(bits.astype(np.uint8)).tobytes(), "big", signed=True)
+
+
+def hamming(a: int, b: int) -> int:
+    return ((a ^ b) & 0xFFFFFFFFFFFFFFFF).bit_count()
+
+
+def fingerprint_correlation(a: str, b: str) -> float:
+    x = np.frombuffer(base64.b64decode(a), dtype=np.uint8).astype(np.float32)
+    y = np.frombuffer(base64.b64decode(b), dtype=np.uint8).astype(np.float32)
+    x -= x.mean()
+    y -= y.mean()
+    denominator = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / denominator) if denominator else 0.0
+
+
+def same_picture(a: PhotoReport | dict[str, Any], b: PhotoReport | dict[str, Any]) -> tuple[bool, int]:
+    """Near-duplicate test: close perceptual hashes, confirmed by a second hash and a second look."""
+    pa, pb = _get(a, "phash"), _get(b, "phash")
+    if pa is None or pb is None:
+        return False, 64
+    distance = hamming(pa, pb)
+    if distance > PHASH_MAX_DISTANCE:
+        return False, distance
+    if hamming(_get(a, "dhash"), _get(b, "dhash")) > DHASH_MAX_DISTANCE:
+        return False, distance
+    fa, fb = _get(a, "fingerprint"), _get(b, "fingerprint")
+    return bool(fa and fb and fingerprint_correlation(fa, fb) >= FINGERPRINT_MIN_CORRELATION), distance
+
+
+def _get(item: PhotoReport | dict[str, Any], name: str) -> Any:
+    return item.get(name) if isinstance(item, dict) else getattr(item, name)
+
+
+# 7. Screen recapture -------------------------------------------------------------------------
+RECAPTURE_WINDOW = 256
+
+
+def recapture_score(gray: np.ndarray) -> float:
+    """How far the sharpest narrow peak of the spectrum climbs over its own neighbourhood.
+
+    A photo of a screen carries the screen's pixel grid as moire, and rolling shutters catch
+    refresh bands: both are point-like peaks in the 2-D spectrum. Natural scenes, even blurred
+    ones, have a spectrum that changes smoothly from one frequency to the next. The score is the
+    height of the two highest peaks over the mean of the ring of frequencies around each, in
+    units of the typical (median absolute) deviation.
+    """
+    height, width = gray.shape
+    size = min(RECAPTURE_WINDOW, height, width)
+    top, left = (height - size) // 2, (width - size) // 2
+    window = gray[top : top + size, left : left + size].astype(np.float32)
+    window -= float(window.mean())
+    window *= _hann(size)
+    spectrum = cv2.dft(window, flags=cv2.DFT_COMPLEX_OUTPUT)
+    magnitude = np.fft.fftshift(cv2.magnitude(spectrum[..., 0], spectrum[..., 1]))
+    logs = cv2.log(magnitude + 1.0)
+    outer = cv2.boxFilter(logs, -1, (11, 11), normalize=False, borderType=cv2.BORDER_REFLECT)
+    inner = cv2.boxFilter(logs, -1, (5, 5), normalize=False, borderType=cv2.BORDER_REFLECT)
+    excess = (logs - (outer - inner) * (1 / (121 - 25)))[_band_mask(size)]
+    # The typical deviation, from every 4th frequency of the band: as robust, a quarter of the work.
+    sample = excess[::4]
+    spread = float(np.median(np.abs(sample - np.median(sample)))) or 1e-6
+    return float(np.partition(excess, -2)[-2:].mean() / spread)
+
+
+@functools.cache
+def _hann(size: int) -> np.ndarray:
+    return np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
+
+
+@functools.cache
+def _band_mask(size: int) -> np.ndarray:
+    centre = size // 2
+    yy, xx = np.indices((size, size))
+    radius = np.hypot(yy - centre, xx - centre)
+    return (radius > size * 0.03) & (radius < size * 0.48)  # not the scene's broad shapes
+
+
+def _recapture(gray: np.ndarray, report: PhotoReport) -> None:
+    score = recapture_score(gray)
+    report.measurements["recapture_score"] = round(score, 2)
+    value = f"{score:.1f}"
+    threshold = f"periodic pattern score under {RECAPTURE_WARN_ABOVE:.0f}"
+    if score > RECAPTURE_WARN_ABOVE:
+        report.checks.append(
+            Check(
+                "screen",
+                "warn",
+                value,
+                threshold,
+                "The photo shows a fine regular pattern, as photos of a screen do. Photos "
+                "must be taken of the real shelf; a reviewer will check this one.",
+            )
+        )
+    else:
+        report.checks.append(Check("screen", "pass", value, threshold, "No sign of a photo of a screen."))

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Uuid,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+from fieldcheck.db import JSONType, UTCDateTime, new_id, utcnow
+
+
+class PhotoStatus(StrEnum):
+    awaiting_upload = "awaiting_upload"  # an upload instruction was handed out
+    submitted = "submitted"  # part of a submission; its object was seen in storage
+    checked = "checked"  # the check job measured it
+
+
+class Photo(SQLModel, table=True):
+    """One uploaded photo: where it is stored, what it is, and what the checks measured."""
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        CheckConstraint("status IN ('awaiting_upload', 'submitted', 'checked')", name="status_known"),
+        Index("ix_photos_assignment", "assignment_id", "created_at"),
+        # Exact duplicates: the same bytes seen before, by anyone.
+        Index(
+            "ix_photos_sha256",
+            "sha256",
+            postgresql_where=text("sha256 IS NOT NULL"),
+            sqlite_where=text("sha256 IS NOT NULL"),
+        ),
+        # Near duplicates are looked up in memory; the index only serves incremental loads.
+        Index(
+            "ix_photos_hash_seq",
+            "hash_seq",
+            postgresql_where=text("hash_seq IS NOT NULL"),
+            sqlite_where=text("hash_seq IS NOT NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    assignment_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("assignments.id"), nullable=False))
+    worker_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.id"), nullable=False))
+    status: str = Field(
+        default=PhotoStatus.awaiting_upload.value, sa_column=Column(String(20), nullable=False)
+    )
+    storage_key: str = Field(sa_column=Column(String(300), nullable=False, unique=True))
+    declared_type: str = Field(sa_column=Column(String(50), nullable=False))
+    declared_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    stored_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    stored_etag: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    detected_type: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    width: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    height: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    sha256: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # 64-bit perceptual hashes stored as signed integers (the database's BIGINT).
+    phash: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    dhash: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # A 16x16 grayscale thumbnail: the second look that confirms a perceptual-hash match.
+    fingerprint: str | None = Field(default=None, sa_column=Column(String(600), nullable=True))
+    # Increasing number given when the hashes are stored: lets each process load only new hashes.
+    hash_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, unique=True))
+    exif_taken_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    exif_lat: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    exif_lon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    measurements: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    thumbnail_key: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    safe_key: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

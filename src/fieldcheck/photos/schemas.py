@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PhotoUploadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content_type: str = Field(min_length=1, max_length=100, examples=["image/jpeg"])
+    size_bytes: int = Field(gt=0, description="Size of the file the phone will upload.")
+
+
+class UploadOut(BaseModel):
+    method: str = Field(
+        description="POST (a form: send `fields` then the file as `file`) or PUT (the raw bytes)."
+    )
+    url: str
+    headers: dict[str, str]
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+class PhotoUploadOut(BaseModel):
+    photo_id: uuid.UUID
+    upload: UploadOut
+
+
+class PhotoOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    width: int | None
+    height: int | None
+    thumbnail_url: str | None = None
+    url: str | None = Field(default=None, description="The worker's own photo (signed, expiring).")
