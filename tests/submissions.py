@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -124,3 +126,16 @@ def by_check(assignment: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+@contextmanager
+def jobs_held(client: Any) -> Iterator[None]:
+    """Committed jobs wait (no after-commit send, no relay loop) until the block ends."""
+    runtime = runtime_of(client)
+    runtime.jobs.db.after_commit_hooks.remove(runtime.jobs._after_commit)
+    runtime.jobs.stop_loops()
+    try:
+        yield
+    finally:
+        runtime.jobs.db.after_commit_hooks.append(runtime.jobs._after_commit)
+        runtime.jobs.start_loops(relay=True, scheduler=False)

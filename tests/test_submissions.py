@@ -22,6 +22,7 @@ from tests.submissions import (
     by_check,
     checked,
     fetch,
+    jobs_held,
     new_id,
     put_to_storage,
     submit,
@@ -261,13 +262,9 @@ def test_a_photo_replaced_after_submission_is_not_trusted(app_client: Any) -> No
         headers=worker.headers,
     ).json()
     put_to_storage(app_client, created["upload"], shelf(61), "image/jpeg")
-    runtime = runtime_of(app_client)
-    runtime.jobs.db.after_commit_hooks.remove(runtime.jobs._after_commit)  # hold the check job back
-    try:
+    with jobs_held(app_client):  # the check job waits while the upload URL is replayed
         assert submit(app_client, worker, assignment_id, [created["photo_id"]]).status_code == 202
-        put_to_storage(app_client, created["upload"], shelf(62), "image/jpeg")  # the upload URL replayed
-    finally:
-        runtime.jobs.db.after_commit_hooks.append(runtime.jobs._after_commit)
+        put_to_storage(app_client, created["upload"], shelf(62), "image/jpeg")
     result = checked(app_client, worker, assignment_id)
     assert result["status"] == "rejected"
     assert "changed" in by_check(result)["file"][0]["explanation"]
@@ -428,18 +425,14 @@ def test_an_expired_reservation_cannot_be_submitted(app_client: Any) -> None:
 def test_two_submissions_of_one_photo_checked_at_once_do_not_both_pass(app_client: Any) -> None:
     field = Field(app_client)
     data = shelf(101)
-    runtime = runtime_of(app_client)
-    runtime.jobs.db.after_commit_hooks.remove(runtime.jobs._after_commit)  # release both jobs together
-    try:
-        pairs = []
+    pairs = []
+    with jobs_held(app_client):  # both check jobs are released together
         for _ in range(2):
             worker = field.worker()
             assignment_id = field.reserve(worker)
             photo_id = upload(app_client, worker, assignment_id, data)
             assert submit(app_client, worker, assignment_id, [photo_id]).status_code == 202
             pairs.append((worker, assignment_id))
-    finally:
-        runtime.jobs.db.after_commit_hooks.append(runtime.jobs._after_commit)
     outcomes = sorted(checked(app_client, worker, assignment_id)["status"] for worker, assignment_id in pairs)
     assert outcomes == ["approved", "rejected"]
 
