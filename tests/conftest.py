@@ -305,13 +305,23 @@ def embedded_settings(backends: BackendFactory) -> Settings:
 
 
 @pytest.fixture
-def app_client(settings: Settings) -> Iterator[Any]:
+def app_client(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Any]:
     from litestar.testing import TestClient
 
     from fieldcheck.app import create_app
 
     with TestClient(create_app(settings), base_url=TEST_BASE_URL) as client:
         yield client
+        if request.node.get_closest_marker("corrupts_ledger"):
+            return
+        # Whatever the test did, the money must still add up: `fieldcheck ledger verify` after each.
+        from fieldcheck.ledger.verify import verify
+
+        runtime = client.app.state.runtime
+        runtime.jobs.join()
+        with runtime.db.transaction(read_only=True) as session:
+            report = verify(session, settings)
+        assert report.ok, report.problems
 
 
 @pytest.fixture

@@ -90,7 +90,13 @@ def make_store(
 
 
 def make_campaign(
-    client: Any, account: Account, store_ids: list[str], *, activate: bool = True, **fields: Any
+    client: Any,
+    account: Account,
+    store_ids: list[str],
+    *,
+    activate: bool = True,
+    fund: bool | int = True,
+    **fields: Any,
 ) -> dict[str, Any]:
     body = {
         "title": "Yoghurt shelf",
@@ -105,6 +111,8 @@ def make_campaign(
     answer = client.post("/api/v1/campaigns", json=body, headers=account.headers)
     assert answer.status_code == 201, answer.text
     campaign: dict[str, Any] = answer.json()
+    if activate and fund:
+        deposit(client, account, fund if isinstance(fund, int) and not isinstance(fund, bool) else 5_000_000)
     if activate:
         activated = client.post(f"/api/v1/campaigns/{campaign['id']}/activate", headers=account.headers)
         assert activated.status_code == 200, activated.text
@@ -150,3 +158,15 @@ def task_of(client: Any, campaign_id: str, store_id: str) -> str:
                 )
             ).one()
         )
+
+
+def deposit(
+    client: Any, account: Account, amount_cents: int, currency: str = "EUR", key: str | None = None
+) -> Any:
+    answer = client.post(
+        "/api/v1/organizations/me/deposits",
+        json={"amount_cents": amount_cents, "currency": currency},
+        headers={**account.headers, "Idempotency-Key": key or secrets.token_hex(8)},
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()

@@ -6,7 +6,16 @@ from typing import Any
 import pytest
 
 from fieldcheck.auth.models import Role
-from tests.support import make_account, make_campaign, make_store, nearby, problem, runtime_of, task_ids_of
+from tests.support import (
+    deposit,
+    make_account,
+    make_campaign,
+    make_store,
+    nearby,
+    problem,
+    runtime_of,
+    task_ids_of,
+)
 
 
 @pytest.fixture
@@ -150,6 +159,7 @@ def test_lifecycle_and_listing(app_client: Any, client_account: Any) -> None:
     worker = make_account(runtime, Role.worker)
     store = make_store(app_client, client_account, lat=45.0, lon=5.0)["id"]
     campaign = make_campaign(app_client, client_account, [store], activate=False)
+    deposit(app_client, client_account, 10_000)
     path = f"/api/v1/campaigns/{campaign['id']}"
     assert nearby(app_client, worker, 45.0, 5.0) == []
     assert app_client.post(f"{path}/activate", headers=client_account.headers).json()["status"] == "active"

@@ -211,10 +211,13 @@ def test_never_more_reservations_than_slots(live_server: str, settings: Settings
             },
             headers=client.headers,
         ).json()
-        assert (
-            http.post(f"/api/v1/campaigns/{campaign['id']}/activate", headers=client.headers).status_code
-            == 200
+        http.post(
+            "/api/v1/organizations/me/deposits",
+            json={"amount_cents": 100_000, "currency": "EUR"},
+            headers={**client.headers, "Idempotency-Key": "fund-rush"},
         )
+        activated = http.post(f"/api/v1/campaigns/{campaign['id']}/activate", headers=client.headers)
+        assert activated.status_code == 200, activated.text
     with runtime.db.transaction(read_only=True) as session:
         task_id = session.exec(select(Task.id).where(Task.campaign_id == uuid.UUID(campaign["id"]))).one()
     workers = [make_account(runtime, Role.worker) for _ in range(60)]
@@ -259,7 +262,15 @@ def test_one_worker_racing_themselves(live_server: str, settings: Settings) -> N
             },
             headers=client.headers,
         ).json()
-        http.post(f"/api/v1/campaigns/{campaign['id']}/activate", headers=client.headers)
+        http.post(
+            "/api/v1/organizations/me/deposits",
+            json={"amount_cents": 100_000, "currency": "EUR"},
+            headers={**client.headers, "Idempotency-Key": "fund-many"},
+        )
+        assert (
+            http.post(f"/api/v1/campaigns/{campaign['id']}/activate", headers=client.headers).status_code
+            == 200
+        )
     with runtime.db.transaction(read_only=True) as session:
         tasks = [
             str(t)

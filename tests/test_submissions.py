@@ -49,7 +49,7 @@ def test_clean_work_is_approved_and_explained(app_client: Any) -> None:
     assert result["decision"]["outcome"] == "approved"
     assert result["decision"]["decided_by"] == "system"
     assert result["decision"]["reasons"]
-    assert result["payment"] == {"status": "due", "amount_cents": 500, "currency": "EUR"}
+    assert result["payment"] == {"status": "released", "amount_cents": 500, "currency": "EUR"}
     assert result["distance_m"] == pytest.approx(33.4, abs=1)
     names = by_check(result)
     for name in ("file", "resolution", "blur", "exposure", "duplicate", "screen", "exif_time", "exif_gps"):
@@ -95,7 +95,7 @@ def test_the_hdr_pair_in_one_submission_goes_to_a_person(app_client: Any) -> Non
     assert {c["outcome"] for c in checks["exif_time"]} == {"warn"}
     assert result["decision"]["outcome"] == "in_review"
     assert any("same picture" in reason for reason in result["decision"]["reasons"])
-    assert result["payment"]["status"] == "none"
+    assert result["payment"]["status"] == "pending"
 
 
 def test_the_two_milk_photos_are_different_pictures(app_client: Any) -> None:
@@ -309,10 +309,20 @@ def test_a_retried_submit_is_answered_once(app_client: Any) -> None:
     problem(other_body, 409, "idempotency_key_reused")
     checks_jobs = [r for r in _outbox(app_client) if r.job_name == "checks.check_submission"]
     assert len(checks_jobs) == 1
-    assert _count(app_client, IdempotencyRecord) == 1
+    assert _keys_of(app_client, worker) == 1
     assert checked(app_client, worker, assignment_id)["status"] == "approved"
     # A new key for the same assignment: the submission already happened.
     problem(submit(app_client, worker, assignment_id, [photo_id]), 409, "not_reserved")
+
+
+def _keys_of(client: Any, account: Any) -> int:
+    with runtime_of(client).db.transaction(read_only=True) as session:
+        query = (
+            select(func.count())
+            .select_from(IdempotencyRecord)
+            .where(IdempotencyRecord.owner_id == account.id)
+        )
+        return int(session.exec(query).one())
 
 
 def _outbox(client: Any) -> list[OutboxMessage]:
@@ -394,7 +404,8 @@ def test_submission_rules(app_client: Any) -> None:
     # Someone else's assignment is not found; a submission that failed left nothing behind.
     stranger = field.worker()
     problem(submit(app_client, stranger, assignment_id, [uploaded]), 404, "assignment_not_found")
-    assert _count(app_client, IdempotencyRecord) == 0
+    assert _keys_of(app_client, worker) == 0
+    assert _keys_of(app_client, stranger) == 0
     with runtime_of(app_client).db.transaction(read_only=True) as session:
         assert session.get(Assignment, __import__("uuid").UUID(assignment_id)).status == "reserved"  # type: ignore[union-attr]
 

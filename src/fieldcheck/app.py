@@ -27,8 +27,10 @@ from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_m
 from fieldcheck.campaigns.controllers import CampaignController
 from fieldcheck.errors import EXCEPTION_HANDLERS, request_id_middleware
 from fieldcheck.health import HealthController
+from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
 from fieldcheck.organizations.controllers import AdminOrganizationController
+from fieldcheck.reviews.controllers import AdminAssignmentController, AppealController, ReviewController
 from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
 from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         "storage": Provide(lambda: rt.storage, sync_to_thread=False, use_cache=True),
         "passwords": Provide(lambda: rt.passwords, sync_to_thread=False, use_cache=True),
         "tokens": Provide(lambda: rt.tokens, sync_to_thread=False, use_cache=True),
+        "payments": Provide(lambda: rt.payment_provider, sync_to_thread=False, use_cache=True),
     }
     handlers: list[Any] = [
         HealthController,
@@ -102,6 +105,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         ReservationController,
         AssignmentController,
         MyAssignmentController,
+        AppealController,
+        OrganizationMoneyController,
+        WorkerMoneyController,
+        ReviewController,
+        AdminAssignmentController,
     ]
     if isinstance(rt.storage, LocalStorage):
         handlers.append(LocalStorageController)

@@ -219,6 +219,35 @@ def users_create(
         runtime.close()
 
 
+@main.group()
+def ledger() -> None:
+    """The money ledger."""
+
+
+@ledger.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+def ledger_verify(as_json: bool) -> None:
+    """Check every invariant of the ledger; exit 1 with a report when one fails."""
+    from fieldcheck.ledger.verify import verify
+    from fieldcheck.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        with runtime.db.transaction(read_only=True) as session:
+            report = verify(session, runtime.settings)
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "checked": report.checked, "problems": report.problems}))
+    else:
+        figures = ", ".join(f"{count} {what}" for what, count in report.checked.items())
+        click.echo(f"checked {figures}")
+        for problem in report.problems:
+            click.echo(f"PROBLEM: {problem}")
+        click.echo("ledger OK" if report.ok else f"{len(report.problems)} problem(s)")
+    sys.exit(0 if report.ok else 1)
+
+
 @main.command("check-photos")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, one per line.")

@@ -8,23 +8,41 @@ from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.db import metadata
 from fieldcheck.idempotency import IdempotencyRecord
 from fieldcheck.jobs import JobExecution, OutboxMessage, ScheduleSlot
+from fieldcheck.ledger.models import (
+    Deposit,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Payout,
+    PayoutDetails,
+)
 from fieldcheck.organizations.models import Organization
 from fieldcheck.photos.models import Photo
+from fieldcheck.reviews.models import Appeal, Review, ReviewClaim
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
 
 __all__ = [
+    "Appeal",
     "Assignment",
     "AssignmentEvent",
     "Campaign",
     "CheckResultRow",
+    "Deposit",
     "IdempotencyRecord",
     "JobExecution",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
     "LoginFailure",
     "Organization",
     "OutboxMessage",
+    "Payout",
+    "PayoutDetails",
     "Photo",
     "PhotoHash",
+    "Review",
+    "ReviewClaim",
     "ScheduleSlot",
     "Store",
     "Task",

@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING
 from fieldcheck.auth.security import Passwords, Tokens
 from fieldcheck.db import Database
 from fieldcheck.jobs import JobSystem
+from fieldcheck.ledger.providers import (
+    PaymentProvider,
+    PayoutProvider,
+    SepaCsvPayoutProvider,
+    SimulatedPaymentProvider,
+)
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, create_storage
 
@@ -30,6 +36,8 @@ JOB_MODULES = (
     "fieldcheck.photos.jobs",
     "fieldcheck.checks.jobs",
     "fieldcheck.idempotency",
+    "fieldcheck.ledger.jobs",
+    "fieldcheck.reviews.jobs",
 )
 
 
@@ -54,6 +62,14 @@ class Runtime:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.settings)
+
+    @cached_property
+    def payment_provider(self) -> PaymentProvider:
+        return SimulatedPaymentProvider()
+
+    @cached_property
+    def payout_provider(self) -> PayoutProvider:
+        return SepaCsvPayoutProvider(self.storage)
 
     @cached_property
     def hash_index(self) -> HashIndex:

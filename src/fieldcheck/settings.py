@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     store_import_max_rows: int = Field(default=200_000, ge=1)
     campaign_max_stores: int = Field(default=100_000, ge=1)
 
+    # Money.
+    platform_fee_bps: int = Field(
+        default=1000, ge=0, le=5000, description="Fee per slot, in basis points of the reward."
+    )
+    payout_minimum_cents: int = Field(default=1000, ge=1, description="Smallest payout a worker may ask for.")
+    max_deposit_cents: int = Field(default=10_000_000, ge=1)
+    # Review.
+    review_lease_minutes: int = Field(default=15, ge=1, le=240)
+    appeal_window_days: int = Field(default=14, ge=1, le=365)
+
     # Photos.
     photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest photo accepted.")
     photo_types: list[str] = Field(

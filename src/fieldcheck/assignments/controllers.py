@@ -165,7 +165,9 @@ class AssignmentController(Controller):
         settings: NamedDependency[Settings],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
     ) -> AssignmentOut:
-        assignment = service.cancel(db_session, worker_id=principal.user_id, assignment_id=assignment_id)
+        assignment = service.cancel(
+            db_session, settings, worker_id=principal.user_id, assignment_id=assignment_id
+        )
         return assignments_out(db_session, storage, settings, [assignment])[0]
 
     @post(

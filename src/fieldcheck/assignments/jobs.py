@@ -8,4 +8,4 @@ from fieldcheck.jobs import JobContext, job
 
 @job("assignments.expire_reservations", every=timedelta(minutes=1))
 def expire_reservations(ctx: JobContext) -> None:
-    service.expire_overdue(ctx.session)
+    service.expire_overdue(ctx.session, ctx.settings)

@@ -68,6 +68,8 @@ class Assignment(SQLModel, table=True):
         ),
         Index("ix_assignments_task", "task_id"),
         Index("ix_assignments_campaign_status", "campaign_id", "status"),
+        Index("ix_assignments_status_submitted", "status", "submitted_at"),
+        Index("ix_assignments_status_review_due", "status", "review_due_at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -90,6 +92,12 @@ class Assignment(SQLModel, table=True):
     capture_offset_minutes: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     distance_m: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     audit_sampled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    audited_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    appealed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # While a person is to decide (in review, appealed): when the platform approves it if nobody has.
+    review_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # Set once the task got this assignment's slot back (expired, cancelled, finally rejected).
+    slot_freed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
 
 
 class AssignmentEvent(SQLModel, table=True):

@@ -23,6 +23,7 @@ from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable
 from fieldcheck.jobs import enqueue
+from fieldcheck.ledger import service as ledger
 from fieldcheck.pagination import paginate
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.photos.service import live_reservation
@@ -40,7 +41,7 @@ def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, setti
     now = utcnow()
     # One worker's reservations queue on their own row, so the cap below cannot be raced past.
     session.exec(select(User.id).where(User.id == worker_id).with_for_update()).first()
-    expire_overdue(session, now=now, task_id=task_id)
+    expire_overdue(session, settings, now=now, task_id=task_id)
     held = session.exec(
         select(func.count())
         .select_from(Assignment)
@@ -195,7 +196,9 @@ def _in_schedule(campaign: Campaign, now: datetime) -> bool:
     )
 
 
-def cancel(session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID) -> Assignment:
+def cancel(
+    session: Session, settings: Settings, *, worker_id: uuid.UUID, assignment_id: uuid.UUID
+) -> Assignment:
     assignment = get_for_worker(session, worker_id, assignment_id)
     changed = transition(
         session,
@@ -214,10 +217,37 @@ def cancel(session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID) 
             code="not_cancellable",
             current_status=assignment.status,
         )
+    _settle_if_closed(session, changed.campaign_id, settings)
     return changed
 
 
-def expire_overdue(session: Session, *, now: datetime | None = None, task_id: uuid.UUID | None = None) -> int:
+def _settle_if_closed(session: Session, campaign_id: uuid.UUID, settings: Settings) -> None:
+    """A slot freed in a closed campaign will never be paid: its escrow goes back at once."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is not None and campaign.status == CampaignStatus.closed.value:
+        ledger.refund_unused_escrow(session, campaign, settings)
+
+
+def record_audit(
+    session: Session, assignment: Assignment, *, reviewer_id: uuid.UUID, passed: bool, reasons: list[str]
+) -> None:
+    """An audit of approved work: noted in the history; the payment stands either way."""
+    record_event(
+        session,
+        assignment.id,
+        from_status=AssignmentStatus.approved,
+        to_status=AssignmentStatus.approved,
+        actor_type=ActorType.reviewer,
+        actor_id=reviewer_id,
+        reason="Audited by a person: "
+        + ("the work is fine." if passed else "problems were noted; your payment stands."),
+        details={"reasons": reasons, "audit": "passed" if passed else "failed"},
+    )
+
+
+def expire_overdue(
+    session: Session, settings: Settings, *, now: datetime | None = None, task_id: uuid.UUID | None = None
+) -> int:
     """Turn overdue reservations into expired ones, freeing their slots; returns how many."""
     now = now or utcnow()
     query = select(Assignment.id).where(
@@ -227,8 +257,9 @@ def expire_overdue(session: Session, *, now: datetime | None = None, task_id: uu
         query = query.where(Assignment.task_id == task_id)
     overdue = session.exec(query.limit(EXPIRY_BATCH).with_for_update(skip_locked=True)).all()
     expired = 0
+    campaigns: set[uuid.UUID] = set()
     for assignment_id in overdue:
-        if transition(
+        if changed := transition(
             session,
             assignment_id,
             from_statuses=[AssignmentStatus.reserved],
@@ -238,6 +269,9 @@ def expire_overdue(session: Session, *, now: datetime | None = None, task_id: uu
             reason=EXPIRED_REASON,
         ):
             expired += 1
+            campaigns.add(changed.campaign_id)
+    for campaign_id in campaigns:
+        _settle_if_closed(session, campaign_id, settings)
     return expired
 
 

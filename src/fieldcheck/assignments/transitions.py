@@ -4,6 +4,7 @@ reserved -> submitted | expired | cancelled
 submitted -> approved | rejected | in_review
 in_review -> approved | rejected
 rejected -> appealed -> approved | rejected
+rejected -> approved (an admin reverses a rejection the platform got wrong)
 
 A transition names the states it may start from; the UPDATE tests that inside the database, so
 of two racing transitions exactly one happens and the other sees None.
@@ -32,7 +33,7 @@ ALLOWED: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
     S.reserved: frozenset({S.submitted, S.expired, S.cancelled}),
     S.submitted: frozenset({S.approved, S.rejected, S.in_review}),
     S.in_review: frozenset({S.approved, S.rejected}),
-    S.rejected: frozenset({S.appealed}),
+    S.rejected: frozenset({S.appealed, S.approved}),  # approved: an admin reverses a wrong rejection
     S.appealed: frozenset({S.approved, S.rejected}),
     S.approved: frozenset(),
     S.expired: frozenset(),
@@ -92,13 +93,17 @@ def transition(
     if current is None:
         return None
     from_status = AssignmentStatus(current[0])
+    frees_slot = to in RELEASED and from_status not in RELEASED
+    changes = {"status": to.value, "updated_at": utcnow(), **(values or {})}
+    if frees_slot:
+        changes["slot_freed"] = True
     session.exec(
         update(Assignment)
         .where(col(Assignment.id) == assignment_id, col(Assignment.status) == from_status.value)
-        .values(status=to.value, updated_at=utcnow(), **(values or {}))
+        .values(**changes)
         .execution_options(synchronize_session=False)
     )
-    if to in RELEASED and from_status not in RELEASED:
+    if frees_slot:
         release_slot(session, current[1])
     record_event(
         session,
@@ -113,3 +118,18 @@ def transition(
     assignment = session.get(Assignment, assignment_id, populate_existing=True)
     assert assignment is not None
     return assignment
+
+
+def free_slot(session: Session, assignment_id: uuid.UUID) -> bool:
+    """Give the task its slot back for a finally rejected assignment (once: the flag decides)."""
+    freed = session.exec(
+        update(Assignment)
+        .where(col(Assignment.id) == assignment_id, col(Assignment.slot_freed).is_(False))
+        .values(slot_freed=True, updated_at=utcnow())
+        .returning(col(Assignment.task_id))
+        .execution_options(synchronize_session=False)
+    ).first()
+    if freed is None:
+        return False
+    release_slot(session, freed[0])
+    return True

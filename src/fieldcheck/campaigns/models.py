@@ -47,6 +47,8 @@ class Campaign(SQLModel, table=True):
     min_photos: int = Field(sa_column=Column(Integer, nullable=False))
     max_photos: int = Field(sa_column=Column(Integer, nullable=False))
     min_short_side_px: int = Field(sa_column=Column(Integer, nullable=False))
+    # Fixed at first activation, from the platform's fee rate then: what escrow holds per slot.
+    fee_per_slot_cents: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     review_all: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
     audit_sample_percent: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     status: str = Field(default=CampaignStatus.draft.value, sa_column=Column(String(16), nullable=False))

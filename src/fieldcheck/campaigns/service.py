@@ -210,10 +210,9 @@ def change_status(
     session.exec(update(Task).where(col(Task.campaign_id) == campaign_id).values(is_open=listed))
     session.refresh(campaign)
     if first_activation:
-        slots = campaign.slots_per_store * store_counts(session, [campaign.id]).get(campaign.id, 0)
-        funding.hold_escrow_for_activation(session, campaign, slots=slots)
+        funding.hold_escrow_for_activation(session, campaign, settings)
     if target is CampaignStatus.closed:
-        funding.release_unused_escrow(session, campaign)
+        funding.release_unused_escrow(session, campaign, settings)
     return campaign
 
 

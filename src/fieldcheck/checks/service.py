@@ -324,7 +324,12 @@ def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID
         reason=reason,
         details={"reasons": decision.reasons},
         values={"distance_m": distance, "audit_sampled": sampled}
-        | ({"decided_at": now} if decision.outcome != "in_review" else {}),
+        | ({"decided_at": now} if decision.outcome != "in_review" else {})
+        | (
+            {"review_due_at": now + timedelta(hours=campaign.review_deadline_hours)}
+            if decision.outcome == "in_review"
+            else {}
+        ),
     )
     if decided is not None and decision.outcome == "approved":
         release_reward(session, decided, campaign)

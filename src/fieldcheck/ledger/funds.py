@@ -1,0 +1,84 @@
+"""Client money: deposits through the payment provider, and the organization's balance."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from sqlmodel import Session, col, select
+
+from fieldcheck.campaigns.models import Campaign
+from fieldcheck.errors import Unprocessable
+from fieldcheck.ledger.models import AccountKind, Deposit, DepositStatus, LedgerAccount
+from fieldcheck.ledger.providers import PaymentProvider
+from fieldcheck.ledger.service import PLATFORM, Leg, account, ensure_payable, post
+from fieldcheck.settings import Settings
+
+
+def deposit(
+    session: Session,
+    provider: PaymentProvider,
+    settings: Settings,
+    *,
+    organization_id: uuid.UUID,
+    amount_cents: int,
+    currency: str,
+    idempotency_key: str,
+    actor_id: uuid.UUID,
+) -> Deposit:
+    ensure_payable(amount_cents, currency, settings)
+    if amount_cents > settings.max_deposit_cents:
+        raise Unprocessable(
+            f"one deposit may be at most {settings.max_deposit_cents} cents", code="deposit_too_large"
+        )
+    charge = provider.charge(
+        organization_id=str(organization_id),
+        amount_cents=amount_cents,
+        currency=currency,
+        idempotency_key=idempotency_key,
+    )
+    record = Deposit(
+        organization_id=organization_id,
+        amount_cents=amount_cents,
+        currency=currency,
+        status=DepositStatus.settled.value if charge.settled else DepositStatus.failed.value,
+        provider=provider.name,
+        provider_reference=charge.reference,
+    )
+    session.add(record)
+    session.flush()
+    if not charge.settled:
+        raise Unprocessable(f"the payment failed: {charge.failure or 'refused'}", code="payment_failed")
+    post(
+        session,
+        reference=f"deposit:{record.id}",
+        movement="settle",
+        currency=currency,
+        memo=f"Deposit via {provider.name} ({charge.reference})",
+        legs=[
+            Leg(account(session, AccountKind.funding, PLATFORM, currency), -amount_cents),
+            Leg(account(session, AccountKind.client_available, organization_id, currency), amount_cents),
+        ],
+        actor_id=actor_id,
+    )
+    return record
+
+
+def organization_balance(session: Session, organization_id: uuid.UUID) -> dict[str, dict[str, int]]:
+    """Per currency: available, and held in the escrow of the organization's campaigns."""
+    figures: dict[str, dict[str, int]] = defaultdict(lambda: {"available": 0, "escrow": 0})
+    for currency, balance in session.exec(
+        select(LedgerAccount.currency, LedgerAccount.balance).where(
+            LedgerAccount.kind == AccountKind.client_available.value,
+            LedgerAccount.owner_id == organization_id,
+        )
+    ).all():
+        figures[currency]["available"] += int(balance)
+    campaigns = select(Campaign.id).where(Campaign.organization_id == organization_id)
+    for currency, balance in session.exec(
+        select(LedgerAccount.currency, LedgerAccount.balance).where(
+            LedgerAccount.kind == AccountKind.client_escrow.value, col(LedgerAccount.owner_id).in_(campaigns)
+        )
+    ).all():
+        figures[currency]["escrow"] += int(balance)
+    return dict(figures)

@@ -1,0 +1,447 @@
+"""Human review: the queue, leases, decisions, appeals, and the deadline that pays when nobody looks."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func
+from sqlmodel import Session, col, select
+
+from fieldcheck.assignments import service as assignments
+from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus
+from fieldcheck.assignments.transitions import free_slot, transition
+from fieldcheck.campaigns.models import Campaign, CampaignStatus
+from fieldcheck.db import insert_ignore, utcnow
+from fieldcheck.errors import Conflict, NotFound, Unprocessable
+from fieldcheck.ledger import service as ledger
+from fieldcheck.reviews.models import REASON_TEXT, Appeal, QueueReason, ReasonCode, Review, ReviewClaim
+from fieldcheck.settings import Settings
+
+S = AssignmentStatus
+DEADLINE_BATCH = 200
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    assignment: Assignment
+    reason: QueueReason
+    waiting_since: datetime
+    claim: ReviewClaim | None
+
+
+def reason_of(assignment: Assignment) -> QueueReason | None:
+    if assignment.status == S.in_review.value:
+        return QueueReason.flagged
+    if assignment.status == S.appealed.value:
+        return QueueReason.appeal
+    if assignment.status == S.approved.value and assignment.audit_sampled and assignment.audited_at is None:
+        return QueueReason.sampled
+    return None
+
+
+def _waiting_since(assignment: Assignment, reason: QueueReason) -> datetime:
+    if reason is QueueReason.appeal:
+        return assignment.appealed_at or assignment.updated_at
+    if reason is QueueReason.sampled:
+        return assignment.decided_at or assignment.updated_at
+    return assignment.submitted_at or assignment.updated_at
+
+
+def queue(
+    session: Session,
+    *,
+    reviewer_id: uuid.UUID,
+    reason: QueueReason | None,
+    limit: int,
+    now: datetime | None = None,
+) -> tuple[list[QueueItem], dict[str, int]]:
+    """Items this reviewer may take, oldest first, and how many wait in each part of the queue."""
+    now = now or utcnow()
+    conditions = {
+        QueueReason.flagged: col(Assignment.status) == S.in_review.value,
+        QueueReason.appeal: col(Assignment.status) == S.appealed.value,
+        QueueReason.sampled: and_(
+            col(Assignment.status) == S.approved.value,
+            col(Assignment.audit_sampled).is_(True),
+            col(Assignment.audited_at).is_(None),
+        ),
+    }
+    order = {
+        QueueReason.flagged: col(Assignment.submitted_at),
+        QueueReason.appeal: col(Assignment.appealed_at),
+        QueueReason.sampled: col(Assignment.decided_at),
+    }
+    taken_by_others = select(ReviewClaim.assignment_id).where(
+        ReviewClaim.reviewer_id != reviewer_id, col(ReviewClaim.expires_at) > now
+    )
+    # Nobody reviews their own work, nor an appeal against their own decision.
+    own_appeals = select(Appeal.assignment_id).where(
+        Appeal.rejected_by == reviewer_id, col(Appeal.decided_at).is_(None)
+    )
+    available = and_(
+        col(Assignment.worker_id) != reviewer_id,
+        col(Assignment.id).not_in(taken_by_others),
+        col(Assignment.id).not_in(own_appeals),
+    )
+    counts = {
+        kind.value: int(
+            session.exec(select(func.count()).select_from(Assignment).where(condition, available)).one()
+        )
+        for kind, condition in conditions.items()
+    }
+    items: list[QueueItem] = []
+    for kind in [reason] if reason else list(QueueReason):
+        rows = session.exec(
+            select(Assignment)
+            .where(conditions[kind], available)
+            .order_by(order[kind], col(Assignment.id))
+            .limit(limit)
+        ).all()
+        items += [QueueItem(a, kind, _waiting_since(a, kind), None) for a in rows]
+    items.sort(key=lambda item: item.waiting_since)
+    items = items[:limit]
+    claims = {
+        c.assignment_id: c
+        for c in session.exec(
+            select(ReviewClaim).where(col(ReviewClaim.assignment_id).in_([i.assignment.id for i in items]))
+        ).all()
+    }
+    return [
+        QueueItem(i.assignment, i.reason, i.waiting_since, claims.get(i.assignment.id)) for i in items
+    ], counts
+
+
+def _reviewable(
+    session: Session, reviewer_id: uuid.UUID, assignment_id: uuid.UUID
+) -> tuple[Assignment, QueueReason]:
+    assignment = session.get(Assignment, assignment_id, populate_existing=True)
+    if assignment is None:
+        raise NotFound("no such assignment", code="assignment_not_found")
+    kind = reason_of(assignment)
+    if kind is None:
+        raise Conflict(
+            f"this assignment is {assignment.status}: there is nothing to review",
+            code="not_in_review",
+            current_status=assignment.status,
+        )
+    if assignment.worker_id == reviewer_id:
+        raise Conflict("nobody reviews their own work", code="own_work")
+    if kind is QueueReason.appeal:
+        appeal = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
+        if appeal is not None and appeal.rejected_by == reviewer_id:
+            raise Conflict(
+                "an appeal goes to another reviewer than the one who rejected", code="own_decision"
+            )
+    return assignment, kind
+
+
+def claim(
+    session: Session, settings: Settings, *, reviewer_id: uuid.UUID, assignment_id: uuid.UUID
+) -> ReviewClaim:
+    """Take an item for `review_lease_minutes`; a live lease of another reviewer is a 409."""
+    _assignment, kind = _reviewable(session, reviewer_id, assignment_id)
+    now = utcnow()
+    expires = now + timedelta(minutes=settings.review_lease_minutes)
+    if not insert_ignore(
+        session,
+        ReviewClaim,
+        assignment_id=assignment_id,
+        reviewer_id=reviewer_id,
+        kind=kind.value,
+        claimed_at=now,
+        expires_at=expires,
+    ):
+        # Taken already: it becomes ours only if the lease ran out or was ours (renewal).
+        existing = session.exec(
+            select(ReviewClaim).where(ReviewClaim.assignment_id == assignment_id).with_for_update()
+        ).one()
+        if existing.reviewer_id != reviewer_id and existing.expires_at > now:
+            raise Conflict(
+                "another reviewer has this item",
+                code="claimed_by_another",
+                lease_expires_at=existing.expires_at.isoformat(),
+            )
+        existing.reviewer_id, existing.kind, existing.claimed_at, existing.expires_at = (
+            reviewer_id,
+            kind.value,
+            now,
+            expires,
+        )
+        session.add(existing)
+    found = session.get(ReviewClaim, assignment_id, populate_existing=True)
+    assert found is not None
+    return found
+
+
+def decide(
+    session: Session,
+    settings: Settings,
+    *,
+    reviewer_id: uuid.UUID,
+    assignment_id: uuid.UUID,
+    approve: bool,
+    reasons: list[ReasonCode],
+    comment: str,
+) -> Assignment:
+    assignment, kind = _reviewable(session, reviewer_id, assignment_id)
+    now = utcnow()
+    lease = session.exec(
+        select(ReviewClaim).where(ReviewClaim.assignment_id == assignment_id).with_for_update()
+    ).first()
+    if lease is None or lease.reviewer_id != reviewer_id:
+        raise Conflict("claim this item before deciding it", code="not_claimed")
+    if lease.expires_at <= now:
+        raise Conflict("your lease on this item expired; claim it again", code="lease_expired")
+    if not approve and not reasons:
+        raise Unprocessable(
+            "a rejection needs at least one reason",
+            code="reason_required",
+            errors=[{"field": "reasons", "message": "at least one reason code", "source": "body"}],
+        )
+    words = [REASON_TEXT[r] for r in reasons] + ([f"Reviewer's comment: {comment}"] if comment else [])
+    session.add(
+        Review(
+            assignment_id=assignment_id,
+            reviewer_id=reviewer_id,
+            kind=kind.value,
+            decision="approve" if approve else "reject",
+            reasons=[r.value for r in reasons],
+            comment=comment,
+        )
+    )
+    session.delete(lease)
+    campaign = session.get(Campaign, assignment.campaign_id)
+    assert campaign is not None
+    if kind is QueueReason.sampled:
+        assignment.audited_at = now
+        session.add(assignment)
+        assignments.record_audit(session, assignment, reviewer_id=reviewer_id, passed=approve, reasons=words)
+        return assignment
+    source = S.in_review if kind is QueueReason.flagged else S.appealed
+    if approve:
+        changed = transition(
+            session,
+            assignment_id,
+            from_statuses=[source],
+            to=S.approved,
+            actor_type=ActorType.reviewer,
+            actor_id=reviewer_id,
+            reason="Approved by a reviewer" + (" on appeal." if kind is QueueReason.appeal else "."),
+            details={"reasons": words or ["A reviewer checked the work and approved it."]},
+            values={"decided_at": now, "review_due_at": None},
+        )
+        if changed is not None:
+            ledger.release_reward(session, changed, campaign, actor_id=reviewer_id)
+    else:
+        final = kind is QueueReason.appeal
+        changed = transition(
+            session,
+            assignment_id,
+            from_statuses=[source],
+            to=S.rejected,
+            actor_type=ActorType.reviewer,
+            actor_id=reviewer_id,
+            reason="Rejected by a reviewer"
+            + (" on appeal; this decision is final." if final else "; you can appeal to another reviewer."),
+            details={"reasons": words, "final": final},
+            values={"decided_at": now, "review_due_at": None},
+        )
+        if final:
+            free_slot(session, assignment_id)
+            if campaign.status == CampaignStatus.closed.value:
+                ledger.refund_unused_escrow(session, campaign, settings)
+    if kind is QueueReason.appeal:
+        appeal = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).one()
+        appeal.decided_at, appeal.outcome = now, "approved" if approve else "rejected"
+        session.add(appeal)
+    if changed is None:
+        raise Conflict("this item changed while you reviewed it", code="item_changed")
+    return changed
+
+
+def appeal(
+    session: Session, settings: Settings, *, worker_id: uuid.UUID, assignment_id: uuid.UUID, message: str
+) -> Appeal:
+    assignment = assignments.get_for_worker(session, worker_id, assignment_id)
+    if assignment.status != S.rejected.value:
+        raise Conflict(
+            f"only a rejection can be appealed; this assignment is {assignment.status}",
+            code="not_rejected",
+            current_status=assignment.status,
+        )
+    existing = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
+    if existing is not None:
+        raise Conflict(
+            "this rejection was already appealed; the decision on appeal is final", code="already_appealed"
+        )
+    decided = assignment.decided_at or assignment.updated_at
+    deadline = decided + timedelta(days=settings.appeal_window_days)
+    if utcnow() > deadline or assignment.slot_freed:
+        raise Conflict(
+            f"appeals are possible for {settings.appeal_window_days} days after the decision",
+            code="appeal_window_closed",
+            deadline=deadline.isoformat(),
+        )
+    rejector = session.exec(
+        select(Review.reviewer_id)
+        .where(Review.assignment_id == assignment_id, Review.decision == "reject")
+        .order_by(col(Review.created_at).desc())
+    ).first()
+    record = Appeal(assignment_id=assignment_id, message=message, rejected_by=rejector)
+    session.add(record)
+    now = utcnow()
+    campaign = session.get(Campaign, assignment.campaign_id)
+    assert campaign is not None
+    due = now + timedelta(hours=campaign.review_deadline_hours)
+    if (
+        transition(
+            session,
+            assignment_id,
+            from_statuses=[S.rejected],
+            to=S.appealed,
+            actor_type=ActorType.worker,
+            actor_id=worker_id,
+            worker_id=worker_id,
+            reason="Appealed: a reviewer will look at it again.",
+            details={"message": message},
+            values={"appealed_at": now, "review_due_at": due},
+        )
+        is None
+    ):
+        raise Conflict("the assignment changed; try again", code="item_changed")
+    return record
+
+
+def approve_overdue(session: Session, *, now: datetime | None = None) -> int:
+    """Work nobody reviewed within the campaign's review deadline is approved and paid: the platform,
+    not the worker, bears the cost of its delays."""
+    now = now or utcnow()
+    rows = session.exec(
+        select(Assignment, Campaign)
+        .join(Campaign, col(Campaign.id) == col(Assignment.campaign_id))
+        .where(
+            col(Assignment.status).in_([S.in_review.value, S.appealed.value]),
+            col(Assignment.review_due_at) <= now,
+        )
+        .order_by(col(Assignment.review_due_at))
+        .limit(DEADLINE_BATCH)
+    ).all()
+    approved = 0
+    for assignment, campaign in rows:
+        source = S(assignment.status)
+        changed = transition(
+            session,
+            assignment.id,
+            from_statuses=[source],
+            to=S.approved,
+            actor_type=ActorType.system,
+            actor_id=None,
+            reason="Approved and paid because no person reviewed it within "
+            f"{campaign.review_deadline_hours} hours, as the platform promises.",
+            details={"reasons": ["The review deadline passed: the platform approved the work."]},
+            values={"decided_at": now, "review_due_at": None},
+        )
+        if changed is None:
+            continue
+        ledger.release_reward(session, changed, campaign)
+        approved += 1
+        if source is S.appealed:
+            appeal_row = session.exec(select(Appeal).where(Appeal.assignment_id == assignment.id)).first()
+            if appeal_row is not None:
+                appeal_row.decided_at, appeal_row.outcome = now, "approved"
+                session.add(appeal_row)
+    return approved
+
+
+def finalize_rejections(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
+    """Rejections not appealed within the window are final: their slots go back to the task."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.appeal_window_days)
+    rows = session.exec(
+        select(Assignment.id, Assignment.campaign_id)
+        .where(
+            Assignment.status == S.rejected.value,
+            col(Assignment.slot_freed).is_(False),
+            col(Assignment.decided_at) <= cutoff,
+        )
+        .limit(DEADLINE_BATCH)
+    ).all()
+    closed: set[uuid.UUID] = set()
+    for assignment_id, campaign_id in rows:
+        if free_slot(session, assignment_id):
+            closed.add(campaign_id)
+    for campaign_id in closed:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is not None and campaign.status == CampaignStatus.closed.value:
+            ledger.refund_unused_escrow(session, campaign, settings)
+    return len(rows)
+
+
+def worker_record(session: Session, worker_id: uuid.UUID) -> dict[str, Any]:
+    counts = dict(
+        session.exec(
+            select(Assignment.status, func.count())
+            .where(
+                Assignment.worker_id == worker_id,
+                col(Assignment.status).in_(
+                    [S.approved.value, S.rejected.value, S.in_review.value, S.appealed.value]
+                ),
+            )
+            .group_by(col(Assignment.status))
+        ).all()
+    )
+    approved, rejected = int(counts.get(S.approved.value, 0)), int(counts.get(S.rejected.value, 0))
+    decided = approved + rejected
+    return {
+        "approved": approved,
+        "rejected": rejected,
+        "pending": int(counts.get(S.in_review.value, 0)) + int(counts.get(S.appealed.value, 0)),
+        "approval_rate": round(approved / decided, 3) if decided else None,
+    }
+
+
+def reverse_rejection(
+    session: Session, *, admin_id: uuid.UUID, assignment_id: uuid.UUID, reason: str
+) -> Assignment:
+    """The platform got a rejection wrong (a check later found faulty): approve, and pay.
+
+    From the campaign's escrow while the slot is still held; once the slot went back to the task,
+    the platform pays the reward itself. Either way the ledger's key makes a second payment
+    impossible.
+    """
+    assignment = session.get(Assignment, assignment_id, populate_existing=True)
+    if assignment is None:
+        raise NotFound("no such assignment", code="assignment_not_found")
+    campaign = session.get(Campaign, assignment.campaign_id)
+    assert campaign is not None
+    slot_was_freed = assignment.slot_freed
+    now = utcnow()
+    changed = transition(
+        session,
+        assignment_id,
+        from_statuses=[S.rejected, S.appealed],
+        to=S.approved,
+        actor_type=ActorType.admin,
+        actor_id=admin_id,
+        reason="The rejection was reversed by the platform: the work is approved and paid.",
+        details={"reasons": [f"The platform reversed its rejection: {reason}"]},
+        values={"decided_at": now, "review_due_at": None},
+    )
+    if changed is None:
+        raise Conflict(
+            f"only a rejected assignment can be reversed; this one is {assignment.status}",
+            code="not_rejected",
+            current_status=assignment.status,
+        )
+    if slot_was_freed:
+        ledger.compensate(session, changed, campaign, actor_id=admin_id, reason=reason)
+    else:
+        ledger.release_reward(session, changed, campaign, actor_id=admin_id)
+    appeal_row = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
+    if appeal_row is not None and appeal_row.decided_at is None:
+        appeal_row.decided_at, appeal_row.outcome = now, "approved"
+        session.add(appeal_row)
+    return changed
