@@ -26,6 +26,7 @@ from fieldcheck.auth.controllers import AdminUserController, AuthController, MeC
 from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_middleware, current_principal
 from fieldcheck.campaigns.controllers import CampaignController
 from fieldcheck.errors import EXCEPTION_HANDLERS, request_id_middleware
+from fieldcheck.exports.controllers import CampaignAuditController, ExportController
 from fieldcheck.health import HealthController
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
@@ -37,6 +38,7 @@ from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStora
 from fieldcheck.stores.controllers import StoreController
 from fieldcheck.tasks.controllers import TaskController
 from fieldcheck.web import FINISHED_KEY, discard_unit_of_work, finish_unit_of_work
+from fieldcheck.webhooks.controllers import WebhookController
 
 log = logging.getLogger("fieldcheck.app")
 
@@ -110,6 +112,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         WorkerMoneyController,
         ReviewController,
         AdminAssignmentController,
+        CampaignAuditController,
+        ExportController,
+        WebhookController,
     ]
     if isinstance(rt.storage, LocalStorage):
         handlers.append(LocalStorageController)

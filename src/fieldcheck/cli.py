@@ -321,11 +321,13 @@ def bench() -> None:
 
 
 def _register_benchmarks() -> None:
+    from fieldcheck.bench.exports import exports_command
     from fieldcheck.bench.nearby import nearby_command
     from fieldcheck.bench.photos import photos_command
 
     bench.add_command(nearby_command)
     bench.add_command(photos_command)
+    bench.add_command(exports_command)
 
 
 _register_benchmarks()

@@ -6,6 +6,7 @@ from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks.duplicates import PhotoHash
 from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.db import metadata
+from fieldcheck.exports.models import Export
 from fieldcheck.idempotency import IdempotencyRecord
 from fieldcheck.jobs import JobExecution, OutboxMessage, ScheduleSlot
 from fieldcheck.ledger.models import (
@@ -21,6 +22,7 @@ from fieldcheck.photos.models import Photo
 from fieldcheck.reviews.models import Appeal, Review, ReviewClaim
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
+from fieldcheck.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Appeal",
@@ -29,6 +31,7 @@ __all__ = [
     "Campaign",
     "CheckResultRow",
     "Deposit",
+    "Export",
     "IdempotencyRecord",
     "JobExecution",
     "LedgerAccount",
@@ -47,5 +50,7 @@ __all__ = [
     "Store",
     "Task",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -38,6 +38,8 @@ JOB_MODULES = (
     "fieldcheck.idempotency",
     "fieldcheck.ledger.jobs",
     "fieldcheck.reviews.jobs",
+    "fieldcheck.webhooks.jobs",
+    "fieldcheck.exports.jobs",
 )
 
 

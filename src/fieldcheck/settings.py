@@ -103,10 +103,35 @@ class Settings(BaseSettings):
     review_lease_minutes: int = Field(default=15, ge=1, le=240)
     appeal_window_days: int = Field(default=14, ge=1, le=365)
 
+    # Webhooks.
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhooks go to private, loopback, link-local and other non-public addresses.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Time limit of each step of an attempt."
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50, description="Attempts before a delivery fails.")
+    webhook_backoff_base_s: float = Field(
+        default=30.0, gt=0, description="Wait after the first failed attempt."
+    )
+    webhook_backoff_max_s: float = Field(default=21600.0, gt=0, description="Longest wait between attempts.")
+
     # Photos.
     photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest photo accepted.")
     photo_types: list[str] = Field(
         default_factory=lambda: ["image/jpeg", "image/png"], description="Content types phones may upload."
+    )
+
+    # Exports.
+    export_retention_hours: int = Field(
+        default=168, ge=1, le=24 * 365, description="How long an export's file is kept before it is deleted."
+    )
+    export_link_ttl_s: int = Field(
+        default=7 * 86400,
+        ge=60,
+        le=7 * 86400,
+        description="Validity of the photo links written into a CSV export (S3 allows at most 7 days).",
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

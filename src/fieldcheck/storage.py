@@ -8,15 +8,18 @@ the size and fix the content type of an upload in the signature itself.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import logging
 import mimetypes
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +28,7 @@ from urllib.parse import quote, urlencode
 
 import anyio
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from litestar import Controller, Request, Response, get, put
@@ -35,8 +39,12 @@ from litestar.response import Stream
 from fieldcheck.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from fieldcheck.settings import Settings
 
+log = logging.getLogger("fieldcheck.storage")
+
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,511}$")
 CHUNK_BYTES = 1024 * 1024
+# Uploads from a stream buffer one part per thread: two 8 MiB parts in flight at most.
+STREAM_TRANSFER = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
 LOCAL_ROUTE = "/storage"
 
 
@@ -179,7 +187,9 @@ class S3Storage:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         else:
             # Multipart upload from a stream: memory stays bounded whatever the size.
-            self.client.upload_fileobj(data, self.bucket, key, ExtraArgs={"ContentType": content_type})
+            self.client.upload_fileobj(
+                data, self.bucket, key, ExtraArgs={"ContentType": content_type}, Config=STREAM_TRANSFER
+            )
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
@@ -288,6 +298,70 @@ class LocalStorage:
         probe = self.root / ".ready-probe"
         probe.write_bytes(b"ok")
         probe.unlink()
+
+
+class _CountingReader:
+    """The read end of the pipe, counting what passes (the stored object's size)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size)
+        self.bytes += len(chunk)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+
+def put_stream(
+    storage: ObjectStorage, key: str, *, content_type: str, produce: Callable[[IO[bytes]], None]
+) -> int:
+    """Store what `produce` writes while it writes it; returns the size.
+
+    The writer is one end of a pipe and the storage backend reads the other (S3: a multipart
+    upload, a part at a time), so an object of any size needs only a few buffers of memory and
+    no local file. If `produce` fails, the partial object is deleted and its error raised.
+    """
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb", buffering=CHUNK_BYTES)
+    writer = os.fdopen(write_fd, "wb", buffering=CHUNK_BYTES)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            produce(writer)
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            with contextlib.suppress(OSError):  # the reader went away first (the upload failed)
+                writer.close()
+
+    thread = threading.Thread(target=run, name=f"put-stream-{key[-40:]}", daemon=True)
+    thread.start()
+    counted = _CountingReader(reader)
+    try:
+        storage.put(key, cast("IO[bytes]", counted), content_type=content_type)
+    except BaseException:
+        reader.close()  # unblocks the producer: its next write fails
+        thread.join()
+        _delete_quietly(storage, key)
+        raise
+    thread.join()
+    reader.close()
+    if failure:
+        _delete_quietly(storage, key)
+        raise failure[0]
+    return counted.bytes
+
+
+def _delete_quietly(storage: ObjectStorage, key: str) -> None:
+    try:
+        storage.delete(key)
+    except Exception:
+        log.warning("could not delete the partial object %s", key, exc_info=True)
 
 
 def create_storage(settings: NamedDependency[Settings]) -> ObjectStorage:

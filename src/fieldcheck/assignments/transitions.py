@@ -27,6 +27,7 @@ from fieldcheck.assignments.models import (
 )
 from fieldcheck.db import utcnow
 from fieldcheck.tasks.service import release_slot
+from fieldcheck.webhooks import events
 
 S = AssignmentStatus
 ALLOWED: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
@@ -39,6 +40,9 @@ ALLOWED: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
     S.expired: frozenset(),
     S.cancelled: frozenset(),
 }
+
+
+DECIDED = frozenset({AssignmentStatus.approved, AssignmentStatus.rejected})
 
 
 def record_event(
@@ -105,7 +109,7 @@ def transition(
     )
     if frees_slot:
         release_slot(session, current[1])
-    record_event(
+    event = record_event(
         session,
         assignment_id,
         from_status=from_status,
@@ -117,6 +121,9 @@ def transition(
     )
     assignment = session.get(Assignment, assignment_id, populate_existing=True)
     assert assignment is not None
+    if to in DECIDED:
+        # The client's webhooks, in this same transaction: sent only once the decision is committed.
+        events.assignment_decided(session, assignment, event)
     return assignment
 
 

@@ -55,3 +55,5 @@ class Campaign(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     activated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # When every slot had approved work, or the campaign was closed: campaign.completed went out.
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -19,6 +19,7 @@ from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
+from fieldcheck.webhooks import events
 
 LOOKUP_CHUNK = 1000
 SHOWN_UNKNOWN_IDS = 20
@@ -213,6 +214,7 @@ def change_status(
         funding.hold_escrow_for_activation(session, campaign, settings)
     if target is CampaignStatus.closed:
         funding.release_unused_escrow(session, campaign, settings)
+        events.campaign_completed(session, campaign.id, reason="closed")
     return campaign
 
 

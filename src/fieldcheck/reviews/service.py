@@ -230,7 +230,10 @@ def decide(
             actor_type=ActorType.reviewer,
             actor_id=reviewer_id,
             reason="Approved by a reviewer" + (" on appeal." if kind is QueueReason.appeal else "."),
-            details={"reasons": words or ["A reviewer checked the work and approved it."]},
+            details={
+                "reasons": words or ["A reviewer checked the work and approved it."],
+                "codes": [r.value for r in reasons],
+            },
             values={"decided_at": now, "review_due_at": None},
         )
         if changed is not None:
@@ -246,7 +249,7 @@ def decide(
             actor_id=reviewer_id,
             reason="Rejected by a reviewer"
             + (" on appeal; this decision is final." if final else "; you can appeal to another reviewer."),
-            details={"reasons": words, "final": final},
+            details={"reasons": words, "codes": [r.value for r in reasons], "final": final},
             values={"decided_at": now, "review_due_at": None},
         )
         if final:

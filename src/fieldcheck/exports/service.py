@@ -1,0 +1,381 @@
+"""Exports: asked for over HTTP, built by a job, downloaded through an expiring URL, then removed.
+
+The build runs outside any long transaction: it marks the export running, streams the file into
+object storage while it records progress in short transactions, and finishes in the job's own
+transaction (with the export.ready webhook, so that goes out only once the file is there).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import IO
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from fieldcheck.assignments.models import Assignment, AssignmentStatus
+from fieldcheck.campaigns.models import Campaign
+from fieldcheck.campaigns.service import get_campaign
+from fieldcheck.db import Database, utcnow
+from fieldcheck.errors import NotFound
+from fieldcheck.exports import files, results
+from fieldcheck.exports.models import Export, ExportFormat, ExportStatus
+from fieldcheck.exports.report import THUMBNAILS_PER_STORE, StoreCard, write_report
+from fieldcheck.exports.results import ResultRow
+from fieldcheck.jobs import JobContext, enqueue
+from fieldcheck.pagination import paginate
+from fieldcheck.photos.models import Photo
+from fieldcheck.settings import Settings
+from fieldcheck.storage import ObjectStorage, put_stream
+from fieldcheck.stores.models import Store
+from fieldcheck.tasks.models import Task
+from fieldcheck.webhooks.service import emit
+
+log = logging.getLogger("fieldcheck.exports")
+
+MAX_ATTEMPTS = 3
+PROGRESS_EVERY_S = 0.5
+CONTENT_TYPES = {
+    ExportFormat.csv: "text/csv; charset=utf-8",
+    ExportFormat.zip: "application/zip",
+    ExportFormat.report: "text/html; charset=utf-8",
+}
+EXTENSIONS = {ExportFormat.csv: "csv", ExportFormat.zip: "zip", ExportFormat.report: "html"}
+UNFINISHED = (ExportStatus.queued.value, ExportStatus.running.value)
+
+
+class ExportFailed(Exception):
+    """A reason the export cannot be built, in words for the client."""
+
+
+# Requests ------------------------------------------------------------------------------------
+def request_export(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    format: ExportFormat,
+) -> Export:
+    """Queue an export; while one of the same format is unfinished, that one is the answer."""
+    campaign = get_campaign(session, organization_id, campaign_id)
+    pending = session.exec(
+        select(Export).where(
+            Export.campaign_id == campaign.id,
+            Export.format == format.value,
+            col(Export.status).in_(UNFINISHED),
+        )
+    ).first()
+    if pending is not None:
+        return pending
+    export = Export(
+        organization_id=organization_id, campaign_id=campaign.id, requested_by=user_id, format=format.value
+    )
+    session.add(export)
+    session.flush()
+    enqueue(session, "exports.build", export_id=str(export.id))
+    return export
+
+
+def get_export(session: Session, organization_id: uuid.UUID, export_id: uuid.UUID) -> Export:
+    export = session.exec(
+        select(Export).where(Export.id == export_id, Export.organization_id == organization_id)
+    ).first()
+    if export is None:
+        raise NotFound("no such export", code="export_not_found")
+    return export
+
+
+def list_exports(
+    session: Session, organization_id: uuid.UUID, campaign_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[Export], str | None]:
+    get_campaign(session, organization_id, campaign_id)
+    query = select(Export).where(Export.organization_id == organization_id, Export.campaign_id == campaign_id)
+    return paginate(
+        session,
+        query,
+        time_column=col(Export.created_at),
+        id_column=col(Export.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )
+
+
+def download_url(export: Export, storage: ObjectStorage, settings: Settings) -> str | None:
+    if export.status != ExportStatus.done.value or export.storage_key is None:
+        return None
+    return storage.presign_download(
+        export.storage_key, expires_s=settings.signed_url_ttl_s, filename=export.filename
+    )
+
+
+# Building ------------------------------------------------------------------------------------
+def build(ctx: JobContext, export_id: uuid.UUID) -> None:
+    runtime = ctx.runtime
+    db, storage, settings = runtime.db, runtime.storage, runtime.settings
+    started = _start(db, export_id)
+    if started is None:
+        return  # done, failed or expired already: a repeated delivery
+    export, campaign = started
+    fmt = ExportFormat(export.format)
+    key = f"exports/{campaign.organization_id}/{campaign.id}/{export.id}.{EXTENSIONS[fmt]}"
+    filename = f"{_slug(campaign.title)}-{export.created_at:%Y%m%d-%H%M}.{EXTENSIONS[fmt]}"
+    try:
+        with db.transaction(read_only=True) as session:
+            total = max(1, _work_units(session, campaign, fmt))
+        progress = _ProgressRecorder(db, export.id, total)
+        produce = _producer(db, storage, settings, campaign, fmt, progress)
+        size = put_stream(storage, key, content_type=CONTENT_TYPES[fmt], produce=produce)
+    except Exception as exc:
+        _failed(db, export, exc)
+        if export.attempts < MAX_ATTEMPTS and not isinstance(exc, ExportFailed):
+            raise  # the job system tries again, with backoff
+        return
+    now = utcnow()
+    session = ctx.session
+    session.exec(
+        update(Export)
+        .where(col(Export.id) == export.id)
+        .values(
+            status=ExportStatus.done.value,
+            progress=1.0,
+            stage="done",
+            storage_key=key,
+            filename=filename,
+            size_bytes=size,
+            row_count=progress.rows,
+            photo_count=progress.photos,
+            error=None,
+            finished_at=now,
+            expires_at=now + timedelta(hours=settings.export_retention_hours),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    _announce(session, export, campaign)
+
+
+def _announce(session: Session, export: Export, campaign: Campaign) -> None:
+    emit(
+        session,
+        campaign.organization_id,
+        "export.ready",
+        {"export_id": str(export.id), "campaign_id": str(campaign.id), "format": export.format},
+    )
+
+
+def _start(db: Database, export_id: uuid.UUID) -> tuple[Export, Campaign] | None:
+    with db.transaction() as session:
+        claimed = session.exec(
+            update(Export)
+            .where(col(Export.id) == export_id, col(Export.status).in_(UNFINISHED))
+            .values(
+                status=ExportStatus.running.value,
+                started_at=utcnow(),
+                attempts=col(Export.attempts) + 1,
+                stage="starting",
+                error=None,
+            )
+            .returning(col(Export.id))
+            .execution_options(synchronize_session=False)
+        ).first()
+        if claimed is None:
+            return None
+        export = session.get(Export, export_id, populate_existing=True)
+        assert export is not None
+        campaign = session.get(Campaign, export.campaign_id)
+        assert campaign is not None
+        session.expunge_all()
+        return export, campaign
+
+
+def _failed(db: Database, export: Export, exc: Exception) -> None:
+    final = export.attempts >= MAX_ATTEMPTS or isinstance(exc, ExportFailed)
+    reason = str(exc) if isinstance(exc, ExportFailed) else _describe(exc)
+    log.warning("export %s attempt %d failed: %s", export.id, export.attempts, reason, exc_info=exc)
+    with db.transaction() as session:
+        session.exec(
+            update(Export)
+            .where(col(Export.id) == export.id)
+            .values(
+                status=ExportStatus.failed.value if final else ExportStatus.queued.value,
+                error=reason[:500],
+                stage=None if final else f"attempt {export.attempts} failed; trying again",
+                finished_at=utcnow() if final else None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _describe(exc: Exception) -> str:
+    """An error a client can act on, without internals."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError | BotoCoreError | OSError):
+        return "the file could not be written to storage; please try again later"
+    return "the export could not be built because of an internal error; it has been logged"
+
+
+class _ProgressRecorder:
+    """Progress 0..1 written at most twice a second, each time in its own short transaction."""
+
+    def __init__(self, db: Database, export_id: uuid.UUID, total: int) -> None:
+        self.db, self.export_id, self.total = db, export_id, total
+        self.rows = 0
+        self.photos = 0
+        self._last = 0.0
+
+    def __call__(self, done: int, stage: str) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_EVERY_S:
+            return
+        self._last = now
+        with self.db.transaction() as session:
+            session.exec(
+                update(Export)
+                .where(col(Export.id) == self.export_id, col(Export.status) == ExportStatus.running.value)
+                .values(progress=min(0.99, done / self.total), stage=stage[:200])
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _work_units(session: Session, campaign: Campaign, fmt: ExportFormat) -> int:
+    rows = results.count(session, campaign)
+    if fmt == ExportFormat.csv:
+        return rows
+    photos = int(
+        session.exec(
+            select(func.count())
+            .select_from(Photo)
+            .join(Assignment, col(Assignment.id) == col(Photo.assignment_id))
+            .where(
+                Assignment.campaign_id == campaign.id,
+                Assignment.status == AssignmentStatus.approved.value,
+                col(Photo.safe_key).is_not(None),
+            )
+        ).one()
+    )
+    if fmt == ExportFormat.zip:
+        return rows + photos
+    return rows + min(photos, len(_store_slots(session, campaign)) * THUMBNAILS_PER_STORE)
+
+
+def _producer(
+    db: Database,
+    storage: ObjectStorage,
+    settings: Settings,
+    campaign: Campaign,
+    fmt: ExportFormat,
+    progress: _ProgressRecorder,
+) -> Callable[[IO[bytes]], None]:
+    def rows() -> Iterable[ResultRow]:
+        # A read-only session per pass: results are read in batches, never all at once.
+        with db.transaction(read_only=True) as session:
+            yield from results.iterate(session, campaign)
+
+    def read_object(key: str) -> bytes:
+        try:
+            return storage.get_bytes(key)
+        except NotFound:
+            log.error("export of campaign %s: stored object %s is missing", campaign.id, key)
+            raise ExportFailed(
+                "a photo of this campaign is missing from storage, so the export would be incomplete; "
+                "the operators have been told"
+            ) from None
+
+    def produce(out: IO[bytes]) -> None:
+        if fmt == ExportFormat.csv:
+            ttl = settings.export_link_ttl_s
+
+            def links(row: ResultRow) -> list[str]:
+                return [storage.presign_download(p.safe_key, expires_s=ttl) for p in row.photos if p.safe_key]
+
+            text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+            progress.rows = files.write_csv(text, rows(), links, progress)
+            text.flush()
+            text.detach()
+        elif fmt == ExportFormat.zip:
+            progress.rows, progress.photos = files.write_zip(out, rows, read_object, progress)
+        else:
+            with db.transaction(read_only=True) as session:
+                summary = results.summary(session, campaign)
+                slots = _store_slots(session, campaign)
+            cards = {store.id: StoreCard(store=store, slots=n) for store, n in slots}
+            for row in rows():
+                cards[row.store.id].rows.append(row)
+                progress.rows += 1
+                progress(progress.rows, f"rows {progress.rows}")
+            read = progress.rows
+            progress.photos = write_report(
+                out,
+                title=campaign.title,
+                instructions=campaign.instructions,
+                generated_at=utcnow(),
+                summary=summary,
+                cards=list(cards.values()),
+                read_object=read_object,
+                progress=lambda n, stage: progress(read + n, stage),
+            )
+
+    return produce
+
+
+def _store_slots(session: Session, campaign: Campaign) -> list[tuple[results.StoreRef, int]]:
+    rows = session.exec(
+        select(Store, Task.slots_total)
+        .join(Task, col(Task.store_id) == col(Store.id))
+        .where(Task.campaign_id == campaign.id)
+        .order_by(col(Store.name))
+    ).all()
+    return [
+        (
+            results.StoreRef(
+                id=store.id,
+                external_ref=store.external_ref,
+                name=store.name,
+                address=store.address,
+                lat=store.lat,
+                lon=store.lon,
+            ),
+            int(slots),
+        )
+        for store, slots in rows
+    ]
+
+
+def _slug(title: str) -> str:
+    return files.SAFE_NAME.sub("-", title).strip("-.").lower()[:60] or "campaign"
+
+
+# Retention -----------------------------------------------------------------------------------
+CLEANUP_BATCH = 200
+
+
+def remove_expired(db: Database, storage: ObjectStorage) -> int:
+    """Delete the files of exports past their retention; the rows stay, marked expired."""
+    removed = 0
+    while True:
+        with db.transaction(read_only=True) as session:
+            due = session.exec(
+                select(Export.id, Export.storage_key)
+                .where(Export.status == ExportStatus.done.value, col(Export.expires_at) < utcnow())
+                .limit(CLEANUP_BATCH)
+            ).all()
+        if not due:
+            return removed
+        for export_id, key in due:
+            if key:
+                storage.delete(key)  # deleting twice is harmless: storage deletes are idempotent
+            with db.transaction() as session:
+                session.exec(
+                    update(Export)
+                    .where(col(Export.id) == export_id, col(Export.status) == ExportStatus.done.value)
+                    .values(status=ExportStatus.expired.value, storage_key=None, stage="file removed")
+                    .execution_options(synchronize_session=False)
+                )
+            removed += 1

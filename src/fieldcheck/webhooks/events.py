@@ -1,0 +1,101 @@
+"""What each webhook event says, and when it is raised: in the transaction that makes it true.
+
+Bodies carry what a client integration needs to act (ids, store, outcome, reasons), never the
+worker's identity, device or position.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from fieldcheck.assignments.models import Assignment, AssignmentEvent, AssignmentStatus
+from fieldcheck.campaigns.models import Campaign
+from fieldcheck.db import utcnow
+from fieldcheck.stores.models import Store
+from fieldcheck.tasks.models import Task
+from fieldcheck.webhooks.service import emit
+
+DECIDED = {AssignmentStatus.approved: "assignment.approved", AssignmentStatus.rejected: "assignment.rejected"}
+
+
+def assignment_decided(session: Session, assignment: Assignment, event: AssignmentEvent) -> None:
+    """An assignment was approved or rejected (by the checks, a reviewer, an appeal or the deadline)."""
+    name = DECIDED.get(AssignmentStatus(assignment.status))
+    if name is None:
+        return
+    row = session.exec(
+        select(Campaign.organization_id, Store.id, Store.external_ref, Store.name)
+        .join(Task, col(Task.campaign_id) == col(Campaign.id))
+        .join(Store, col(Store.id) == col(Task.store_id))
+        .where(Task.id == assignment.task_id)
+    ).one()
+    organization_id, store_id, external_ref, store_name = row
+    visited = assignment.captured_at or assignment.submitted_at
+    emit(
+        session,
+        organization_id,
+        name,
+        {
+            "assignment_id": str(assignment.id),
+            "campaign_id": str(assignment.campaign_id),
+            "task_id": str(assignment.task_id),
+            "store": {"id": str(store_id), "external_ref": external_ref, "name": store_name},
+            "status": assignment.status,
+            "decided_by": "system" if event.actor_type == "system" else "reviewer",
+            "reasons": list(event.details.get("reasons") or [event.reason]),
+            "decided_at": event.at.isoformat(),
+            "visited_at": visited.isoformat() if visited else None,
+            "distance_m": round(assignment.distance_m, 1) if assignment.distance_m is not None else None,
+        },
+    )
+    if assignment.status == AssignmentStatus.approved.value:
+        complete_if_done(session, assignment.campaign_id)
+
+
+def complete_if_done(session: Session, campaign_id: uuid.UUID) -> bool:
+    """Every slot of every task has approved work: the campaign is complete (said once)."""
+    slots = session.exec(
+        select(func.coalesce(func.sum(Task.slots_total), 0)).where(Task.campaign_id == campaign_id)
+    ).one()
+    approved = session.exec(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.campaign_id == campaign_id, Assignment.status == AssignmentStatus.approved.value)
+    ).one()
+    if int(approved) < int(slots) or not slots:
+        return False
+    return campaign_completed(session, campaign_id, reason="all_slots_approved")
+
+
+def campaign_completed(session: Session, campaign_id: uuid.UUID, *, reason: str) -> bool:
+    """Mark the campaign complete and tell the client, once whatever the reason (the UPDATE decides)."""
+    now = utcnow()
+    marked = session.exec(
+        update(Campaign)
+        .where(col(Campaign.id) == campaign_id, col(Campaign.completed_at).is_(None))
+        .values(completed_at=now)
+        .returning(col(Campaign.organization_id))
+        .execution_options(synchronize_session=False)
+    ).first()
+    if marked is None:
+        return False
+    approved = session.exec(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.campaign_id == campaign_id, Assignment.status == AssignmentStatus.approved.value)
+    ).one()
+    emit(
+        session,
+        marked[0],
+        "campaign.completed",
+        {
+            "campaign_id": str(campaign_id),
+            "reason": reason,
+            "approved": int(approved),
+            "completed_at": now.isoformat(),
+        },
+    )
+    return True
