@@ -20,6 +20,8 @@ COMMANDS = [
     ["db", "upgrade"],
     ["users"],
     ["users", "create"],
+    ["demo"],
+    ["bench", "exports"],
 ]
 
 
@@ -161,3 +163,21 @@ def test_serve_runs_the_embedded_default_from_nothing(tmp_path: Path) -> None:
     assert secret.exists()
     assert oct(secret.stat().st_mode & 0o777) == "0o600"
     assert b"Traceback" not in output
+
+
+def test_demo_seeds_every_case_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    first = _run("demo", home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "demo data ready" in first.stdout and "reviewer.demo@example.com" in first.stdout
+    with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
+        statuses = dict(db.execute("SELECT status, count(*) FROM assignments GROUP BY status").fetchall())
+        exports = db.execute("SELECT status FROM exports").fetchall()
+        stores = db.execute("SELECT count(*) FROM stores").fetchone()[0]
+    assert statuses == {"approved": 5, "in_review": 3, "rejected": 1, "appealed": 1}
+    assert exports == [("done",)] and stores == 12
+    again = _run("demo", home=tmp_path)
+    assert again.returncode == 0 and "already there" in again.stdout
+    with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
+        assert db.execute("SELECT count(*) FROM assignments").fetchone()[0] == 10

@@ -14,6 +14,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 from sqlmodel import Session
 
 from fieldcheck import __version__
@@ -25,6 +27,7 @@ from fieldcheck.assignments.controllers import (
 from fieldcheck.auth.controllers import AdminUserController, AuthController, MeController
 from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_middleware, current_principal
 from fieldcheck.campaigns.controllers import CampaignController
+from fieldcheck.console.controllers import CONSOLE_TEMPLATES, console_router
 from fieldcheck.errors import EXCEPTION_HANDLERS, request_id_middleware
 from fieldcheck.exports.controllers import CampaignAuditController, ExportController
 from fieldcheck.health import HealthController
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     ]
     if isinstance(rt.storage, LocalStorage):
         handlers.append(LocalStorageController)
+    handlers.append(console_router())
 
     app = Litestar(
         route_handlers=handlers,
@@ -142,6 +146,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "Tokens": Tokens,
             "Principal": Principal,
         },
+        template_config=TemplateConfig(directory=CONSOLE_TEMPLATES, engine=JinjaTemplateEngine),
         debug=False,
     )
     app.state.runtime = rt

@@ -248,6 +248,33 @@ def ledger_verify(as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@main.command()
+@click.option(
+    "--city", type=click.Choice(["paris", "berlin", "lyon", "madrid"]), default="paris", show_default=True
+)
+@click.option("--serve", "then_serve", is_flag=True, help="Then run the server (as `fieldcheck serve`).")
+@click.pass_context
+def demo(ctx: click.Context, city: str, then_serve: bool) -> None:
+    """Seed demo data: a client with stores around a city, a funded campaign, and work in every state.
+
+    Reviewers find flagged items and an appeal in their queue; the client sees results and a
+    report. Running it again changes nothing.
+    """
+    from fieldcheck.demo import seed
+
+    settings = _settings()
+    click.echo(f"seeding demo data into {settings.home} ...", err=True)
+    accounts = seed(settings, city=city)
+    click.echo("demo data ready" if accounts.created else "demo data was already there")
+    click.echo(f"console:   {settings.base_url}/console/  (after `fieldcheck serve` or ./scripts/run)")
+    click.echo(f"password:  {accounts.password}  (every demo account)")
+    click.echo(f"client:    {accounts.client}")
+    click.echo(f"reviewers: {', '.join(accounts.reviewers)}")
+    click.echo(f"workers:   {accounts.workers[0]} ... {accounts.workers[-1]} (API only)")
+    if then_serve:
+        ctx.invoke(serve, host=None, port=None, no_migrate=True)
+
+
 @main.command("check-photos")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, one per line.")

@@ -5,6 +5,7 @@ from fieldcheck.auth.models import LoginFailure, User
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks.duplicates import PhotoHash
 from fieldcheck.checks.models import CheckResultRow
+from fieldcheck.console.models import ConsoleSession
 from fieldcheck.db import metadata
 from fieldcheck.exports.models import Export
 from fieldcheck.idempotency import IdempotencyRecord
@@ -30,6 +31,7 @@ __all__ = [
     "AssignmentEvent",
     "Campaign",
     "CheckResultRow",
+    "ConsoleSession",
     "Deposit",
     "Export",
     "IdempotencyRecord",

@@ -40,6 +40,7 @@ JOB_MODULES = (
     "fieldcheck.reviews.jobs",
     "fieldcheck.webhooks.jobs",
     "fieldcheck.exports.jobs",
+    "fieldcheck.console.jobs",
 )
 
 

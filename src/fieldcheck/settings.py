@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         description="Validity of the photo links written into a CSV export (S3 allows at most 7 days).",
     )
 
+    # Browser console.
+    console_session_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="How long a console sign-in lasts."
+    )
+    console_secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark console cookies Secure (HTTPS only); default: when the public base URL is https.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("home")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, delete, func
 from sqlmodel import Session, col, select
 
 from fieldcheck.assignments import service as assignments
@@ -174,6 +174,16 @@ def claim(
     found = session.get(ReviewClaim, assignment_id, populate_existing=True)
     assert found is not None
     return found
+
+
+def release_claim(session: Session, *, reviewer_id: uuid.UUID, assignment_id: uuid.UUID) -> bool:
+    """Give an item back to the queue (a reviewer skipped it); only one's own lease is released."""
+    result = session.exec(
+        delete(ReviewClaim).where(
+            col(ReviewClaim.assignment_id) == assignment_id, col(ReviewClaim.reviewer_id) == reviewer_id
+        )
+    )
+    return bool(result.rowcount)
 
 
 def decide(

@@ -1,0 +1,125 @@
+"""What every console page shares: who is signed in, CSRF checks, rendering, redirects, errors.
+
+Console pages are HTML over the same services and permission rules as the API: a reviewer's
+page calls the review service with the reviewer's id, a client's page the campaign service with
+the organization's id, so what a page can show is exactly what the API would answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from litestar import Request, Response
+from litestar.datastructures import Cookie
+from litestar.response import Redirect, Template
+from sqlmodel import Session
+
+from fieldcheck.auth.models import Role
+from fieldcheck.console import sessions
+from fieldcheck.console.sessions import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Viewer
+from fieldcheck.errors import DomainError, Forbidden
+
+log = logging.getLogger("fieldcheck.console")
+
+# Messages a redirect may ask the next page to show, by code: no text travels in URLs.
+NOTICES = {
+    "approved": ("ok", "Approved. Here is the next item."),
+    "rejected": ("ok", "Rejected. Here is the next item."),
+    "queue_empty": ("ok", "Nothing is waiting for you in the queue."),
+    "lease_expired": (
+        "warn",
+        "Your lease on that item expired before you decided; it went back to the queue.",
+    ),
+    "claimed_by_another": ("warn", "Another reviewer took that item first."),
+    "not_in_review": ("warn", "That item no longer waits for a review (someone decided it)."),
+    "not_claimed": ("warn", "Claim the item before deciding it."),
+    "reason_required": ("warn", "A rejection needs at least one reason."),
+    "signed_out": ("ok", "You are signed out."),
+    "export_started": ("ok", "The export is being built; the bar shows its progress."),
+    "session_expired": ("warn", "Your session ended; sign in again."),
+}
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def viewer_of(request: Request[Any, Any, Any], db_session: Session, *roles: Role) -> Viewer:
+    """The signed-in person, if they have one of `roles`; else a redirect to sign in (or 403)."""
+    viewer = sessions.load(db_session, request.cookies.get(SESSION_COOKIE))
+    if viewer is None:
+        raise LoginRequired(request.url.path)
+    if roles and viewer.role not in roles:
+        raise Forbidden("this page is not for your account", code="wrong_role")
+    return viewer
+
+
+def check_csrf(viewer: Viewer, request: Request[Any, Any, Any], form: dict[str, Any] | None) -> None:
+    given = request.headers.get(CSRF_HEADER) or (form or {}).get(CSRF_FIELD)
+    if isinstance(given, list):
+        given = given[0] if given else None
+    if not sessions.csrf_matches(viewer.csrf_token, given):
+        raise Forbidden(
+            "this form is stale or was not sent by the console; reload the page", code="csrf_failed"
+        )
+
+
+def page(
+    name: str,
+    request: Request[Any, Any, Any],
+    viewer: Viewer | None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    return Template(
+        template_name=name,
+        context={
+            "viewer": viewer,
+            "notice": notice,
+            "csrf_field": CSRF_FIELD,
+            "path": request.url.path,
+            **context,
+        },
+        status_code=status_code,
+        headers=SECURITY_HEADERS,
+    )
+
+
+def redirect(
+    path: str, *, notice: str | None = None, cookies: list[Cookie] | None = None, **params: str
+) -> Redirect:
+    query = {**params, **({"notice": notice} if notice else {})}
+    target = f"{path}?{urlencode(query)}" if query else path
+    return Redirect(target, status_code=303, cookies=cookies or [], headers=SECURITY_HEADERS)
+
+
+# The console loads only its own files: no other origin can run script or frame it.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob: http: https:; "
+    "style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def login_required_handler(request: Request[Any, Any, Any], exc: LoginRequired) -> Response[Any]:
+    return Redirect(f"/console/login?next={quote(exc.next_path)}", status_code=303, headers=SECURITY_HEADERS)
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    """A console page that says no answers with a page, not with problem JSON."""
+    if request.headers.get("accept", "").startswith("application/json"):
+        return Response(
+            {"code": exc.code, "detail": exc.detail}, status_code=exc.status_code, headers=SECURITY_HEADERS
+        )
+    with request.app.state.runtime.db.transaction(read_only=True) as session:
+        viewer = sessions.load(session, request.cookies.get(SESSION_COOKIE))
+    return page("error.html.j2", request, viewer, status_code=exc.status_code, error=exc)
