@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Float, ForeignKey, Index, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, Column, Float, ForeignKey, Index, String, Uuid, text
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import UTCDateTime, new_id, utcnow
@@ -34,6 +34,15 @@ class Export(SQLModel, table=True):
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
         Index("ix_exports_campaign_created", "campaign_id", "created_at", "id"),
         Index("ix_exports_status_expires", "status", "expires_at"),
+        # One unfinished export per campaign and format: asking again returns it.
+        Index(
+            "uq_exports_campaign_format_unfinished",
+            "campaign_id",
+            "format",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from fieldcheck.assignments.models import Assignment, AssignmentStatus
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.campaigns.service import get_campaign
-from fieldcheck.db import Database, utcnow
+from fieldcheck.db import Database, insert_ignore, new_id, utcnow
 from fieldcheck.errors import NotFound
 from fieldcheck.exports import files, results
 from fieldcheck.exports.models import Export, ExportFormat, ExportStatus
@@ -62,24 +62,42 @@ def request_export(
     campaign_id: uuid.UUID,
     format: ExportFormat,
 ) -> Export:
-    """Queue an export; while one of the same format is unfinished, that one is the answer."""
+    """Queue an export; while one of the same format is unfinished, that one is the answer.
+
+    A partial unique index allows one unfinished export per (campaign, format): of two requests
+    at the same moment, one inserts and the other finds its row.
+    """
     campaign = get_campaign(session, organization_id, campaign_id)
-    pending = session.exec(
-        select(Export).where(
-            Export.campaign_id == campaign.id,
-            Export.format == format.value,
-            col(Export.status).in_(UNFINISHED),
-        )
-    ).first()
-    if pending is not None:
-        return pending
-    export = Export(
-        organization_id=organization_id, campaign_id=campaign.id, requested_by=user_id, format=format.value
+    export_id = new_id()
+    inserted = insert_ignore(
+        session,
+        Export,
+        id=export_id,
+        organization_id=organization_id,
+        campaign_id=campaign.id,
+        requested_by=user_id,
+        format=format.value,
+        status=ExportStatus.queued.value,
+        progress=0.0,
+        attempts=0,
+        created_at=utcnow(),
     )
-    session.add(export)
-    session.flush()
-    enqueue(session, "exports.build", export_id=str(export.id))
-    return export
+    if inserted:
+        enqueue(session, "exports.build", export_id=str(export_id))
+        found = session.get(Export, export_id)
+    else:
+        found = session.exec(
+            select(Export).where(
+                Export.campaign_id == campaign.id,
+                Export.format == format.value,
+                col(Export.status).in_(UNFINISHED),
+            )
+        ).first()
+    if found is None:  # it finished between the two statements: ask again
+        return request_export(
+            session, organization_id=organization_id, user_id=user_id, campaign_id=campaign_id, format=format
+        )
+    return found
 
 
 def get_export(session: Session, organization_id: uuid.UUID, export_id: uuid.UUID) -> Export:

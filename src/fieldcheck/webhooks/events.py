@@ -51,12 +51,26 @@ def assignment_decided(session: Session, assignment: Assignment, event: Assignme
             "distance_m": round(assignment.distance_m, 1) if assignment.distance_m is not None else None,
         },
     )
-    if assignment.status == AssignmentStatus.approved.value:
+    if assignment.status == AssignmentStatus.approved.value and task_done(session, assignment.task_id):
         complete_if_done(session, assignment.campaign_id)
 
 
+def task_done(session: Session, task_id: uuid.UUID) -> bool:
+    """Every slot of this task has approved work (a handful of rows: cheap on every approval)."""
+    slots = session.exec(select(Task.slots_total).where(Task.id == task_id)).one()
+    approved = session.exec(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.task_id == task_id, Assignment.status == AssignmentStatus.approved.value)
+    ).one()
+    return int(approved) >= int(slots)
+
+
 def complete_if_done(session: Session, campaign_id: uuid.UUID) -> bool:
-    """Every slot of every task has approved work: the campaign is complete (said once)."""
+    """Every slot of every task has approved work: the campaign is complete (said once).
+
+    Asked only when an approval completes its task, so a large campaign counts once per task.
+    """
     slots = session.exec(
         select(func.coalesce(func.sum(Task.slots_total), 0)).where(Task.campaign_id == campaign_id)
     ).one()
