@@ -12,8 +12,10 @@ import pytest
 CHROMIUM = os.environ.get("FIELDCHECK_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
+    """Per test: Playwright's sync API marks an event loop as running in this thread while it is
+    open, which would break later tests that run their own loop."""
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 
 from fieldcheck import migrations
 from fieldcheck.settings import Settings
+from tests.browser import chromium
 
 POSTGRES_URL = os.environ.get("FIELDCHECK_TEST_POSTGRES_URL")
 RABBITMQ_URL = os.environ.get("FIELDCHECK_TEST_RABBITMQ_URL")
@@ -68,6 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+__all__ = ["chromium"]  # the browser fixture, declared once for every test module
 
 
 # Services --------------------------------------------------------------------------------------

@@ -15,14 +15,12 @@ from PIL import Image
 from fieldcheck.auth.models import Role
 from fieldcheck.settings import Settings
 from tests import photos
-from tests.browser import chromium, offline_page
+from tests.browser import offline_page
 from tests.conftest import BackendFactory
 from tests.submissions import checked, fetch, submit, upload
 from tests.support import make_account, make_campaign, make_store, reserve, runtime_of, task_of
 from tests.test_exports import wait_export
 from tests.test_webhooks import WEBHOOK_SETTINGS, Receiver
-
-__all__ = ["chromium"]
 
 EVENTS = ["assignment.approved", "assignment.rejected", "campaign.completed", "export.ready"]
 
@@ -125,6 +123,7 @@ def test_a_campaign_run_to_completion_with_webhooks_and_exports(
         for request in receiver.requests:
             for worker, _ in workers:
                 assert str(worker.id) not in request.body.decode()
+            assert "coordinates were wrong" not in request.body.decode()  # the admin's note stays inside
         log = app_client.get(f"/api/v1/webhooks/{hook.json()['id']}/deliveries", headers=owner.headers).json()
         assert any(d["attempts"] >= 2 and d["status"] == "succeeded" for d in log["items"])
     finally:

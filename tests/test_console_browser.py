@@ -18,13 +18,10 @@ from fieldcheck.assignments.models import Assignment
 from fieldcheck.auth.models import Role
 from fieldcheck.reviews.models import Review
 from fieldcheck.settings import Settings
-from tests.browser import chromium
 from tests.conftest import BackendFactory
 from tests.submissions import Field
 from tests.support import Account, make_account, runtime_of
 from tests.test_review import flagged
-
-__all__ = ["chromium"]
 
 LAPTOP = {"width": 1366, "height": 800}
 TABLET = {"width": 820, "height": 1180}

@@ -419,6 +419,34 @@ def check_old_export_files_are_removed(app_client: Any, audit: Audit) -> None:
     assert after["status"] == "expired" and after["download_url"] is None
 
 
+def check_an_abandoned_build_is_failed_and_frees_its_format(app_client: Any, audit: Audit) -> None:
+    runtime = runtime_of(app_client)
+    long_ago = utcnow() - timedelta(hours=2)
+    with runtime.db.transaction() as session:
+        stuck = Export(
+            organization_id=audit.owner.organization_id,
+            campaign_id=uuid.UUID(audit.campaign["id"]),
+            requested_by=audit.owner.id,
+            format="report",
+            status="running",
+            started_at=long_ago,
+            heartbeat_at=long_ago,
+            attempts=1,
+        )
+        session.add(stuck)
+        stuck_id = str(stuck.id)
+    url = f"/api/v1/campaigns/{audit.campaign['id']}/exports"
+    # While it counts as running, asking again answers with it (one unfinished export per format).
+    assert (
+        app_client.post(url, json={"format": "report"}, headers=audit.owner.headers).json()["id"] == stuck_id
+    )
+    assert service.fail_abandoned(runtime.db) == 1
+    failed = app_client.get(f"/api/v1/exports/{stuck_id}", headers=audit.owner.headers).json()
+    assert failed["status"] == "failed" and "ask again" in failed["error"]
+    fresh = audit.export("report")
+    assert fresh["id"] != stuck_id and fresh["status"] == "done"
+
+
 # One campaign serves several checks: building it (three visits through the check pipeline and a
 # review) is the slow part.
 def test_results_show_the_work_to_its_client_only(app_client: Any, audit: Audit) -> None:
@@ -440,6 +468,7 @@ def test_export_lifecycle_progress_retention_and_failure(
     check_the_same_export_asked_twice_is_built_once(app_client, audit)
     check_progress_is_recorded_while_building(app_client, audit, monkeypatch)
     check_old_export_files_are_removed(app_client, audit)
+    check_an_abandoned_build_is_failed_and_frees_its_format(app_client, audit)
     check_a_failed_export_says_why(app_client, audit)
 
 

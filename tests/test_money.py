@@ -267,7 +267,9 @@ def test_a_failed_payout_gives_the_money_back(app_client: Any, monkeypatch: pyte
         "/api/v1/me/payout-details", json={"account_holder": "Bo", "iban": IBAN}, headers=worker.headers
     )
     runtime = runtime_of(app_client)
-    monkeypatch.setattr(type(runtime), "payout_provider", RefusingBank())
+    monkeypatch.setattr(
+        runtime, "payout_provider", RefusingBank()
+    )  # the instance: a cached provider would win
     assert _payout(app_client, worker, 1_000, "f1").status_code == 201
     runtime.jobs.join()
     payout = app_client.get("/api/v1/me/payouts", headers=worker.headers).json()[0]

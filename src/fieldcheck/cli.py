@@ -253,18 +253,24 @@ def ledger_verify(as_json: bool) -> None:
     "--city", type=click.Choice(["paris", "berlin", "lyon", "madrid"]), default="paris", show_default=True
 )
 @click.option("--serve", "then_serve", is_flag=True, help="Then run the server (as `fieldcheck serve`).")
+@click.option(
+    "--any-database", is_flag=True, help="Also seed a configured (non-SQLite) database: a throwaway one only."
+)
 @click.pass_context
-def demo(ctx: click.Context, city: str, then_serve: bool) -> None:
+def demo(ctx: click.Context, city: str, then_serve: bool, any_database: bool) -> None:
     """Seed demo data: a client with stores around a city, a funded campaign, and work in every state.
 
     Reviewers find flagged items and an appeal in their queue; the client sees results and a
     report. Running it again changes nothing.
     """
-    from fieldcheck.demo import seed
+    from fieldcheck.demo import NotADemoDatabase, seed
 
     settings = _settings()
     click.echo(f"seeding demo data into {settings.home} ...", err=True)
-    accounts = seed(settings, city=city)
+    try:
+        accounts = seed(settings, city=city, allow_any_database=any_database)
+    except NotADemoDatabase as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo("demo data ready" if accounts.created else "demo data was already there")
     click.echo(f"console:   {settings.base_url}/console/  (after `fieldcheck serve` or ./scripts/run)")
     click.echo(f"password:  {accounts.password}  (every demo account)")

@@ -22,6 +22,7 @@ from sqlmodel import select
 from fieldcheck import migrations
 from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.service import create_user
+from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks.imaging import cv2
 from fieldcheck.organizations.service import create_organization
 from fieldcheck.settings import Settings
@@ -90,7 +91,7 @@ def shelf_photo(seed: int, width: int = 1600, height: int = 1200) -> bytes:
 
 
 def _accounts(settings: Settings, runtime: Any) -> tuple[dict[str, User], bool]:
-    """The demo accounts; made once (a second run finds them)."""
+    """The demo accounts, made once; True when the demo campaign is still to be seeded."""
     emails = {
         "client": "client.demo@example.com",
         "reviewer": "reviewer.demo@example.com",
@@ -104,8 +105,11 @@ def _accounts(settings: Settings, runtime: Any) -> tuple[dict[str, User], bool]:
                 key: session.exec(select(User).where(User.email == email)).one()
                 for key, email in emails.items()
             }
+            seeded = session.exec(
+                select(Campaign.id).where(Campaign.organization_id == existing.organization_id)
+            ).first()
             session.expunge_all()
-            return users, False
+            return users, seeded is None  # an earlier run stopped half-way: seed the rest now
         organization = create_organization(session, name="Demo Retail")
         users = {}
         for key, email in emails.items():
@@ -134,13 +138,22 @@ def _accounts(settings: Settings, runtime: Any) -> tuple[dict[str, User], bool]:
         return users, True
 
 
-def seed(settings: Settings, city: str = "paris") -> DemoAccounts:
+class NotADemoDatabase(Exception):
+    """Demo accounts share a published password: they belong in a throwaway database only."""
+
+
+def seed(settings: Settings, city: str = "paris", *, allow_any_database: bool = False) -> DemoAccounts:
     from litestar.testing import TestClient
 
     from fieldcheck.app import create_app
     from fieldcheck.auth.service import issue_token
     from fieldcheck.runtime import Runtime
 
+    if not settings.is_sqlite and not allow_any_database:
+        raise NotADemoDatabase(
+            "the demo seeds accounts with a published password; it runs on the embedded SQLite "
+            "database only, unless --any-database says this database is a throwaway one"
+        )
     migrations.upgrade(settings)
     runtime = Runtime(settings)
     users, created = _accounts(settings, runtime)

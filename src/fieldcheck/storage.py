@@ -43,8 +43,9 @@ log = logging.getLogger("fieldcheck.storage")
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,511}$")
 CHUNK_BYTES = 1024 * 1024
-# Uploads from a stream buffer one part per thread: two 8 MiB parts in flight at most.
+# Uploads from a stream: 8 MiB parts, two sent at a time, at most two more read ahead.
 STREAM_TRANSFER = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
+STREAM_TRANSFER.max_in_memory_upload_chunks = 2  # s3transfer's setting; boto3 does not take it in __init__
 LOCAL_ROUTE = "/storage"
 
 
@@ -301,14 +302,22 @@ class LocalStorage:
 
 
 class _CountingReader:
-    """The read end of the pipe, counting what passes (the stored object's size)."""
+    """The read end of the pipe, counting what passes (the stored object's size).
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    When the producer failed, the end of the stream is an error, not an end: the backend then
+    aborts the upload (S3 aborts the multipart upload, the local backend drops its temporary
+    file), so a truncated object never becomes visible.
+    """
+
+    def __init__(self, raw: IO[bytes], failure: list[BaseException]) -> None:
         self.raw = raw
+        self.failure = failure
         self.bytes = 0
 
     def read(self, size: int = -1) -> bytes:
         chunk = self.raw.read(size)
+        if not chunk and self.failure:
+            raise OSError("the stream being stored was cut short") from self.failure[0]
         self.bytes += len(chunk)
         return chunk
 
@@ -341,13 +350,15 @@ def put_stream(
 
     thread = threading.Thread(target=run, name=f"put-stream-{key[-40:]}", daemon=True)
     thread.start()
-    counted = _CountingReader(reader)
+    counted = _CountingReader(reader, failure)
     try:
         storage.put(key, cast("IO[bytes]", counted), content_type=content_type)
-    except BaseException:
+    except BaseException as exc:
         reader.close()  # unblocks the producer: its next write fails
         thread.join()
         _delete_quietly(storage, key)
+        if failure and not isinstance(failure[0], BrokenPipeError):
+            raise failure[0] from exc  # the producer's error is the cause; the upload's is its effect
         raise
     thread.join()
     reader.close()

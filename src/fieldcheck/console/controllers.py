@@ -31,7 +31,7 @@ from fieldcheck.console.pages import (
     viewer_of,
 )
 from fieldcheck.console.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from fieldcheck.errors import Conflict, DomainError, TooManyRequests, Unprocessable
+from fieldcheck.errors import BadRequest, Conflict, DomainError, TooManyRequests, Unprocessable
 from fieldcheck.exports import results
 from fieldcheck.exports import service as exports
 from fieldcheck.exports.controllers import export_out, result_out, summary_out
@@ -212,7 +212,11 @@ class ReviewConsoleController(Controller):
         check_csrf(viewer, request, data)
         skipped = _one(data, "skip")
         if skipped:
-            reviews.release_claim(db_session, reviewer_id=viewer.user.id, assignment_id=uuid.UUID(skipped))
+            try:
+                skipped_id = uuid.UUID(skipped)
+            except ValueError:
+                raise BadRequest("this item id is not valid", code="invalid_item") from None
+            reviews.release_claim(db_session, reviewer_id=viewer.user.id, assignment_id=skipped_id)
         return self._open_next(db_session, settings, viewer.user.id, exclude=skipped, notice=None)
 
     def _open_next(

@@ -13,6 +13,11 @@ def build_export(ctx: JobContext, export_id: str) -> None:
     service.build(ctx, uuid.UUID(export_id))
 
 
+@job("exports.fail_abandoned", every=timedelta(minutes=10))
+def fail_abandoned_exports(ctx: JobContext) -> None:
+    service.fail_abandoned(ctx.runtime.db)
+
+
 @job("exports.remove_expired", every=timedelta(hours=1))
 def remove_expired_exports(ctx: JobContext) -> None:
     # Its own short transactions (see remove_expired); safe to run twice or concurrently.

@@ -63,6 +63,9 @@ class Export(SQLModel, table=True):
     attempts: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # Touched while a build makes progress: a running export whose heartbeat stopped was abandoned
+    # (its worker died) and may be taken over or failed.
+    heartbeat_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # The file is deleted after this (retention); the row stays, marked expired.
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -274,8 +274,10 @@ def write_report(
         shown = 0
         for row in sorted(card.rows, key=lambda r: r.status != AssignmentStatus.approved.value):
             for photo in row.photos:
-                if shown >= THUMBNAILS_PER_STORE or photo.thumbnail_key is None:
+                if shown >= THUMBNAILS_PER_STORE:
                     return
+                if photo.thumbnail_key is None:
+                    continue
                 data = read_object(photo.thumbnail_key)
                 shown += 1
                 embedded += 1

@@ -331,7 +331,7 @@ def _rows(session: Session, pairs: list[tuple[Assignment, Store]]) -> list[Resul
                 submitted_at=assignment.submitted_at,
                 visited_at=assignment.captured_at or assignment.submitted_at,
                 distance_m=round(assignment.distance_m, 1) if assignment.distance_m is not None else None,
-                decision=_decision(decided, private[assignment.id]) if decided is not None else None,
+                decision=client_decision(decided, private[assignment.id]) if decided is not None else None,
                 photos=photos[assignment.id],
                 checks=checks[assignment.id],
             )
@@ -339,7 +339,7 @@ def _rows(session: Session, pairs: list[tuple[Assignment, Store]]) -> list[Resul
     return results
 
 
-def _decision(event: AssignmentEvent, private_texts: set[str]) -> ClientDecision:
+def client_decision(event: AssignmentEvent, private_texts: set[str]) -> ClientDecision:
     """The decision in the client's words.
 
     A reviewer's comment is written for the worker, and a check about the worker's other work

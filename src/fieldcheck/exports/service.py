@@ -40,6 +40,9 @@ log = logging.getLogger("fieldcheck.exports")
 
 MAX_ATTEMPTS = 3
 PROGRESS_EVERY_S = 0.5
+# A running build writes progress at least this often while it works (each row, each photo); a
+# build silent for longer was abandoned (its worker died) and may be taken over.
+ABANDONED_AFTER = timedelta(minutes=10)
 CONTENT_TYPES = {
     ExportFormat.csv: "text/csv; charset=utf-8",
     ExportFormat.zip: "application/zip",
@@ -142,7 +145,8 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
         return  # done, failed or expired already: a repeated delivery
     export, campaign = started
     fmt = ExportFormat(export.format)
-    key = f"exports/{campaign.organization_id}/{campaign.id}/{export.id}.{EXTENSIONS[fmt]}"
+    # One key per attempt: an abandoned attempt still writing can never touch this one's file.
+    key = f"exports/{campaign.organization_id}/{campaign.id}/{export.id}-{export.attempts}.{EXTENSIONS[fmt]}"
     filename = f"{_slug(campaign.title)}-{export.created_at:%Y%m%d-%H%M}.{EXTENSIONS[fmt]}"
     try:
         with db.transaction(read_only=True) as session:
@@ -155,6 +159,9 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
         if export.attempts < MAX_ATTEMPTS and not isinstance(exc, ExportFailed):
             raise  # the job system tries again, with backoff
         return
+    except BaseException as exc:  # the job's time limit, a shutdown: say so, then let it go on
+        _failed(db, export, RuntimeError(f"stopped: {type(exc).__name__}"))
+        raise
     now = utcnow()
     session = ctx.session
     session.exec(
@@ -188,13 +195,20 @@ def _announce(session: Session, export: Export, campaign: Campaign) -> None:
 
 
 def _start(db: Database, export_id: uuid.UUID) -> tuple[Export, Campaign] | None:
+    now = utcnow()
     with db.transaction() as session:
+        # Queued, or running but silent too long (abandoned): a live build is never run twice.
+        claimable = (col(Export.status) == ExportStatus.queued.value) | (
+            (col(Export.status) == ExportStatus.running.value)
+            & (col(Export.heartbeat_at) < now - ABANDONED_AFTER)
+        )
         claimed = session.exec(
             update(Export)
-            .where(col(Export.id) == export_id, col(Export.status).in_(UNFINISHED))
+            .where(col(Export.id) == export_id, claimable)
             .values(
                 status=ExportStatus.running.value,
-                started_at=utcnow(),
+                started_at=now,
+                heartbeat_at=now,
                 attempts=col(Export.attempts) + 1,
                 stage="starting",
                 error=None,
@@ -257,7 +271,7 @@ class _ProgressRecorder:
             session.exec(
                 update(Export)
                 .where(col(Export.id) == self.export_id, col(Export.status) == ExportStatus.running.value)
-                .values(progress=min(0.99, done / self.total), stage=stage[:200])
+                .values(progress=min(0.99, done / self.total), stage=stage[:200], heartbeat_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
 
@@ -368,6 +382,27 @@ def _store_slots(session: Session, campaign: Campaign) -> list[tuple[results.Sto
 
 def _slug(title: str) -> str:
     return files.SAFE_NAME.sub("-", title).strip("-.").lower()[:60] or "campaign"
+
+
+def fail_abandoned(db: Database) -> int:
+    """Running exports whose build went silent (a worker died) fail with a reason, freeing their format."""
+    with db.transaction() as session:
+        failed = session.exec(
+            update(Export)
+            .where(
+                col(Export.status) == ExportStatus.running.value,
+                col(Export.heartbeat_at) < utcnow() - 3 * ABANDONED_AFTER,
+            )
+            .values(
+                status=ExportStatus.failed.value,
+                error="the build stopped without finishing (its worker was restarted); please ask again",
+                stage=None,
+                finished_at=utcnow(),
+            )
+            .returning(col(Export.id))
+            .execution_options(synchronize_session=False)
+        ).all()
+    return len(failed)
 
 
 # Retention -----------------------------------------------------------------------------------

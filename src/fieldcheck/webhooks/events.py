@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from fieldcheck.assignments.models import Assignment, AssignmentEvent, AssignmentStatus
 from fieldcheck.campaigns.models import Campaign
+from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.db import utcnow
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
@@ -23,9 +24,16 @@ DECIDED = {AssignmentStatus.approved: "assignment.approved", AssignmentStatus.re
 
 def assignment_decided(session: Session, assignment: Assignment, event: AssignmentEvent) -> None:
     """An assignment was approved or rejected (by the checks, a reviewer, an appeal or the deadline)."""
+    from fieldcheck.exports.results import WORKER_PRIVATE_CHECKS, client_decision  # results imports us
+
     name = DECIDED.get(AssignmentStatus(assignment.status))
     if name is None:
         return
+    approved = assignment.status == AssignmentStatus.approved.value
+    if approved:
+        # Approvals of one campaign take turns from here to the commit, so whichever approval
+        # completes the campaign sees every other one (PostgreSQL; SQLite writers take turns anyway).
+        session.exec(select(Campaign.id).where(Campaign.id == assignment.campaign_id).with_for_update()).one()
     row = session.exec(
         select(Campaign.organization_id, Store.id, Store.external_ref, Store.name)
         .join(Task, col(Task.campaign_id) == col(Campaign.id))
@@ -33,6 +41,16 @@ def assignment_decided(session: Session, assignment: Assignment, event: Assignme
         .where(Task.id == assignment.task_id)
     ).one()
     organization_id, store_id, external_ref, store_name = row
+    private = set(
+        session.exec(
+            select(CheckResultRow.explanation).where(
+                CheckResultRow.assignment_id == assignment.id,
+                col(CheckResultRow.name).in_(WORKER_PRIVATE_CHECKS),
+            )
+        ).all()
+    )
+    # The client's words: reason codes' texts, never a reviewer's comment to the worker.
+    decision = client_decision(event, private)
     visited = assignment.captured_at or assignment.submitted_at
     emit(
         session,
@@ -44,14 +62,14 @@ def assignment_decided(session: Session, assignment: Assignment, event: Assignme
             "task_id": str(assignment.task_id),
             "store": {"id": str(store_id), "external_ref": external_ref, "name": store_name},
             "status": assignment.status,
-            "decided_by": "system" if event.actor_type == "system" else "reviewer",
-            "reasons": list(event.details.get("reasons") or [event.reason]),
+            "decided_by": decision.decided_by,
+            "reasons": decision.reasons,
             "decided_at": event.at.isoformat(),
             "visited_at": visited.isoformat() if visited else None,
             "distance_m": round(assignment.distance_m, 1) if assignment.distance_m is not None else None,
         },
     )
-    if assignment.status == AssignmentStatus.approved.value and task_done(session, assignment.task_id):
+    if approved and task_done(session, assignment.task_id):
         complete_if_done(session, assignment.campaign_id)
 
 
@@ -67,19 +85,28 @@ def task_done(session: Session, task_id: uuid.UUID) -> bool:
 
 
 def complete_if_done(session: Session, campaign_id: uuid.UUID) -> bool:
-    """Every slot of every task has approved work: the campaign is complete (said once).
+    """Every task has approved work in each of its slots: the campaign is complete (said once).
 
     Asked only when an approval completes its task, so a large campaign counts once per task.
+    Tasks are counted, not approvals: a task with more approvals than slots (a reversed rejection
+    after the slot went to someone else) does not make up for another task with none.
     """
-    slots = session.exec(
-        select(func.coalesce(func.sum(Task.slots_total), 0)).where(Task.campaign_id == campaign_id)
-    ).one()
-    approved = session.exec(
-        select(func.count())
-        .select_from(Assignment)
+    approved_per_task = (
+        select(Assignment.task_id, func.count().label("n"))
         .where(Assignment.campaign_id == campaign_id, Assignment.status == AssignmentStatus.approved.value)
+        .group_by(col(Assignment.task_id))
+        .subquery()
+    )
+    tasks, done = session.exec(
+        select(func.count(), func.count(approved_per_task.c.task_id))
+        .select_from(Task)
+        .outerjoin(
+            approved_per_task,
+            (approved_per_task.c.task_id == col(Task.id)) & (approved_per_task.c.n >= col(Task.slots_total)),
+        )
+        .where(Task.campaign_id == campaign_id)
     ).one()
-    if int(approved) < int(slots) or not slots:
+    if not tasks or int(done) < int(tasks):
         return False
     return campaign_completed(session, campaign_id, reason="all_slots_approved")
 
