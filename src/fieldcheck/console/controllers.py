@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Router
+from litestar import Controller, Request, Response, Router
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
@@ -15,6 +16,7 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from sqlmodel import Session
 
+from fieldcheck.assignments.service import context_of
 from fieldcheck.auth import service as auth
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import Passwords
@@ -184,8 +186,6 @@ class ReviewConsoleController(Controller):
         items, counts = reviews.queue(db_session, reviewer_id=viewer.user.id, reason=reason, limit=100)
         details = {}
         if items:
-            from fieldcheck.assignments.service import context_of
-
             contexts = context_of(db_session, [i.assignment for i in items])
             details = {i.assignment.id: contexts[i.assignment.task_id] for i in items}
         return page(
@@ -331,8 +331,6 @@ def _positions_svg(item: Any) -> dict[str, Any] | None:
     """Store (with its geofence) and phone (with its accuracy) on a small local plan, in metres."""
     if item.device_position is None:
         return None
-    import math
-
     lat0, lon0 = item.store_position.lat, item.store_position.lon
     dx = (item.device_position.lon - lon0) * 111_320 * math.cos(math.radians(lat0))
     dy = (item.device_position.lat - lat0) * 110_540
@@ -434,9 +432,7 @@ class ExportStatusController(Controller):
         db_session: NamedDependency[Session],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
         settings: NamedDependency[Settings],
-    ) -> Any:
-        from litestar import Response
-
+    ) -> Response[Any]:
         viewer = viewer_of(request, db_session, Role.client)
         export = exports.get_export(db_session, viewer.principal.require_organization(), export_id)
         return Response(
