@@ -9,30 +9,19 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 
 from fieldcheck.auth.models import Role
-from fieldcheck.settings import Settings
 from tests import photos
 from tests.browser import offline_page
-from tests.conftest import BackendFactory
 from tests.submissions import checked, fetch, submit, upload
 from tests.support import make_account, make_campaign, make_store, reserve, runtime_of, task_of
 from tests.test_exports import wait_export
-from tests.test_webhooks import WEBHOOK_SETTINGS, Receiver
+from tests.test_webhooks import Receiver, settings
+
+__all__ = ["settings"]  # both backends, with webhooks allowed to reach the loopback receiver
 
 EVENTS = ["assignment.approved", "assignment.rejected", "campaign.completed", "export.ready"]
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("embedded", id="embedded"),
-        pytest.param("services", id="services", marks=pytest.mark.services),
-    ]
-)
-def settings(request: pytest.FixtureRequest, backends: BackendFactory) -> Settings:
-    return backends.make(request.param, **WEBHOOK_SETTINGS)
 
 
 def test_a_campaign_run_to_completion_with_webhooks_and_exports(

@@ -23,7 +23,7 @@ from fieldcheck.exports import files, service
 from fieldcheck.exports.models import Export
 from fieldcheck.photos.models import Photo
 from tests import photos
-from tests.submissions import checked, fetch, submit, upload
+from tests.submissions import checked, fetch, jobs_held, submit, upload
 from tests.support import (
     Account,
     make_account,
@@ -345,16 +345,10 @@ def check_report_is_self_contained_html_with_charts(
 
 def check_the_same_export_asked_twice_is_built_once(app_client: Any, audit: Audit) -> None:
     url = f"/api/v1/campaigns/{audit.campaign['id']}/exports"
-    runtime = runtime_of(app_client)
-    runtime.jobs.db.after_commit_hooks.remove(runtime.jobs._after_commit)
-    runtime.jobs.stop_loops()
-    try:
+    with jobs_held(app_client):
         first = app_client.post(url, json={"format": "csv"}, headers=audit.owner.headers).json()
         second = app_client.post(url, json={"format": "csv"}, headers=audit.owner.headers).json()
         assert first["id"] == second["id"] and first["status"] == "queued"
-    finally:
-        runtime.jobs.db.after_commit_hooks.append(runtime.jobs._after_commit)
-        runtime.jobs.start_loops(relay=True, scheduler=False)
     assert wait_export(app_client, audit.owner, first["id"])["status"] == "done"
     listed = app_client.get(url, headers=audit.owner.headers).json()["items"]
     assert [e["id"] for e in listed] == [first["id"]]

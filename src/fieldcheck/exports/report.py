@@ -295,7 +295,6 @@ def write_report(
         instructions=instructions,
         generated_at=generated_at,
         summary=summary,
-        groups=group_figures(cards),
         chart=completion_chart(group_figures(cards)),
         store_map=store_map(cards),
         cards=sorted(cards, key=lambda c: (c.region, c.store.name)),

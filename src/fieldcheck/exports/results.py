@@ -52,6 +52,10 @@ class StoreRef:
     lat: float
     lon: float
 
+    @classmethod
+    def of(cls, store: Store) -> StoreRef:
+        return cls(store.id, store.external_ref, store.name, store.address, store.lat, store.lon)
+
 
 @dataclass(frozen=True)
 class ClientPhoto:
@@ -165,20 +169,7 @@ def summary(session: Session, campaign: Campaign) -> Summary:
     )
     figures.submitted = figures.approved + figures.rejected + figures.in_review
     figures.reserved = by.get(AssignmentStatus.reserved.value, 0)
-    approved_per_task = (
-        select(Assignment.task_id, func.count().label("n"))
-        .where(Assignment.campaign_id == campaign.id, Assignment.status == AssignmentStatus.approved.value)
-        .group_by(col(Assignment.task_id))
-        .subquery()
-    )
-    figures.tasks_done = int(
-        session.exec(
-            select(func.count())
-            .select_from(Task)
-            .join(approved_per_task, approved_per_task.c.task_id == col(Task.id))
-            .where(Task.campaign_id == campaign.id, approved_per_task.c.n >= col(Task.slots_total))
-        ).one()
-    )
+    _, figures.tasks_done = task_completion(session, campaign.id)
     escrow = session.exec(
         select(LedgerAccount).where(
             LedgerAccount.kind == AccountKind.client_escrow.value,
@@ -195,6 +186,30 @@ def summary(session: Session, campaign: Campaign) -> Summary:
         ).one()
         figures.spent_cents = -int(released)
     return figures
+
+
+def task_completion(session: Session, campaign_id: uuid.UUID) -> tuple[int, int]:
+    """(tasks, tasks with approved work in each of their slots) of a campaign.
+
+    Tasks are counted, not approvals: a task with more approvals than slots (a reversed rejection
+    after the slot went to someone else) does not make up for another task with none.
+    """
+    approved_per_task = (
+        select(Assignment.task_id, func.count().label("n"))
+        .where(Assignment.campaign_id == campaign_id, Assignment.status == AssignmentStatus.approved.value)
+        .group_by(col(Assignment.task_id))
+        .subquery()
+    )
+    tasks, done = session.exec(
+        select(func.count(), func.count(approved_per_task.c.task_id))
+        .select_from(Task)
+        .outerjoin(
+            approved_per_task,
+            (approved_per_task.c.task_id == col(Task.id)) & (approved_per_task.c.n >= col(Task.slots_total)),
+        )
+        .where(Task.campaign_id == campaign_id)
+    ).one()
+    return int(tasks), int(done)
 
 
 def _base_query(campaign_id: uuid.UUID, statuses: list[str], store_id: uuid.UUID | None) -> Any:
@@ -319,14 +334,7 @@ def _rows(session: Session, pairs: list[tuple[Assignment, Store]]) -> list[Resul
             ResultRow(
                 assignment_id=assignment.id,
                 task_id=assignment.task_id,
-                store=StoreRef(
-                    id=store.id,
-                    external_ref=store.external_ref,
-                    name=store.name,
-                    address=store.address,
-                    lat=store.lat,
-                    lon=store.lon,
-                ),
+                store=StoreRef.of(store),
                 status=assignment.status,
                 submitted_at=assignment.submitted_at,
                 visited_at=assignment.captured_at or assignment.submitted_at,

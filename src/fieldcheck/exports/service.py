@@ -364,20 +364,7 @@ def _store_slots(session: Session, campaign: Campaign) -> list[tuple[results.Sto
         .where(Task.campaign_id == campaign.id)
         .order_by(col(Store.name))
     ).all()
-    return [
-        (
-            results.StoreRef(
-                id=store.id,
-                external_ref=store.external_ref,
-                name=store.name,
-                address=store.address,
-                lat=store.lat,
-                lon=store.lon,
-            ),
-            int(slots),
-        )
-        for store, slots in rows
-    ]
+    return [(results.StoreRef.of(store), int(slots)) for store, slots in rows]
 
 
 def _slug(title: str) -> str:

@@ -88,25 +88,11 @@ def complete_if_done(session: Session, campaign_id: uuid.UUID) -> bool:
     """Every task has approved work in each of its slots: the campaign is complete (said once).
 
     Asked only when an approval completes its task, so a large campaign counts once per task.
-    Tasks are counted, not approvals: a task with more approvals than slots (a reversed rejection
-    after the slot went to someone else) does not make up for another task with none.
     """
-    approved_per_task = (
-        select(Assignment.task_id, func.count().label("n"))
-        .where(Assignment.campaign_id == campaign_id, Assignment.status == AssignmentStatus.approved.value)
-        .group_by(col(Assignment.task_id))
-        .subquery()
-    )
-    tasks, done = session.exec(
-        select(func.count(), func.count(approved_per_task.c.task_id))
-        .select_from(Task)
-        .outerjoin(
-            approved_per_task,
-            (approved_per_task.c.task_id == col(Task.id)) & (approved_per_task.c.n >= col(Task.slots_total)),
-        )
-        .where(Task.campaign_id == campaign_id)
-    ).one()
-    if not tasks or int(done) < int(tasks):
+    from fieldcheck.exports.results import task_completion  # results imports us
+
+    tasks, done = task_completion(session, campaign_id)
+    if not tasks or done < tasks:
         return False
     return campaign_completed(session, campaign_id, reason="all_slots_approved")
 
