@@ -319,12 +319,12 @@ def app_client(settings: Settings, request: pytest.FixtureRequest) -> Iterator[A
         if request.node.get_closest_marker("corrupts_ledger"):
             return
         # Whatever the test did, the money must still add up: `fieldcheck ledger verify` after each.
-        from fieldcheck.ledger.verify import verify
+        from fieldcheck.money import verify_money
 
         runtime = client.app.state.runtime
         runtime.jobs.join()
         with runtime.db.transaction(read_only=True) as session:
-            report = verify(session, settings)
+            report = verify_money(session)
         assert report.ok, report.problems
 
 

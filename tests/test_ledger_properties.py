@@ -15,7 +15,6 @@ from sqlmodel import Session, col, select, update
 
 from fieldcheck.assignments import service as assignments
 from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus
-from fieldcheck.assignments.payment import release_reward
 from fieldcheck.assignments.transitions import transition
 from fieldcheck.auth.models import Role
 from fieldcheck.campaigns import service as campaigns
@@ -25,7 +24,7 @@ from fieldcheck.errors import DomainError
 from fieldcheck.ledger import funds, payouts
 from fieldcheck.ledger.models import Payout
 from fieldcheck.ledger.providers import PayoutOrder, PayoutResult, SimulatedPaymentProvider
-from fieldcheck.ledger.verify import verify
+from fieldcheck.money import verify_money
 from fieldcheck.reviews import service as reviews
 from fieldcheck.reviews.models import Appeal, ReasonCode
 from fieldcheck.runtime import Runtime
@@ -173,7 +172,7 @@ class World:
             if outcome != AssignmentStatus.in_review
             else {"review_due_at": now + timedelta(hours=1)}
         )
-        decided = transition(
+        transition(
             session,
             target.id,
             from_statuses=[AssignmentStatus.submitted],
@@ -183,8 +182,6 @@ class World:
             reason="checked",
             values=values,
         )
-        if decided is not None and outcome == AssignmentStatus.approved:
-            release_reward(session, decided, session.get(Campaign, decided.campaign_id))  # type: ignore[arg-type]
 
     def _review(self, session: Session, status: AssignmentStatus) -> None:
         target = self.pick(session, status)
@@ -195,7 +192,6 @@ class World:
         approve = self.rng.random() < 0.5
         reviews.decide(
             session,
-            self.settings,
             reviewer_id=reviewer,
             assignment_id=target.id,
             approve=approve,
@@ -232,12 +228,12 @@ class World:
                 .where(col(Assignment.id) == target.id)
                 .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
             )
-            assignments.expire_overdue(session, self.settings)
+            assignments.expire_overdue(session)
 
     def cancel(self, session: Session) -> None:
         target = self.pick(session, AssignmentStatus.reserved)
         if target is not None:
-            assignments.cancel(session, self.settings, worker_id=target.worker_id, assignment_id=target.id)
+            assignments.cancel(session, worker_id=target.worker_id, assignment_id=target.id)
 
     def close(self, session: Session) -> None:
         open_ones = session.exec(
@@ -284,7 +280,7 @@ class World:
 
     def check(self, after: str) -> None:
         with self.runtime.db.transaction(read_only=True) as session:
-            report = verify(session, self.settings)
+            report = verify_money(session)
             assert report.ok, (after, report.problems)
             # Slots: each task holds exactly the assignments that did not give theirs back.
             for task in session.exec(select(Task)).all():

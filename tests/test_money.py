@@ -17,9 +17,9 @@ from sqlmodel import select, update
 
 from fieldcheck.assignments.models import Assignment
 from fieldcheck.auth.models import Role
-from fieldcheck.ledger.models import LedgerEntry, LedgerTransaction, Payout
+from fieldcheck.ledger.models import LedgerEntry, LedgerTransaction, Movement, Payout
 from fieldcheck.ledger.providers import PayoutOrder, PayoutResult
-from fieldcheck.ledger.verify import verify
+from fieldcheck.money import verify_money
 from fieldcheck.settings import Settings
 from tests.submissions import Field, checked, submit, upload
 from tests.support import deposit, make_account, make_campaign, make_store, problem, runtime_of
@@ -30,7 +30,7 @@ IBAN = "FR7630006000011234567890189"
 def ledger_ok(client: Any) -> None:
     runtime = runtime_of(client)
     with runtime.db.transaction(read_only=True) as session:
-        report = verify(session, runtime.settings)
+        report = verify_money(session)
     assert report.ok, report.problems
 
 
@@ -145,6 +145,7 @@ def test_approval_pays_once_and_closing_returns_the_rest(app_client: Any) -> Non
     assert balance(app_client, owner)["EUR"]["escrow_cents"] == 3 * 550
     # Paying again for the same assignment is impossible, whoever tries.
     runtime = runtime_of(app_client)
+    from fieldcheck.assignments.transitions import reference
     from fieldcheck.campaigns.models import Campaign
     from fieldcheck.ledger import service as ledger
 
@@ -152,7 +153,17 @@ def test_approval_pays_once_and_closing_returns_the_rest(app_client: Any) -> Non
         assignment = session.get(Assignment, uuid.UUID(assignment_id))
         campaign = session.get(Campaign, uuid.UUID(field.campaign["id"]))
         assert assignment is not None and campaign is not None
-        assert ledger.release_reward(session, assignment, campaign) is False
+        again = ledger.release_from_escrow(
+            session,
+            reference=reference(assignment.id),
+            escrow_id=campaign.id,
+            worker_id=assignment.worker_id,
+            currency=campaign.currency,
+            reward=campaign.reward_cents,
+            fee=campaign.fee_per_slot_cents,
+            memo="again",
+        )
+        assert again is False
     assert worker_balance(app_client, worker)["earned_cents"] == 500
 
     # A reservation is in flight when the campaign closes: its share stays until it ends.
@@ -227,7 +238,7 @@ def test_payouts_from_request_to_bank_file(app_client: Any) -> None:
         runtime.jobs.db.after_commit_hooks.append(runtime.jobs._after_commit)
         runtime.jobs.start_loops(relay=True, scheduler=False)
     runtime.jobs.join()
-    sent = app_client.get("/api/v1/me/payouts", headers=worker.headers).json()[0]
+    sent = app_client.get("/api/v1/me/payouts", headers=worker.headers).json()["items"][0]
     assert sent["status"] == "sent"
     assert worker_balance(app_client, worker) == {
         "currency": "EUR",
@@ -272,7 +283,7 @@ def test_a_failed_payout_gives_the_money_back(app_client: Any, monkeypatch: pyte
     )  # the instance: a cached provider would win
     assert _payout(app_client, worker, 1_000, "f1").status_code == 201
     runtime.jobs.join()
-    payout = app_client.get("/api/v1/me/payouts", headers=worker.headers).json()[0]
+    payout = app_client.get("/api/v1/me/payouts", headers=worker.headers).json()["items"][0]
     assert payout["status"] == "failed"
     assert payout["failure"] == "account closed"
     assert worker_balance(app_client, worker)["available_cents"] == 2_500
@@ -368,7 +379,7 @@ def test_transactions_are_unique_per_movement(app_client: Any) -> None:
     _earn(app_client)
     with runtime_of(app_client).db.transaction(read_only=True) as session:
         releases = session.exec(
-            select(LedgerTransaction).where(LedgerTransaction.movement == "release")
+            select(LedgerTransaction).where(LedgerTransaction.movement == Movement.release.value)
         ).all()
     assert len(releases) == 1
     assert releases[0].reference.startswith("assignment:")

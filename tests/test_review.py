@@ -14,7 +14,7 @@ from fieldcheck.assignments.models import Assignment
 from fieldcheck.auth.models import Role
 from fieldcheck.jobs import enqueue
 from fieldcheck.ledger.models import LedgerTransaction
-from fieldcheck.ledger.verify import verify
+from fieldcheck.money import verify_money
 from fieldcheck.reviews.models import ReviewClaim
 from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
@@ -60,7 +60,7 @@ def claim(client: Any, reviewer: Any, assignment_id: str) -> Any:
 def ledger_ok(client: Any) -> None:
     runtime = runtime_of(client)
     with runtime.db.transaction(read_only=True) as session:
-        report = verify(session, runtime.settings)
+        report = verify_money(session)
     assert report.ok, report.problems
 
 
@@ -312,9 +312,7 @@ def _race(
 ) -> list[BaseException]:
     """A reviewer's approval, the deadline job and a stray automatic approval, released together."""
     from fieldcheck.assignments.models import ActorType, AssignmentStatus
-    from fieldcheck.assignments.payment import release_reward
     from fieldcheck.assignments.transitions import transition
-    from fieldcheck.campaigns.models import Campaign
     from fieldcheck.reviews import service as reviews
 
     barrier = threading.Barrier(3)
@@ -324,7 +322,6 @@ def _race(
         with runtime.db.transaction() as session:
             reviews.decide(
                 session,
-                settings,
                 reviewer_id=reviewer_id,
                 assignment_id=item_id,
                 approve=True,
@@ -338,7 +335,7 @@ def _race(
 
     def by_system() -> None:
         with runtime.db.transaction() as session:
-            changed = transition(
+            transition(
                 session,
                 item_id,
                 from_statuses=[AssignmentStatus.in_review],
@@ -347,8 +344,6 @@ def _race(
                 actor_id=None,
                 reason="stray automatic approval",
             )
-            if changed is not None:
-                release_reward(session, changed, session.get(Campaign, changed.campaign_id))  # type: ignore[arg-type]
 
     def run(action: Any) -> None:
         barrier.wait()
@@ -396,4 +391,4 @@ def test_reviewer_deadline_and_system_race_on_one_assignment(backends: Any, back
                 ).all()
                 assert [t.movement for t in releases] == ["release"]
                 assert session.get(Assignment, item_id).status == "approved"  # type: ignore[union-attr]
-                assert verify(session, settings).ok
+                assert verify_money(session).ok

@@ -65,12 +65,14 @@ def test_clean_work_is_approved_and_explained(app_client: Any) -> None:
     assert max(thumbnail.size) == 320
     storage = runtime_of(app_client).storage
     with runtime_of(app_client).db.transaction(read_only=True) as session:
+        from fieldcheck.checks.models import PhotoHash
         from fieldcheck.photos.models import Photo
 
         stored = session.exec(
             select(Photo).where(Photo.assignment_id == __import__("uuid").UUID(assignment_id))
         ).all()
-    assert all(p.safe_key and p.sha256 and p.phash is not None for p in stored)
+        hashed = session.exec(select(PhotoHash.photo_id)).all()
+    assert all(p.safe_key and p.sha256 and p.id in hashed for p in stored)
     safe = Image.open(io.BytesIO(storage.get_bytes(stored[0].safe_key or "")))
     assert not safe.getexif()
 
@@ -307,7 +309,7 @@ def test_a_retried_submit_is_answered_once(app_client: Any) -> None:
         app_client, worker, assignment_id, [photo_id], key="retry-me", captured_at=at, accuracy_m=30
     )
     problem(other_body, 409, "idempotency_key_reused")
-    checks_jobs = [r for r in _outbox(app_client) if r.job_name == "checks.check_submission"]
+    checks_jobs = [r for r in _outbox(app_client) if r.job_name == "assignments.check_submission"]
     assert len(checks_jobs) == 1
     assert _keys_of(app_client, worker) == 1
     assert checked(app_client, worker, assignment_id)["status"] == "approved"

@@ -28,18 +28,19 @@ from fieldcheck.auth.controllers import AdminUserController, AuthController, MeC
 from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_middleware, current_principal
 from fieldcheck.campaigns.controllers import CampaignController
 from fieldcheck.console.controllers import CONSOLE_TEMPLATES, console_router
+from fieldcheck.discovery.controllers import TaskController
 from fieldcheck.errors import EXCEPTION_HANDLERS, request_id_middleware
-from fieldcheck.exports.controllers import CampaignAuditController, ExportController
+from fieldcheck.exports.controllers import CampaignExportController, ExportController
 from fieldcheck.health import HealthController
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
 from fieldcheck.organizations.controllers import AdminOrganizationController
+from fieldcheck.results.controllers import CampaignResultsController
 from fieldcheck.reviews.controllers import AdminAssignmentController, AppealController, ReviewController
 from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
 from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
 from fieldcheck.stores.controllers import StoreController
-from fieldcheck.tasks.controllers import TaskController
 from fieldcheck.web import FINISHED_KEY, discard_unit_of_work, finish_unit_of_work
 from fieldcheck.webhooks.controllers import WebhookController
 
@@ -115,7 +116,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         WorkerMoneyController,
         ReviewController,
         AdminAssignmentController,
-        CampaignAuditController,
+        CampaignResultsController,
+        CampaignExportController,
         ExportController,
         WebhookController,
     ]

@@ -228,13 +228,13 @@ def ledger() -> None:
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 def ledger_verify(as_json: bool) -> None:
     """Check every invariant of the ledger; exit 1 with a report when one fails."""
-    from fieldcheck.ledger.verify import verify
+    from fieldcheck.money import verify_money
     from fieldcheck.runtime import Runtime
 
     runtime = Runtime(_settings())
     try:
         with runtime.db.transaction(read_only=True) as session:
-            report = verify(session, runtime.settings)
+            report = verify_money(session)
     finally:
         runtime.close()
     if as_json:
@@ -263,7 +263,7 @@ def demo(ctx: click.Context, city: str, then_serve: bool, any_database: bool) ->
     Reviewers find flagged items and an appeal in their queue; the client sees results and a
     report. Running it again changes nothing.
     """
-    from fieldcheck.demo import NotADemoDatabase, seed
+    from fieldcheck.tools.demo import NotADemoDatabase, seed
 
     settings = _settings()
     click.echo(f"seeding demo data into {settings.home} ...", err=True)
@@ -296,6 +296,7 @@ def check_photos(files: tuple[str, ...], as_json: bool, min_short_side: int, max
     """
     from pathlib import Path
 
+    from fieldcheck.checks.models import Outcome
     from fieldcheck.checks.photo import Check, check_photo, same_picture
 
     limit = max_bytes or _settings().photo_max_bytes
@@ -315,7 +316,7 @@ def check_photos(files: tuple[str, ...], as_json: bool, min_short_side: int, max
                 report.checks.append(
                     Check(
                         "duplicate",
-                        "fail",
+                        Outcome.fail,
                         "identical file" if same_bytes else f"{distance} of 64 bits differ",
                         "not the same picture as another file",
                         f"The same picture as {earlier_name}.",
@@ -340,11 +341,11 @@ def check_photos(files: tuple[str, ...], as_json: bool, min_short_side: int, max
                 )
             )
             continue
-        click.echo(f"{name}: {report.outcome.upper()}")
+        click.echo(f"{name}: {report.outcome.value.upper()}")
         for check in report.checks:
             measured = f" {check.value}" if check.value else ""
             limit_text = f" (threshold: {check.threshold})" if check.threshold else ""
-            click.echo(f"  {check.outcome:4} {check.name}:{measured}{limit_text}")
+            click.echo(f"  {check.outcome.value:4} {check.name}:{measured}{limit_text}")
             click.echo(f"       {check.explanation}")
 
 
@@ -354,9 +355,9 @@ def bench() -> None:
 
 
 def _register_benchmarks() -> None:
-    from fieldcheck.bench.exports import exports_command
-    from fieldcheck.bench.nearby import nearby_command
-    from fieldcheck.bench.photos import photos_command
+    from fieldcheck.tools.bench.exports import exports_command
+    from fieldcheck.tools.bench.nearby import nearby_command
+    from fieldcheck.tools.bench.photos import photos_command
 
     bench.add_command(nearby_command)
     bench.add_command(photos_command)

@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, MetaData, case, cast, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, Integer, MetaData, String, case, cast, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -69,6 +70,26 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A vocabulary stored as its plain value (a CHECK constraint lists the values) and read back
+    as the enum member, so code compares members, never bare strings."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def normalize_database_url(url: str) -> str:
@@ -207,6 +228,10 @@ class Database:
             session.close()
 
     def _after_commit(self, session: Session) -> None:
+        # SQLAlchemy also says "after commit" when a SAVEPOINT is released: the data is committed
+        # only once the outermost transaction is (the hooks send jobs that must see it).
+        if session.in_nested_transaction():
+            return
         for hook in self.after_commit_hooks:
             hook(session)
 

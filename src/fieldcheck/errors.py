@@ -104,6 +104,14 @@ class ServiceUnavailable(DomainError):
     title = "Service unavailable"
 
 
+def field_error(field: str, message: str, source: str = "body") -> dict[str, str]:
+    """One entry of a problem's `errors` list: which field (of the body, query or path) and why.
+
+    Every field error of the API has this shape, whether it comes from validation or a rule.
+    """
+    return {"field": field, "message": message, "source": source}
+
+
 def problem_body(
     *, status: int, code: str, title: str, detail: str, instance: str | None, **extra: Any
 ) -> dict[str, Any]:
@@ -154,11 +162,11 @@ def _field_errors(extra: Any) -> list[dict[str, Any]]:
     for item in extra if isinstance(extra, list) else []:
         if isinstance(item, dict):
             errors.append(
-                {
-                    "field": item.get("key") or "body",
-                    "message": str(item.get("message", "invalid value")),
-                    "source": item.get("source") or "body",
-                }
+                field_error(
+                    item.get("key") or "body",
+                    str(item.get("message", "invalid value")),
+                    item.get("source") or "body",
+                )
             )
     return errors
 

@@ -3,8 +3,7 @@
 from fieldcheck.assignments.models import Assignment, AssignmentEvent
 from fieldcheck.auth.models import LoginFailure, User
 from fieldcheck.campaigns.models import Campaign
-from fieldcheck.checks.duplicates import PhotoHash
-from fieldcheck.checks.models import CheckResultRow
+from fieldcheck.checks.models import CheckResultRow, PhotoHash
 from fieldcheck.console.models import ConsoleSession
 from fieldcheck.db import metadata
 from fieldcheck.exports.models import Export

@@ -1,4 +1,8 @@
-"""Keyset pagination behind opaque cursors: stable under inserts, no OFFSET scans."""
+"""Keyset pagination behind opaque cursors: stable under inserts, no OFFSET scans.
+
+Every list of the API is ordered by (a time, an id) and its cursor is where the last page ended,
+encoded here and nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,46 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 from sqlalchemy import tuple_
 from sqlmodel import Session
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from fieldcheck.errors import BadRequest
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
-def encode_cursor(values: dict[str, Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: the (time, id) of its last row."""
+
+    at: datetime
+    id: uuid.UUID
+
+
+def encode_cursor(position: Position) -> str:
+    raw = json.dumps({"t": position.at.isoformat(), "i": str(position.id)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+def decode_cursor(cursor: str | None) -> Position | None:
     if not cursor:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise _invalid() from None
-    if not isinstance(value, dict):
-        raise _invalid()
-    return value
+        return Position(datetime.fromisoformat(str(value["t"])), uuid.UUID(str(value["i"])))
+    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError, KeyError):
+        raise BadRequest("the cursor is not one this API gave out", code="invalid_cursor") from None
 
 
-def _invalid() -> BadRequest:
-    return BadRequest("the cursor is not one this API gave out", code="invalid_cursor")
-
-
+@overload
 def paginate(
     session: Session,
     query: SelectOfScalar[T],
@@ -49,15 +59,43 @@ def paginate(
     limit: int,
     cursor: str | None,
     newest_first: bool = False,
-) -> tuple[list[T], str | None]:
-    """One page of `query` ordered by (time, id), and the cursor of the next page (or None)."""
+) -> tuple[list[T], str | None]: ...
+
+
+@overload
+def paginate(
+    session: Session,
+    query: Select[*Ts],
+    *,
+    time_column: Any,
+    id_column: Any,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
+    position_of: Callable[[tuple[*Ts]], Position],
+) -> tuple[list[tuple[*Ts]], str | None]: ...
+
+
+def paginate(
+    session: Session,
+    query: Any,
+    *,
+    time_column: Any,
+    id_column: Any,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
+    position_of: Callable[[Any], Position] | None = None,
+) -> tuple[list[Any], str | None]:
+    """One page of `query` ordered by (time, id), and the cursor of the next page (or None).
+
+    `position_of` reads the (time, id) of a row when the rows are not the table model itself (a
+    query of several entities).
+    """
     after = decode_cursor(cursor)
     key = tuple_(time_column, id_column)
     if after is not None:
-        try:
-            bound = tuple_(datetime.fromisoformat(str(after["t"])), uuid.UUID(str(after["i"])))
-        except (KeyError, ValueError):
-            raise _invalid() from None
+        bound = tuple_(after.at, after.id)
         query = query.where(key < bound if newest_first else key > bound)
     order = (time_column.desc(), id_column.desc()) if newest_first else (time_column, id_column)
     rows = list(session.exec(query.order_by(*order).limit(limit + 1)).all())
@@ -65,6 +103,8 @@ def paginate(
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, encode_cursor(
-        {"t": getattr(last, time_column.key).isoformat(), "i": str(getattr(last, id_column.key))}
-    )
+    if position_of is None:
+        position = Position(getattr(last, time_column.key), getattr(last, id_column.key))
+    else:
+        position = position_of(last)
+    return rows, encode_cursor(position)

@@ -34,11 +34,11 @@ JOB_MODULES = (
     "fieldcheck.auth.jobs",
     "fieldcheck.assignments.jobs",
     "fieldcheck.photos.jobs",
-    "fieldcheck.checks.jobs",
     "fieldcheck.idempotency",
     "fieldcheck.ledger.jobs",
     "fieldcheck.reviews.jobs",
     "fieldcheck.webhooks.jobs",
+    "fieldcheck.results.jobs",
     "fieldcheck.exports.jobs",
     "fieldcheck.console.jobs",
 )

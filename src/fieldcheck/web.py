@@ -1,4 +1,5 @@
-"""HTTP conventions shared by every controller: route decorators, pages and cursors."""
+"""HTTP conventions shared by every controller, defined once: route decorators (the unit of work),
+pages, their limit and cursor parameters, and request bodies spooled to disk."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import inspect
 import tempfile
 import typing
 from collections.abc import Callable
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Annotated, Any, Generic, TypeVar
 
 import anyio
 import litestar
+from litestar.params import Parameter
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -20,7 +22,19 @@ T = TypeVar("T")
 
 MAX_PAGE_LIMIT = 200
 DEFAULT_PAGE_LIMIT = 50
+MAX_CURSOR_LENGTH = 500
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
+
+# The query parameters of every list: `limit` (capped) and the opaque `cursor` of the next page.
+PageLimit = Annotated[
+    int, Parameter(ge=1, le=MAX_PAGE_LIMIT, description=f"items per page, at most {MAX_PAGE_LIMIT}")
+]
+PageCursor = Annotated[
+    str | None,
+    Parameter(
+        max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page; none for the first"
+    ),
+]
 
 
 SESSION_PARAMETER = "db_session"
@@ -99,6 +113,8 @@ delete = _route(litestar.delete)
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a list; `next_cursor` asks for the next one, None on the last."""
+
     items: list[T]
     next_cursor: str | None = None
 

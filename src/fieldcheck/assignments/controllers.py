@@ -5,112 +5,20 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Parameter, SkipValidation
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, SkipValidation
 from sqlmodel import Session
 
 from fieldcheck import idempotency
 from fieldcheck.assignments import service
-from fieldcheck.assignments.models import Assignment, AssignmentEvent, AssignmentStatus
-from fieldcheck.assignments.payment import payment_status
-from fieldcheck.assignments.schemas import (
-    AssignmentEventOut,
-    AssignmentOut,
-    CheckOut,
-    DecisionOut,
-    PaymentOut,
-    SubmitIn,
-)
+from fieldcheck.assignments.models import AssignmentStatus
+from fieldcheck.assignments.schemas import AssignmentOut, SubmitIn
+from fieldcheck.assignments.views import assignments_out
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
-from fieldcheck.photos import service as photos
-from fieldcheck.photos.models import Photo
-from fieldcheck.photos.schemas import PhotoOut, PhotoUploadIn, PhotoUploadOut, UploadOut
-from fieldcheck.photos.service import photos_of
+from fieldcheck.photos.schemas import PhotoUploadIn, PhotoUploadOut, UploadOut
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
-from fieldcheck.tasks.schemas import StoreSummary
-from fieldcheck.web import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, delete, get, post
-
-
-def event_out(event: AssignmentEvent) -> AssignmentEventOut:
-    # Workers see whether a person or the system acted, never who the person is.
-    return AssignmentEventOut(
-        at=event.at,
-        from_status=event.from_status,
-        to_status=event.to_status,
-        by=event.actor_type,
-        reason=event.reason,
-    )
-
-
-def assignments_out(
-    session: Session, storage: ObjectStorage, settings: Settings, assignments: list[Assignment]
-) -> list[AssignmentOut]:
-    ids = [a.id for a in assignments]
-    contexts = service.context_of(session, assignments)
-    events = service.events_of(session, ids)
-    checks = service.checks_of(session, ids)
-    photos = photos_of(session, ids)
-    items = []
-    for assignment in assignments:
-        _task, campaign, store = contexts[assignment.task_id]
-        decision_event = service.latest_decision(events[assignment.id])
-        status, amount = payment_status(session, assignment, campaign)
-        items.append(
-            AssignmentOut(
-                id=assignment.id,
-                task_id=assignment.task_id,
-                campaign_id=assignment.campaign_id,
-                status=assignment.status,
-                title=campaign.title,
-                instructions=campaign.instructions,
-                store=StoreSummary(name=store.name, address=store.address, lat=store.lat, lon=store.lon),
-                reward_cents=campaign.reward_cents,
-                currency=campaign.currency,
-                created_at=assignment.created_at,
-                expires_at=assignment.expires_at,
-                submitted_at=assignment.submitted_at,
-                decided_at=assignment.decided_at,
-                distance_m=round(assignment.distance_m, 1) if assignment.distance_m is not None else None,
-                photos=[photo_out(p, storage, settings) for p in photos[assignment.id]],
-                checks=[
-                    CheckOut(
-                        name=c.name,
-                        photo_id=c.photo_id,
-                        outcome=c.outcome,
-                        value=c.value,
-                        threshold=c.threshold,
-                        explanation=c.explanation,
-                    )
-                    for c in checks[assignment.id]
-                ],
-                decision=DecisionOut(
-                    outcome=decision_event.to_status,
-                    decided_by="system" if decision_event.actor_type == "system" else "reviewer",
-                    reasons=list(decision_event.details.get("reasons") or [decision_event.reason]),
-                    decided_at=decision_event.at,
-                )
-                if decision_event
-                else None,
-                payment=PaymentOut(status=status, amount_cents=amount, currency=campaign.currency),
-                history=[event_out(e) for e in events[assignment.id]],
-            )
-        )
-    return items
-
-
-def photo_out(photo: Photo, storage: ObjectStorage, settings: Settings) -> PhotoOut:
-    ttl = settings.signed_url_ttl_s
-    return PhotoOut(
-        id=photo.id,
-        status=photo.status,
-        width=photo.width,
-        height=photo.height,
-        thumbnail_url=storage.presign_download(photo.thumbnail_key, expires_s=ttl)
-        if photo.thumbnail_key
-        else None,
-        url=storage.presign_download(photo.storage_key, expires_s=ttl),
-    )
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, delete, get, post
 
 
 class ReservationController(Controller):
@@ -165,9 +73,7 @@ class AssignmentController(Controller):
         settings: NamedDependency[Settings],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
     ) -> AssignmentOut:
-        assignment = service.cancel(
-            db_session, settings, worker_id=principal.user_id, assignment_id=assignment_id
-        )
+        assignment = service.cancel(db_session, worker_id=principal.user_id, assignment_id=assignment_id)
         return assignments_out(db_session, storage, settings, [assignment])[0]
 
     @post(
@@ -186,7 +92,7 @@ class AssignmentController(Controller):
         settings: NamedDependency[Settings],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
     ) -> PhotoUploadOut:
-        photo, upload = photos.create_upload(
+        photo, upload = service.request_upload(
             db_session,
             storage,
             settings,
@@ -218,7 +124,7 @@ class AssignmentController(Controller):
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
     ) -> None:
-        photos.delete_unsubmitted(
+        service.drop_photo(
             db_session, worker_id=principal.user_id, assignment_id=assignment_id, photo_id=photo_id
         )
 
@@ -273,8 +179,8 @@ class MyAssignmentController(Controller):
         settings: NamedDependency[Settings],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
         status: FromQuery[AssignmentStatus | None] = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        cursor: PageCursor = None,
     ) -> Page[AssignmentOut]:
         assignments, next_cursor = service.list_for_worker(
             db_session, principal.user_id, status=status.value if status else None, limit=limit, cursor=cursor

@@ -22,8 +22,18 @@ class AssignmentStatus(StrEnum):
     cancelled = "cancelled"
 
 
+S = AssignmentStatus
 # An assignment in one of these states no longer holds a slot of its task.
-RELEASED = frozenset({AssignmentStatus.expired, AssignmentStatus.cancelled})
+RELEASED = frozenset({S.expired, S.cancelled})
+# What a decision leads to: the checks', a person's or the review deadline's.
+DECISIONS = frozenset({S.approved, S.in_review, S.rejected})
+# Decided for now: the client hears of it (webhooks) and an approval is paid.
+DECIDED = frozenset({S.approved, S.rejected})
+# Delivered work waiting for the checks, a person or an appeal: its payment is pending.
+AWAITING_DECISION = frozenset({S.submitted, S.in_review, S.appealed})
+# Work a client can see: delivered, whatever became of it. Reservations in progress, cancelled
+# and expired attempts are the worker's business.
+DELIVERED = (S.submitted, S.in_review, S.approved, S.rejected, S.appealed)
 STATUS_VALUES = ", ".join(f"'{s.value}'" for s in AssignmentStatus)
 RELEASED_VALUES = ", ".join(f"'{s.value}'" for s in sorted(RELEASED))
 
@@ -34,6 +44,26 @@ class ActorType(StrEnum):
     reviewer = "reviewer"
     admin = "admin"
     client = "client"
+
+
+class DecidedBy(StrEnum):
+    """Who decided, as workers and clients are told: the system or a person, never which person."""
+
+    system = "system"
+    reviewer = "reviewer"
+
+    @classmethod
+    def of(cls, actor_type: str) -> DecidedBy:
+        return cls.system if actor_type == ActorType.system else cls.reviewer
+
+
+class PaymentStatus(StrEnum):
+    """Where the reward of an assignment stands, for its worker."""
+
+    released = "released"  # credited to the worker's balance
+    due = "due"  # approved; the payment is being recorded
+    pending = "pending"  # waiting for a decision
+    none = "none"  # not paid: not delivered, or rejected
 
 
 class Assignment(SQLModel, table=True):

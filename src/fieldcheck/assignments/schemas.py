@@ -5,8 +5,10 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from fieldcheck.assignments.models import DecidedBy, PaymentStatus
+from fieldcheck.checks.models import Outcome
 from fieldcheck.photos.schemas import PhotoOut
-from fieldcheck.tasks.schemas import StoreSummary
+from fieldcheck.stores.schemas import StoreSummary
 
 MAX_PHOTOS_PER_SUBMISSION = 20
 
@@ -22,7 +24,7 @@ class AssignmentEventOut(BaseModel):
 class CheckOut(BaseModel):
     name: str
     photo_id: uuid.UUID | None
-    outcome: str
+    outcome: Outcome
     value: str | None
     threshold: str | None
     explanation: str
@@ -30,13 +32,13 @@ class CheckOut(BaseModel):
 
 class DecisionOut(BaseModel):
     outcome: str
-    decided_by: str = Field(description="system or reviewer (never who)")
+    decided_by: DecidedBy = Field(description="the system or a person (never who)")
     reasons: list[str]
     decided_at: datetime
 
 
 class PaymentOut(BaseModel):
-    status: str
+    status: PaymentStatus
     amount_cents: int
     currency: str
 

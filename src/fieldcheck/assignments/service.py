@@ -19,19 +19,19 @@ from fieldcheck.assignments.schemas import SubmitIn
 from fieldcheck.assignments.transitions import record_event, transition
 from fieldcheck.auth.models import User
 from fieldcheck.campaigns.models import Campaign, CampaignStatus
-from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.db import utcnow
-from fieldcheck.errors import Conflict, NotFound, Unprocessable
+from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
 from fieldcheck.jobs import enqueue
-from fieldcheck.ledger import service as ledger
 from fieldcheck.pagination import paginate
+from fieldcheck.photos import service as photos
 from fieldcheck.photos.models import Photo, PhotoStatus
-from fieldcheck.photos.service import live_reservation
 from fieldcheck.settings import Settings
-from fieldcheck.storage import ObjectStorage
+from fieldcheck.storage import ObjectStorage, UploadInstruction
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
 from fieldcheck.tasks.service import take_slot
+
+CHECK_SUBMISSION_JOB = "assignments.check_submission"
 
 EXPIRY_BATCH = 500
 EXPIRED_REASON = "The reservation time ran out before photos were submitted; the slot went back to the task."
@@ -41,7 +41,7 @@ def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, setti
     now = utcnow()
     # One worker's reservations queue on their own row, so the cap below cannot be raced past.
     session.exec(select(User.id).where(User.id == worker_id).with_for_update()).first()
-    expire_overdue(session, settings, now=now, task_id=task_id)
+    expire_overdue(session, now=now, task_id=task_id)
     held = session.exec(
         select(func.count())
         .select_from(Assignment)
@@ -107,19 +107,19 @@ def submit(
 ) -> Assignment:
     """Hand in the photos with the phone's position; the checks run in a job after the commit."""
     assignment, campaign = live_reservation(session, worker_id, assignment_id)
-    photos = {
+    given = {
         photo.id: photo
         for photo in session.exec(
             select(Photo).where(Photo.assignment_id == assignment.id, col(Photo.id).in_(data.photo_ids))
         ).all()
     }
-    unknown = [str(i) for i in data.photo_ids if i not in photos]
+    unknown = [str(i) for i in data.photo_ids if i not in given]
     if unknown:
         raise Unprocessable(
             "some photo ids are not photos of this assignment",
             code="unknown_photos",
             photo_ids=unknown,
-            errors=[{"field": "photo_ids", "message": "unknown photo ids", "source": "body"}],
+            errors=[field_error("photo_ids", "unknown photo ids")],
         )
     count = len(data.photo_ids)
     if not campaign.min_photos <= count <= campaign.max_photos:
@@ -127,19 +127,13 @@ def submit(
         raise Unprocessable(
             f"this task takes {campaign.min_photos} to {campaign.max_photos} photos, not {count}",
             code=code,
-            errors=[
-                {
-                    "field": "photo_ids",
-                    "message": f"{campaign.min_photos} to {campaign.max_photos}",
-                    "source": "body",
-                }
-            ],
+            errors=[field_error("photo_ids", f"{campaign.min_photos} to {campaign.max_photos}")],
         )
     now = utcnow()
     missing: list[str] = []
     oversized: list[str] = []
     for photo_id in data.photo_ids:
-        photo = photos[photo_id]
+        photo = given[photo_id]
         # What storage holds now is recorded; the check job compares again before it reads.
         info = storage.head(photo.storage_key)
         if info is None or info.size == 0:
@@ -186,8 +180,66 @@ def submit(
     )
     if submitted is None:  # the row is locked above: only an expiry sweep racing us gets here
         raise Conflict("the reservation ended before the submission", code="reservation_expired")
-    enqueue(session, "checks.check_submission", assignment_id=str(assignment.id))
+    enqueue(session, CHECK_SUBMISSION_JOB, assignment_id=str(assignment.id))
     return submitted
+
+
+def live_reservation(
+    session: Session, worker_id: uuid.UUID, assignment_id: uuid.UUID
+) -> tuple[Assignment, Campaign]:
+    """This worker's assignment, locked, while it is a reservation that has not run out."""
+    found = session.exec(
+        select(Assignment, Campaign)
+        .join(Campaign, col(Campaign.id) == col(Assignment.campaign_id))
+        .where(Assignment.id == assignment_id, Assignment.worker_id == worker_id)
+        .with_for_update(of=Assignment)
+    ).first()
+    if found is None:
+        raise NotFound("no such assignment", code="assignment_not_found")
+    assignment, campaign = found
+    if assignment.status != AssignmentStatus.reserved.value:
+        raise Conflict(
+            f"photos can be added while the task is reserved; this assignment is {assignment.status}",
+            code="not_reserved",
+            current_status=assignment.status,
+        )
+    if assignment.expires_at <= utcnow():
+        raise Conflict("the reservation has expired; reserve the task again", code="reservation_expired")
+    return assignment, campaign
+
+
+def request_upload(
+    session: Session,
+    storage: ObjectStorage,
+    settings: Settings,
+    *,
+    worker_id: uuid.UUID,
+    assignment_id: uuid.UUID,
+    content_type: str,
+    size_bytes: int,
+) -> tuple[Photo, UploadInstruction]:
+    """A place for one more photo of a live reservation, and where the phone uploads it."""
+    content_type = photos.accepted_type(content_type, size_bytes, settings)
+    # The assignment row is locked: two uploads asked at once cannot both take the last place.
+    assignment, campaign = live_reservation(session, worker_id, assignment_id)
+    return photos.create_upload(
+        session,
+        storage,
+        settings,
+        assignment_id=assignment.id,
+        worker_id=worker_id,
+        content_type=content_type,
+        size_bytes=size_bytes,
+        limit=campaign.max_photos,
+    )
+
+
+def drop_photo(
+    session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID, photo_id: uuid.UUID
+) -> None:
+    """Delete a photo not yet submitted, freeing its place (its object goes after the commit)."""
+    live_reservation(session, worker_id, assignment_id)
+    photos.delete_unsubmitted(session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id)
 
 
 def _in_schedule(campaign: Campaign, now: datetime) -> bool:
@@ -196,9 +248,7 @@ def _in_schedule(campaign: Campaign, now: datetime) -> bool:
     )
 
 
-def cancel(
-    session: Session, settings: Settings, *, worker_id: uuid.UUID, assignment_id: uuid.UUID
-) -> Assignment:
+def cancel(session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID) -> Assignment:
     assignment = get_for_worker(session, worker_id, assignment_id)
     changed = transition(
         session,
@@ -217,15 +267,7 @@ def cancel(
             code="not_cancellable",
             current_status=assignment.status,
         )
-    _settle_if_closed(session, changed.campaign_id, settings)
     return changed
-
-
-def _settle_if_closed(session: Session, campaign_id: uuid.UUID, settings: Settings) -> None:
-    """A slot freed in a closed campaign will never be paid: its escrow goes back at once."""
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is not None and campaign.status == CampaignStatus.closed.value:
-        ledger.refund_unused_escrow(session, campaign, settings)
 
 
 def record_audit(
@@ -245,9 +287,7 @@ def record_audit(
     )
 
 
-def expire_overdue(
-    session: Session, settings: Settings, *, now: datetime | None = None, task_id: uuid.UUID | None = None
-) -> int:
+def expire_overdue(session: Session, *, now: datetime | None = None, task_id: uuid.UUID | None = None) -> int:
     """Turn overdue reservations into expired ones, freeing their slots; returns how many."""
     now = now or utcnow()
     query = select(Assignment.id).where(
@@ -257,9 +297,8 @@ def expire_overdue(
         query = query.where(Assignment.task_id == task_id)
     overdue = session.exec(query.limit(EXPIRY_BATCH).with_for_update(skip_locked=True)).all()
     expired = 0
-    campaigns: set[uuid.UUID] = set()
     for assignment_id in overdue:
-        if changed := transition(
+        if transition(
             session,
             assignment_id,
             from_statuses=[AssignmentStatus.reserved],
@@ -269,9 +308,6 @@ def expire_overdue(
             reason=EXPIRED_REASON,
         ):
             expired += 1
-            campaigns.add(changed.campaign_id)
-    for campaign_id in campaigns:
-        _settle_if_closed(session, campaign_id, settings)
     return expired
 
 
@@ -328,23 +364,3 @@ def context_of(
         .where(col(Task.id).in_(task_ids))
     ).all()
     return {task.id: (task, campaign, store) for task, campaign, store in rows}
-
-
-def checks_of(session: Session, assignment_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[CheckResultRow]]:
-    grouped: dict[uuid.UUID, list[CheckResultRow]] = {i: [] for i in assignment_ids}
-    if assignment_ids:
-        for row in session.exec(
-            select(CheckResultRow)
-            .where(col(CheckResultRow.assignment_id).in_(assignment_ids))
-            .order_by(col(CheckResultRow.position))
-        ).all():
-            grouped[row.assignment_id].append(row)
-    return grouped
-
-
-DECISION_STATUSES = frozenset({"approved", "rejected", "in_review"})
-
-
-def latest_decision(events: list[AssignmentEvent]) -> AssignmentEvent | None:
-    decisions = [e for e in events if e.to_status in DECISION_STATUSES]
-    return decisions[-1] if decisions else None

@@ -8,6 +8,14 @@ rejected -> approved (an admin reverses a rejection the platform got wrong)
 
 A transition names the states it may start from; the UPDATE tests that inside the database, so
 of two racing transitions exactly one happens and the other sees None.
+
+What a change entails happens in the same transaction, whoever caused it (the checks, a reviewer,
+the review deadline, an admin), so no caller can forget it:
+- an approval is paid, exactly once (from the campaign's escrow, or by the platform when the
+  slot had already gone back to the task), and counted on its task; the approval that completes
+  the last task completes the campaign;
+- a slot given back returns to its task, and a closed campaign returns that slot's escrow;
+- an approval or a rejection is announced to the client, by a job after the commit.
 """
 
 from __future__ import annotations
@@ -19,15 +27,23 @@ from typing import Any
 from sqlmodel import Session, col, select, update
 
 from fieldcheck.assignments.models import (
+    DECIDED,
     RELEASED,
     ActorType,
     Assignment,
     AssignmentEvent,
     AssignmentStatus,
 )
+from fieldcheck.campaigns import escrow
+from fieldcheck.campaigns.completion import complete_if_done
+from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import utcnow
-from fieldcheck.tasks.service import release_slot
-from fieldcheck.webhooks import events
+from fieldcheck.jobs import enqueue
+from fieldcheck.ledger import service as ledger
+from fieldcheck.tasks import service as tasks
+
+# The client read model (fieldcheck.results) says what a decision means to the client.
+ANNOUNCE_DECISION_JOB = "results.announce_decision"
 
 S = AssignmentStatus
 ALLOWED: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
@@ -42,7 +58,12 @@ ALLOWED: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
 }
 
 
-DECIDED = frozenset({AssignmentStatus.approved, AssignmentStatus.rejected})
+REFERENCE_PREFIX = "assignment:"
+
+
+def reference(assignment_id: uuid.UUID) -> str:
+    """The assignment's key in the ledger: its reward is paid once under it."""
+    return f"{REFERENCE_PREFIX}{assignment_id}"
 
 
 def record_event(
@@ -92,11 +113,13 @@ def transition(
     # Lock the row (PostgreSQL; SQLite writers are serialized already), then change it: the state
     # read here cannot move before the UPDATE below.
     current = session.exec(
-        select(Assignment.status, Assignment.task_id).where(*conditions).with_for_update()
+        select(Assignment.status, Assignment.task_id, Assignment.campaign_id, Assignment.slot_freed)
+        .where(*conditions)
+        .with_for_update()
     ).first()
     if current is None:
         return None
-    from_status = AssignmentStatus(current[0])
+    from_status, task_id, campaign_id, slot_was_freed = AssignmentStatus(current[0]), *current[1:]
     frees_slot = to in RELEASED and from_status not in RELEASED
     changes = {"status": to.value, "updated_at": utcnow(), **(values or {})}
     if frees_slot:
@@ -108,7 +131,7 @@ def transition(
         .execution_options(synchronize_session=False)
     )
     if frees_slot:
-        release_slot(session, current[1])
+        _give_slot_back(session, task_id, campaign_id)
     event = record_event(
         session,
         assignment_id,
@@ -121,9 +144,13 @@ def transition(
     )
     assignment = session.get(Assignment, assignment_id, populate_existing=True)
     assert assignment is not None
+    if to is S.approved:
+        why = str(((details or {}).get("reasons") or [reason])[0])
+        _pay(session, assignment, actor_id=actor_id, by_platform=slot_was_freed, why=why)
+        if tasks.count_approval(session, task_id):
+            complete_if_done(session, campaign_id)
     if to in DECIDED:
-        # The client's webhooks, in this same transaction: sent only once the decision is committed.
-        events.assignment_decided(session, assignment, event)
+        enqueue(session, ANNOUNCE_DECISION_JOB, event_id=str(event.id))
     return assignment
 
 
@@ -133,10 +160,53 @@ def free_slot(session: Session, assignment_id: uuid.UUID) -> bool:
         update(Assignment)
         .where(col(Assignment.id) == assignment_id, col(Assignment.slot_freed).is_(False))
         .values(slot_freed=True, updated_at=utcnow())
-        .returning(col(Assignment.task_id))
+        .returning(col(Assignment.task_id), col(Assignment.campaign_id))
         .execution_options(synchronize_session=False)
     ).first()
     if freed is None:
         return False
-    release_slot(session, freed[0])
+    _give_slot_back(session, freed[0], freed[1])
     return True
+
+
+def _give_slot_back(session: Session, task_id: uuid.UUID, campaign_id: uuid.UUID) -> None:
+    tasks.release_slot(session, task_id)
+    escrow.settle_if_closed(session, campaign_id)
+
+
+def _pay(
+    session: Session, assignment: Assignment, *, actor_id: uuid.UUID | None, by_platform: bool, why: str
+) -> None:
+    """Pay the reward of approved work, exactly once (the ledger's key decides).
+
+    From the campaign's escrow while the assignment holds its slot; once the slot went back to the
+    task (a rejection reversed after it became final), the escrow no longer holds it and the
+    platform pays the reward itself.
+    """
+    campaign = session.get(Campaign, assignment.campaign_id)
+    assert campaign is not None
+    details = {"campaign_id": str(campaign.id)}
+    if by_platform:
+        ledger.pay_by_platform(
+            session,
+            reference=reference(assignment.id),
+            worker_id=assignment.worker_id,
+            currency=campaign.currency,
+            reward=campaign.reward_cents,
+            memo=f"Reward paid by the platform: {why}"[:300],
+            actor_id=actor_id,
+            details=details,
+        )
+        return
+    ledger.release_from_escrow(
+        session,
+        reference=reference(assignment.id),
+        escrow_id=campaign.id,
+        worker_id=assignment.worker_id,
+        currency=campaign.currency,
+        reward=campaign.reward_cents,
+        fee=campaign.fee_per_slot_cents,
+        memo=f"Reward for approved work on campaign {campaign.id}",
+        actor_id=actor_id,
+        details=details,
+    )

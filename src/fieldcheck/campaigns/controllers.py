@@ -1,49 +1,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.campaigns import service
-from fieldcheck.campaigns.models import Campaign, CampaignStatus
-from fieldcheck.campaigns.schemas import CampaignCreate, CampaignOut, PhotoRules
+from fieldcheck.campaigns.models import CampaignStatus
+from fieldcheck.campaigns.schemas import CampaignCreate, CampaignOut
+from fieldcheck.campaigns.views import campaign_out
 from fieldcheck.settings import Settings
-from fieldcheck.web import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, get, post
-
-
-def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
-    return CampaignOut(
-        id=campaign.id,
-        title=campaign.title,
-        instructions=campaign.instructions,
-        status=campaign.status,
-        reward_cents=campaign.reward_cents,
-        currency=campaign.currency,
-        estimated_minutes=campaign.estimated_minutes,
-        hourly_rate_cents=service.hourly_rate_cents(campaign.reward_cents, campaign.estimated_minutes),
-        slots_per_store=campaign.slots_per_store,
-        store_count=store_count,
-        starts_at=campaign.starts_at,
-        ends_at=campaign.ends_at,
-        reservation_minutes=campaign.reservation_minutes,
-        review_deadline_hours=campaign.review_deadline_hours,
-        photo_rules=PhotoRules(
-            min_photos=campaign.min_photos,
-            max_photos=campaign.max_photos,
-            min_short_side_px=campaign.min_short_side_px,
-        ),
-        review_all=campaign.review_all,
-        audit_sample_percent=campaign.audit_sample_percent,
-        created_at=campaign.created_at,
-        activated_at=campaign.activated_at,
-        closed_at=campaign.closed_at,
-    )
+from fieldcheck.tasks.service import store_counts
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, post
 
 
 class CampaignController(Controller):
@@ -69,8 +41,8 @@ class CampaignController(Controller):
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
         status: FromQuery[CampaignStatus | None] = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        cursor: PageCursor = None,
     ) -> Page[CampaignOut]:
         campaigns, next_cursor = service.list_campaigns(
             db_session,
@@ -79,7 +51,7 @@ class CampaignController(Controller):
             limit=limit,
             cursor=cursor,
         )
-        counts = service.store_counts(db_session, [c.id for c in campaigns])
+        counts = store_counts(db_session, [c.id for c in campaigns])
         return Page[CampaignOut](
             items=[campaign_out(c, counts.get(c.id, 0)) for c in campaigns], next_cursor=next_cursor
         )
@@ -92,7 +64,7 @@ class CampaignController(Controller):
         principal: NamedDependency[Principal],
     ) -> CampaignOut:
         campaign = service.get_campaign(db_session, principal.require_organization(), campaign_id)
-        return campaign_out(campaign, service.store_counts(db_session, [campaign.id]).get(campaign.id, 0))
+        return campaign_out(campaign, store_counts(db_session, [campaign.id]).get(campaign.id, 0))
 
     def _change(
         self,
@@ -105,7 +77,7 @@ class CampaignController(Controller):
         campaign = service.change_status(
             db_session, principal.require_organization(), campaign_id, action, settings
         )
-        return campaign_out(campaign, service.store_counts(db_session, [campaign.id]).get(campaign.id, 0))
+        return campaign_out(campaign, store_counts(db_session, [campaign.id]).get(campaign.id, 0))
 
     @post(
         "/{campaign_id:uuid}/activate",

@@ -6,20 +6,18 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, insert
 from sqlmodel import Session, col, select, update
 
-from fieldcheck.campaigns import funding
+from fieldcheck.campaigns import escrow
+from fieldcheck.campaigns.completion import CompletionReason, mark_completed
 from fieldcheck.campaigns.models import Campaign, CampaignStatus
 from fieldcheck.campaigns.schemas import CampaignCreate
 from fieldcheck.db import utcnow
-from fieldcheck.errors import Conflict, NotFound, Unprocessable
-from fieldcheck.geo import lat_band
+from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
 from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
 from fieldcheck.stores.models import Store
-from fieldcheck.tasks.models import Task
-from fieldcheck.webhooks import events
+from fieldcheck.tasks import service as tasks
 
 LOOKUP_CHUNK = 1000
 SHOWN_UNKNOWN_IDS = 20
@@ -53,7 +51,7 @@ def create_campaign(
         raise Unprocessable(
             f"campaigns are paid in {accepted}; {data.currency} is not accepted",
             code="unsupported_currency",
-            errors=[{"field": "currency", "message": f"one of {accepted}", "source": "body"}],
+            errors=[field_error("currency", f"one of {accepted}")],
         )
     store_ids = list(dict.fromkeys(data.store_ids))
     if len(store_ids) > settings.campaign_max_stores:
@@ -75,7 +73,7 @@ def create_campaign(
             f"{len(unknown)} store id(s) are not stores of your organization",
             code="unknown_stores",
             unknown_store_ids=unknown[:SHOWN_UNKNOWN_IDS],
-            errors=[{"field": "store_ids", "message": "unknown store ids", "source": "body"}],
+            errors=[field_error("store_ids", "unknown store ids")],
         )
     rules = data.photo_rules
     campaign = Campaign(
@@ -98,27 +96,15 @@ def create_campaign(
     )
     session.add(campaign)
     session.flush()
-    now = utcnow()
-    task_rows = [
-        {
-            "id": uuid.uuid4(),
-            "campaign_id": campaign.id,
-            "store_id": store_id,
-            "organization_id": organization_id,
-            "lat": lat,
-            "lon": lon,
-            "lat_band": lat_band(lat),
-            "slots_total": data.slots_per_store,
-            "slots_taken": 0,
-            "is_open": False,
-            "starts_at": data.starts_at,
-            "ends_at": data.ends_at,
-            "created_at": now,
-        }
-        for store_id, (lat, lon) in stores.items()
-    ]
-    for start in range(0, len(task_rows), LOOKUP_CHUNK):
-        session.connection().execute(insert(Task), task_rows[start : start + LOOKUP_CHUNK])
+    tasks.create_for_campaign(
+        session,
+        campaign_id=campaign.id,
+        organization_id=organization_id,
+        stores=[tasks.StoreSpot(store_id, lat, lon) for store_id, (lat, lon) in stores.items()],
+        slots=data.slots_per_store,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+    )
     return campaign
 
 
@@ -146,17 +132,6 @@ def list_campaigns(
         cursor=cursor,
         newest_first=True,
     )
-
-
-def store_counts(session: Session, campaign_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    if not campaign_ids:
-        return {}
-    rows = session.exec(
-        select(Task.campaign_id, func.count())
-        .where(col(Task.campaign_id).in_(campaign_ids))
-        .group_by(col(Task.campaign_id))
-    ).all()
-    return dict(rows)
 
 
 def check_pay_floor(campaign: Campaign, settings: Settings) -> None:
@@ -208,13 +183,13 @@ def change_status(
             code="invalid_campaign_transition",
             current_status=campaign.status,
         )
-    session.exec(update(Task).where(col(Task.campaign_id) == campaign_id).values(is_open=listed))
+    tasks.set_listed(session, campaign_id, listed)
     session.refresh(campaign)
     if first_activation:
-        funding.hold_escrow_for_activation(session, campaign, settings)
+        escrow.hold_for_activation(session, campaign, settings)
     if target is CampaignStatus.closed:
-        funding.release_unused_escrow(session, campaign, settings)
-        events.campaign_completed(session, campaign.id, reason="closed")
+        escrow.settle(session, campaign)
+        mark_completed(session, campaign.id, reason=CompletionReason.closed)
     return campaign
 
 

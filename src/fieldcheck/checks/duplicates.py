@@ -13,35 +13,17 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Uuid
-from sqlmodel import Field, Session, SQLModel, col, select, text
+from sqlmodel import Session, col, select, text
 
+from fieldcheck.checks.models import PhotoHash
 from fieldcheck.checks.photo import PHASH_MAX_DISTANCE
-from fieldcheck.db import UTCDateTime, utcnow
 
 INITIAL_CAPACITY = 1024
 # Serializes the last step of every check job on PostgreSQL: find duplicates, store the new
 # hashes, commit. Without it two jobs holding the same photo could each miss the other.
 DUPLICATE_LOCK_KEY = 727_100_002
-
-
-class PhotoHash(SQLModel, table=True):
-    """The perceptual hashes of every checked photo, numbered in the order they were stored."""
-
-    __tablename__ = "photo_hashes"
-
-    seq: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    )
-    photo_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("photos.id"), nullable=False, unique=True))
-    phash: int = Field(sa_column=Column(BigInteger, nullable=False))
-    dhash: int = Field(sa_column=Column(BigInteger, nullable=False))
-    fingerprint: str = Field(sa_column=Column(String(600), nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from fieldcheck.checks import imaging
 from fieldcheck.checks.imaging import cv2
+from fieldcheck.checks.models import Outcome
 
 ACCEPTED_TYPES = ("jpeg", "png")
 TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG"}
@@ -59,7 +61,7 @@ MIN_DETAIL_FOR_HASHING = 6.0
 @dataclass
 class Check:
     name: str
-    outcome: str  # pass | warn | fail
+    outcome: Outcome
     value: str | None
     threshold: str | None
     explanation: str
@@ -67,7 +69,7 @@ class Check:
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "outcome": self.outcome,
+            "outcome": self.outcome.value,
             "value": self.value,
             "threshold": self.threshold,
             "explanation": self.explanation,
@@ -92,18 +94,18 @@ class PhotoReport:
     measurements: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def outcome(self) -> str:
-        outcomes = {c.outcome for c in self.checks}
-        return "fail" if "fail" in outcomes else "warn" if "warn" in outcomes else "pass"
-
-    @property
-    def decodable(self) -> bool:
-        return self.phash is not None or self.measurements.get("decoded", False)
+    def outcome(self) -> Outcome:
+        return worst(c.outcome for c in self.checks)
 
     @property
     def comparable(self) -> bool:
         """Enough detail for a perceptual comparison to mean anything."""
         return self.phash is not None and (self.detail or 0) >= MIN_DETAIL_FOR_HASHING
+
+
+def worst(outcomes: Iterable[Outcome]) -> Outcome:
+    seen = set(outcomes)
+    return next((o for o in (Outcome.fail, Outcome.warn) if o in seen), Outcome.passed)
 
 
 def check_photo(
@@ -132,7 +134,7 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
     size = f"{len(data)} bytes"
 
     def fail(explanation: str, value: str | None = None, threshold: str | None = None) -> bool:
-        report.checks.append(Check("file", "fail", value or kind, threshold, explanation))
+        report.checks.append(Check("file", Outcome.fail, value or kind, threshold, explanation))
         return False
 
     if not data:
@@ -175,7 +177,7 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
     report.checks.append(
         Check(
             "file",
-            "pass",
+            Outcome.passed,
             f"{TYPE_NAMES[kind]}, {header.width}x{header.height}",
             "JPEG or PNG",
             f"A complete {TYPE_NAMES[kind]} image.",
@@ -197,7 +199,7 @@ def _resolution(report: PhotoReport, min_short_side_px: int) -> None:
         report.checks.append(
             Check(
                 "resolution",
-                "fail",
+                Outcome.fail,
                 value,
                 f"short side at least {min_short_side_px} px",
                 f"The photo is {short} px on its short side; this campaign needs at least "
@@ -209,7 +211,7 @@ def _resolution(report: PhotoReport, min_short_side_px: int) -> None:
         report.checks.append(
             Check(
                 "resolution",
-                "pass",
+                Outcome.passed,
                 value,
                 f"short side at least {min_short_side_px} px",
                 "The resolution is enough.",
@@ -227,7 +229,7 @@ def _working_copy(data: bytes, report: PhotoReport) -> np.ndarray | None:
         report.checks.append(
             Check(
                 "decode",
-                "fail",
+                Outcome.fail,
                 report.detected_type,
                 None,
                 "The image data cannot be decoded: the file is damaged. Send the photo again.",
@@ -249,7 +251,7 @@ def _blur(gray: np.ndarray, report: PhotoReport) -> None:
         report.checks.append(
             Check(
                 "blur",
-                "fail",
+                Outcome.fail,
                 value,
                 threshold,
                 "The photo is blurred: the details cannot be read. Hold the phone still, "
@@ -260,14 +262,14 @@ def _blur(gray: np.ndarray, report: PhotoReport) -> None:
         report.checks.append(
             Check(
                 "blur",
-                "warn",
+                Outcome.warn,
                 value,
                 threshold,
                 "The photo looks a little soft; a reviewer will check that the details can be read.",
             )
         )
     else:
-        report.checks.append(Check("blur", "pass", value, threshold, "The photo is sharp."))
+        report.checks.append(Check("blur", Outcome.passed, value, threshold, "The photo is sharp."))
 
 
 # 4. Exposure ---------------------------------------------------------------------------------
@@ -282,7 +284,7 @@ def _exposure(gray: np.ndarray, report: PhotoReport) -> None:
     )
     if std < FLAT_FAIL_BELOW:
         outcome, why = (
-            "fail",
+            Outcome.fail,
             (
                 "The photo shows almost nothing: it is one flat colour (lens covered, or "
                 "pointed at a wall). Photograph the shelf."
@@ -290,22 +292,22 @@ def _exposure(gray: np.ndarray, report: PhotoReport) -> None:
         )
     elif mean < DARK_FAIL_BELOW:
         outcome, why = (
-            "fail",
+            Outcome.fail,
             "The photo is too dark to see the products. Turn towards the light or use the flash.",
         )
     elif mean > BRIGHT_FAIL_ABOVE:
         outcome, why = (
-            "fail",
+            Outcome.fail,
             "The photo is washed out: nearly everything is white. Avoid pointing at a lamp or window.",
         )
     elif mean < DARK_WARN_BELOW:
-        outcome, why = "warn", "The photo is dark; a reviewer will check that the products can be seen."
+        outcome, why = Outcome.warn, "The photo is dark; a reviewer will check that the products can be seen."
     elif clipped > CLIPPED_WARN_SHARE:
-        outcome, why = "warn", "A large part of the photo is burnt white; a reviewer will check it."
+        outcome, why = Outcome.warn, "A large part of the photo is burnt white; a reviewer will check it."
     elif std < FLAT_WARN_BELOW:
-        outcome, why = "warn", "The photo has very little contrast; a reviewer will check it."
+        outcome, why = Outcome.warn, "The photo has very little contrast; a reviewer will check it."
     else:
-        outcome, why = "pass", "The exposure is fine."
+        outcome, why = Outcome.passed, "The exposure is fine."
     report.checks.append(Check("exposure", outcome, value, threshold, why))
 
 
@@ -421,7 +423,7 @@ def _recapture(gray: np.ndarray, report: PhotoReport) -> None:
         report.checks.append(
             Check(
                 "screen",
-                "warn",
+                Outcome.warn,
                 value,
                 threshold,
                 "The photo shows a fine regular pattern, as photos of a screen do. Photos "
@@ -429,4 +431,6 @@ def _recapture(gray: np.ndarray, report: PhotoReport) -> None:
             )
         )
     else:
-        report.checks.append(Check("screen", "pass", value, threshold, "No sign of a photo of a screen."))
+        report.checks.append(
+            Check("screen", Outcome.passed, value, threshold, "No sign of a photo of a screen.")
+        )

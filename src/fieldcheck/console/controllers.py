@@ -16,6 +16,8 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from sqlmodel import Session
 
+from fieldcheck.assignments.models import DELIVERED
+from fieldcheck.assignments.schemas import CheckOut
 from fieldcheck.assignments.service import context_of
 from fieldcheck.auth import service as auth
 from fieldcheck.auth.models import Role
@@ -32,15 +34,17 @@ from fieldcheck.console.pages import (
     redirect,
     viewer_of,
 )
-from fieldcheck.console.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from fieldcheck.console.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer
 from fieldcheck.errors import BadRequest, Conflict, DomainError, TooManyRequests, Unprocessable
-from fieldcheck.exports import results
 from fieldcheck.exports import service as exports
-from fieldcheck.exports.controllers import export_out, result_out, summary_out
 from fieldcheck.exports.models import ExportFormat
+from fieldcheck.exports.views import export_out
+from fieldcheck.results import views as results
+from fieldcheck.results.views import result_out, summary_out
 from fieldcheck.reviews import service as reviews
-from fieldcheck.reviews.controllers import item_detail
 from fieldcheck.reviews.models import REASON_TEXT, QueueReason, ReasonCode
+from fieldcheck.reviews.schemas import ItemOut
+from fieldcheck.reviews.views import item_detail
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
 from fieldcheck.web import get, post
@@ -89,7 +93,7 @@ class SignInController(Controller):
         self,
         request: Request[Any, Any, Any],
         *,
-        viewer: Any = None,
+        viewer: Viewer | None = None,
         error: str | None = None,
         status: int = 200,
     ) -> Template:
@@ -276,10 +280,13 @@ class ReviewConsoleController(Controller):
             if exc.code == "not_in_review":
                 return redirect("/console/review/", notice="not_in_review")
             raise
-        photo_checks: dict[uuid.UUID, list[Any]] = {p.id: [] for p in detail.photos}
-        visit_checks: list[Any] = []
+        photo_checks: dict[uuid.UUID, list[CheckOut]] = {p.id: [] for p in detail.photos}
+        visit_checks: list[CheckOut] = []
         for check in detail.checks:
-            photo_checks.get(check.photo_id, visit_checks).append(check)  # type: ignore[arg-type]
+            if check.photo_id in photo_checks:
+                photo_checks[check.photo_id].append(check)
+            else:
+                visit_checks.append(check)
         return page(
             "review_item.html.j2",
             request,
@@ -308,7 +315,6 @@ class ReviewConsoleController(Controller):
             with db_session.begin_nested():
                 reviews.decide(
                     db_session,
-                    settings,
                     reviewer_id=viewer.user.id,
                     assignment_id=assignment_id,
                     approve=decision == "approve",
@@ -327,7 +333,7 @@ class ReviewConsoleController(Controller):
         )
 
 
-def _positions_svg(item: Any) -> dict[str, Any] | None:
+def _positions_svg(item: ItemOut) -> dict[str, float | bool] | None:
     """Store (with its geofence) and phone (with its accuracy) on a small local plan, in metres."""
     if item.device_position is None:
         return None
@@ -390,7 +396,7 @@ class ClientConsoleController(Controller):
             results=[result_out(r, storage, settings) for r in rows],
             next_cursor=next_cursor,
             status=status,
-            statuses=[s.value for s in results.CLIENT_STATUSES],
+            statuses=[s.value for s in DELIVERED],
             exports=[export_out(e, storage, settings) for e in made],
             formats=[("csv", "CSV table"), ("zip", "ZIP of photos"), ("report", "HTML report")],
         )

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import IO
 
 from fieldcheck.assignments.models import AssignmentStatus
-from fieldcheck.exports.results import ResultRow
+from fieldcheck.checks.models import Outcome
+from fieldcheck.results.views import ResultRow
 
 Progress = Callable[[int, str], None]  # (items done, stage in words)
 PhotoLinks = Callable[[ResultRow], list[str]]
@@ -70,9 +71,9 @@ def csv_record(row: ResultRow, links: list[str]) -> list[object]:
             row.distance_m if row.distance_m is not None else "",
             len(row.photos),
             " ".join(links),
-            counts.get("pass", 0),
-            counts.get("warn", 0),
-            counts.get("fail", 0),
+            counts[Outcome.passed],
+            counts[Outcome.warn],
+            counts[Outcome.fail],
             str(row.assignment_id),
             _iso(row.submitted_at),
         )

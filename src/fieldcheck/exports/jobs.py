@@ -8,7 +8,7 @@ from fieldcheck.jobs import JobContext, job
 
 
 # Exports have their own queue: a long ZIP never delays photo checks or payouts.
-@job("exports.build", queue="exports", max_retries=service.MAX_ATTEMPTS, time_limit_ms=4 * 3_600_000)
+@job(service.BUILD_JOB, queue="exports", max_retries=service.MAX_ATTEMPTS, time_limit_ms=4 * 3_600_000)
 def build_export(ctx: JobContext, export_id: str) -> None:
     service.build(ctx, uuid.UUID(export_id))
 

@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from fieldcheck.assignments.models import AssignmentStatus
-from fieldcheck.exports.results import ResultRow, StoreRef, Summary
+from fieldcheck.results.views import ResultRow, StoreRef, Summary
 
 THUMBNAILS_PER_STORE = 4
 KM_PER_DEGREE = 111.32  # of latitude, and of longitude once squeezed by cos(latitude)

@@ -23,21 +23,24 @@ from fieldcheck.campaigns.models import Campaign
 from fieldcheck.campaigns.service import get_campaign
 from fieldcheck.db import Database, insert_ignore, new_id, utcnow
 from fieldcheck.errors import NotFound
-from fieldcheck.exports import files, results
+from fieldcheck.exports import files
 from fieldcheck.exports.models import Export, ExportFormat, ExportStatus
 from fieldcheck.exports.report import THUMBNAILS_PER_STORE, StoreCard, write_report
-from fieldcheck.exports.results import ResultRow
 from fieldcheck.jobs import JobContext, enqueue
 from fieldcheck.pagination import paginate
 from fieldcheck.photos.models import Photo
+from fieldcheck.results import views as results
+from fieldcheck.results.views import ResultRow
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, put_stream
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
+from fieldcheck.webhooks.models import WebhookEvent
 from fieldcheck.webhooks.service import emit
 
 log = logging.getLogger("fieldcheck.exports")
 
+BUILD_JOB = "exports.build"
 MAX_ATTEMPTS = 3
 PROGRESS_EVERY_S = 0.5
 # A running build writes progress at least this often while it works (each row, each photo); a
@@ -86,7 +89,7 @@ def request_export(
         created_at=utcnow(),
     )
     if inserted:
-        enqueue(session, "exports.build", export_id=str(export_id))
+        enqueue(session, BUILD_JOB, export_id=str(export_id))
         found = session.get(Export, export_id)
     else:
         found = session.exec(
@@ -189,7 +192,7 @@ def _announce(session: Session, export: Export, campaign: Campaign) -> None:
     emit(
         session,
         campaign.organization_id,
-        "export.ready",
+        WebhookEvent.export_ready,
         {"export_id": str(export.id), "campaign_id": str(campaign.id), "format": export.format},
     )
 

@@ -4,18 +4,17 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, JSONBody, Parameter, SkipValidation
-from sqlmodel import Session, col, select
+from litestar.params import HeaderParameter, JSONBody, SkipValidation
+from sqlmodel import Session
 
 from fieldcheck import idempotency
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.jobs import enqueue
 from fieldcheck.ledger import funds, payouts
-from fieldcheck.ledger.models import Deposit, Payout, PayoutDetails
+from fieldcheck.ledger.models import PayoutDetails
 from fieldcheck.ledger.providers import PaymentProvider
 from fieldcheck.ledger.schemas import (
-    CurrencyBalance,
     DepositAnswer,
     DepositIn,
     DepositOut,
@@ -25,26 +24,18 @@ from fieldcheck.ledger.schemas import (
     PayoutIn,
     PayoutOut,
     WorkerBalanceOut,
-    WorkerCurrencyBalance,
+)
+from fieldcheck.ledger.views import (
+    deposit_out,
+    organization_balance_out,
+    payout_details_out,
+    payout_out,
+    worker_balance_out,
 )
 from fieldcheck.settings import Settings
-from fieldcheck.web import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, get, post, put
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, post, put
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(name=idempotency.HEADER)]
-
-
-def organization_balance_out(session: Session, organization_id: Any) -> OrganizationBalanceOut:
-    figures = funds.organization_balance(session, organization_id)
-    return OrganizationBalanceOut(
-        balances=[
-            CurrencyBalance(currency=c, available_cents=v["available"], escrow_cents=v["escrow"])
-            for c, v in sorted(figures.items())
-        ]
-    )
-
-
-def payout_out(payout: Payout) -> PayoutOut:
-    return PayoutOut.model_validate(payout, from_attributes=True)
 
 
 class OrganizationMoneyController(Controller):
@@ -86,7 +77,7 @@ class OrganizationMoneyController(Controller):
             actor_id=principal.user_id,
         )
         answer = DepositAnswer(
-            deposit=DepositOut.model_validate(record, from_attributes=True),
+            deposit=deposit_out(record),
             balance=organization_balance_out(db_session, organization_id),
         )
         idempotency.record(
@@ -103,15 +94,13 @@ class OrganizationMoneyController(Controller):
         self,
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-    ) -> list[DepositOut]:
-        rows = db_session.exec(
-            select(Deposit)
-            .where(Deposit.organization_id == principal.require_organization())
-            .order_by(col(Deposit.created_at).desc())
-            .limit(limit)
-        ).all()
-        return [DepositOut.model_validate(r, from_attributes=True) for r in rows]
+        limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        cursor: PageCursor = None,
+    ) -> Page[DepositOut]:
+        rows, next_cursor = funds.list_deposits(
+            db_session, principal.require_organization(), limit=limit, cursor=cursor
+        )
+        return Page[DepositOut](items=[deposit_out(r) for r in rows], next_cursor=next_cursor)
 
     @get("/balance", summary="Available money and money held in campaign escrow, per currency")
     def balance(
@@ -130,19 +119,7 @@ class WorkerMoneyController(Controller):
     def balance(
         self, db_session: NamedDependency[Session], principal: NamedDependency[Principal]
     ) -> WorkerBalanceOut:
-        figures = payouts.worker_balance(db_session, principal.user_id)
-        return WorkerBalanceOut(
-            balances=[
-                WorkerCurrencyBalance(
-                    currency=c,
-                    earned_cents=v["earned"],
-                    paid_out_cents=v["paid_out"],
-                    in_transit_cents=v["in_transit"],
-                    available_cents=v["available"],
-                )
-                for c, v in sorted(figures.items())
-            ]
-        )
+        return worker_balance_out(db_session, principal.user_id)
 
     @put("/payout-details", summary="The bank account payouts go to (SEPA)")
     def set_payout_details(
@@ -154,20 +131,14 @@ class WorkerMoneyController(Controller):
         details = payouts.set_details(
             db_session, principal.user_id, account_holder=data.account_holder, iban=data.iban
         )
-        return PayoutDetailsOut(
-            account_holder=details.account_holder, iban_last4=details.iban[-4:], updated_at=details.updated_at
-        )
+        return payout_details_out(details)
 
     @get("/payout-details", summary="The bank account payouts go to")
     def payout_details(
         self, db_session: NamedDependency[Session], principal: NamedDependency[Principal]
     ) -> PayoutDetailsOut | None:
         details = db_session.get(PayoutDetails, principal.user_id)
-        if details is None:
-            return None
-        return PayoutDetailsOut(
-            account_holder=details.account_holder, iban_last4=details.iban[-4:], updated_at=details.updated_at
-        )
+        return payout_details_out(details) if details is not None else None
 
     @post(
         "/payouts",
@@ -212,12 +183,8 @@ class WorkerMoneyController(Controller):
         self,
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-    ) -> list[PayoutOut]:
-        rows = db_session.exec(
-            select(Payout)
-            .where(Payout.worker_id == principal.user_id)
-            .order_by(col(Payout.created_at).desc())
-            .limit(limit)
-        ).all()
-        return [payout_out(p) for p in rows]
+        limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        cursor: PageCursor = None,
+    ) -> Page[PayoutOut]:
+        rows, next_cursor = payouts.list_payouts(db_session, principal.user_id, limit=limit, cursor=cursor)
+        return Page[PayoutOut](items=[payout_out(p) for p in rows], next_cursor=next_cursor)

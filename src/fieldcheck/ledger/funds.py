@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from fieldcheck.campaigns.models import Campaign
 from fieldcheck.errors import Unprocessable
-from fieldcheck.ledger.models import AccountKind, Deposit, DepositStatus, LedgerAccount
+from fieldcheck.ledger.models import AccountKind, Deposit, DepositStatus, LedgerAccount, Movement
+from fieldcheck.ledger.postings import PLATFORM, Leg, account, ensure_payable, post
 from fieldcheck.ledger.providers import PaymentProvider
-from fieldcheck.ledger.service import PLATFORM, Leg, account, ensure_payable, post
+from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
 
 
@@ -52,12 +53,21 @@ def deposit(
     post(
         session,
         reference=f"deposit:{record.id}",
-        movement="settle",
+        movement=Movement.deposit,
         currency=currency,
         memo=f"Deposit via {provider.name} ({charge.reference})",
         legs=[
             Leg(account(session, AccountKind.funding, PLATFORM, currency), -amount_cents),
-            Leg(account(session, AccountKind.client_available, organization_id, currency), amount_cents),
+            Leg(
+                account(
+                    session,
+                    AccountKind.client_available,
+                    organization_id,
+                    currency,
+                    holder_id=organization_id,
+                ),
+                amount_cents,
+            ),
         ],
         actor_id=actor_id,
     )
@@ -67,18 +77,25 @@ def deposit(
 def organization_balance(session: Session, organization_id: uuid.UUID) -> dict[str, dict[str, int]]:
     """Per currency: available, and held in the escrow of the organization's campaigns."""
     figures: dict[str, dict[str, int]] = defaultdict(lambda: {"available": 0, "escrow": 0})
-    for currency, balance in session.exec(
-        select(LedgerAccount.currency, LedgerAccount.balance).where(
-            LedgerAccount.kind == AccountKind.client_available.value,
-            LedgerAccount.owner_id == organization_id,
-        )
+    names = {AccountKind.client_available.value: "available", AccountKind.client_escrow.value: "escrow"}
+    for kind, currency, balance in session.exec(
+        select(LedgerAccount.kind, LedgerAccount.currency, func.sum(LedgerAccount.balance))
+        .where(LedgerAccount.holder_id == organization_id, col(LedgerAccount.kind).in_(list(names)))
+        .group_by(col(LedgerAccount.kind), col(LedgerAccount.currency))
     ).all():
-        figures[currency]["available"] += int(balance)
-    campaigns = select(Campaign.id).where(Campaign.organization_id == organization_id)
-    for currency, balance in session.exec(
-        select(LedgerAccount.currency, LedgerAccount.balance).where(
-            LedgerAccount.kind == AccountKind.client_escrow.value, col(LedgerAccount.owner_id).in_(campaigns)
-        )
-    ).all():
-        figures[currency]["escrow"] += int(balance)
+        figures[currency][names[kind]] += int(balance or 0)
     return dict(figures)
+
+
+def list_deposits(
+    session: Session, organization_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[Deposit], str | None]:
+    return paginate(
+        session,
+        select(Deposit).where(Deposit.organization_id == organization_id),
+        time_column=col(Deposit.created_at),
+        id_column=col(Deposit.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )

@@ -47,6 +47,26 @@ class AccountKind(StrEnum):
     paid_out = "paid_out"  # external: money sent out to workers
 
 
+class Movement(StrEnum):
+    """What a transaction does. (reference, movement) is unique: each movement happens once.
+
+    Refunds may happen several times per campaign: theirs is stored with a unique suffix
+    (`refund:<key>`), the only movement that is.
+    """
+
+    deposit = "settle"  # a client's payment arrived: funding -> client_available
+    escrow_hold = "escrow_hold"  # activation: client_available -> client_escrow
+    release = "release"  # approved work paid: client_escrow (or platform_compensation) -> worker_earned
+    refund = "refund"  # escrow no longer needed: client_escrow -> client_available
+    payout_request = "request"  # worker_earned -> payouts_in_transit
+    payout_sent = "sent"  # payouts_in_transit -> paid_out
+    payout_returned = "returned"  # a failed payout: payouts_in_transit -> worker_earned
+
+    def keyed(self, key: str | None) -> str:
+        """The stored movement: the value, or for repeatable movements the value and a unique key."""
+        return f"{self.value}:{key}" if key else self.value
+
+
 NON_NEGATIVE = frozenset(
     {
         AccountKind.client_available,
@@ -63,12 +83,16 @@ class LedgerAccount(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("kind", "owner_id", "currency"),
         CheckConstraint("NOT non_negative OR balance >= 0", name="balance_not_negative"),
+        Index("ix_ledger_accounts_holder", "holder_id", "kind"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     kind: str = Field(sa_column=Column(String(30), nullable=False))
     # The organization, campaign or worker the account stands for; a nil UUID for the platform's.
     owner_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
+    # Whose money it is in the end, when not the owner's: an organization holds its campaigns'
+    # escrow accounts (and its own). A holder's balance is one indexed query.
+    holder_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, nullable=True))
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     non_negative: bool = Field(sa_column=Column(Boolean, nullable=False))
     balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
@@ -86,7 +110,9 @@ class LedgerTransaction(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     reference: str = Field(sa_column=Column(String(80), nullable=False))  # e.g. assignment:<id>
-    movement: str = Field(sa_column=Column(String(60), nullable=False))  # e.g. release, refund:<id>
+    movement: str = Field(
+        sa_column=Column(String(60), nullable=False)
+    )  # Movement.keyed(): release, refund:<key>
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     memo: str = Field(sa_column=Column(String(300), nullable=False))
     actor_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, nullable=True))

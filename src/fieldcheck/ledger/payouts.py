@@ -9,18 +9,20 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from fieldcheck.db import Database, new_id, utcnow
-from fieldcheck.errors import Conflict, Unprocessable
+from fieldcheck.errors import Conflict, Unprocessable, field_error
 from fieldcheck.ledger.models import (
     AccountKind,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    Movement,
     Payout,
     PayoutDetails,
     PayoutStatus,
 )
+from fieldcheck.ledger.postings import PLATFORM, InsufficientFunds, Leg, account, ensure_payable, post
 from fieldcheck.ledger.providers import PayoutOrder, PayoutProvider, PayoutResult, iban_is_valid
-from fieldcheck.ledger.service import PLATFORM, InsufficientFunds, Leg, account, ensure_payable, post
+from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
 
 PAYOUT_BATCH = 500
@@ -32,7 +34,7 @@ def set_details(session: Session, worker_id: uuid.UUID, *, account_holder: str, 
         raise Unprocessable(
             "this IBAN does not validate; check it against your bank's documents",
             code="invalid_iban",
-            errors=[{"field": "iban", "message": "not a valid IBAN", "source": "body"}],
+            errors=[field_error("iban", "not a valid IBAN")],
         )
     details = session.get(PayoutDetails, worker_id) or PayoutDetails(
         worker_id=worker_id, account_holder="", iban=""
@@ -53,7 +55,10 @@ def worker_balance(session: Session, worker_id: uuid.UUID) -> dict[str, dict[str
     for currency, total in session.exec(
         select(LedgerTransaction.currency, func.sum(LedgerEntry.amount))
         .join(LedgerTransaction, col(LedgerTransaction.id) == col(LedgerEntry.transaction_id))
-        .where(col(LedgerEntry.account_id).in_(earned_account), LedgerTransaction.movement == "release")
+        .where(
+            col(LedgerEntry.account_id).in_(earned_account),
+            LedgerTransaction.movement == Movement.release.value,
+        )
         .group_by(col(LedgerTransaction.currency))
     ).all():
         figures[currency]["earned"] += int(total or 0)
@@ -77,6 +82,20 @@ def worker_balance(session: Session, worker_id: uuid.UUID) -> dict[str, dict[str
     ).all():
         figures[currency]["available"] += int(balance)
     return dict(figures)
+
+
+def list_payouts(
+    session: Session, worker_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[Payout], str | None]:
+    return paginate(
+        session,
+        select(Payout).where(Payout.worker_id == worker_id),
+        time_column=col(Payout.created_at),
+        id_column=col(Payout.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )
 
 
 def request_payout(
@@ -107,7 +126,7 @@ def request_payout(
         post(
             session,
             reference=f"payout:{payout.id}",
-            movement="request",
+            movement=Movement.payout_request,
             currency=currency,
             memo="Payout requested",
             legs=[
@@ -176,7 +195,7 @@ def _settle(session: Session, payout_id: uuid.UUID, result: PayoutResult) -> str
         post(
             session,
             reference=f"payout:{payout.id}",
-            movement="sent",
+            movement=Movement.payout_sent,
             currency=payout.currency,
             memo=f"Sent in batch {result.batch_key}",
             legs=[
@@ -189,7 +208,7 @@ def _settle(session: Session, payout_id: uuid.UUID, result: PayoutResult) -> str
         post(
             session,
             reference=f"payout:{payout.id}",
-            movement="returned",
+            movement=Movement.payout_returned,
             currency=payout.currency,
             memo=f"Payout failed, money returned: {result.failure}",
             legs=[

@@ -1,334 +1,249 @@
-"""Money movements: deposits, escrow, release on approval, refunds, payouts. All through `post`."""
+"""The ledger's one way in for the rest of fieldcheck: each movement by its name, and the figures
+other domains read back.
+
+The ledger knows no domain. Callers pass ids, amounts and a reference (`campaign:<id>`,
+`assignment:<id>`); what a campaign must hold or what approved work earns is decided by them.
+Every movement is keyed by (reference, movement), so a retried call moves nothing twice.
+"""
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
-from fieldcheck.assignments.models import Assignment, AssignmentStatus
-from fieldcheck.campaigns.models import Campaign, CampaignStatus
-from fieldcheck.db import insert_ignore, new_id, utcnow
-from fieldcheck.errors import Conflict, Unprocessable
-from fieldcheck.ledger.models import (
-    NON_NEGATIVE,
-    AccountKind,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransaction,
-)
-from fieldcheck.settings import Settings
-from fieldcheck.tasks.models import Task
+from fieldcheck.db import new_id
+from fieldcheck.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransaction, Movement
+from fieldcheck.ledger.postings import PLATFORM, InsufficientFunds, Leg, account, balance_of, post
 
-PLATFORM = uuid.UUID(int=0)
-
-
-class InsufficientFunds(Exception):
-    def __init__(self, account: LedgerAccount, needed: int) -> None:
-        super().__init__(f"{account.kind} {account.owner_id} cannot give {needed}")
-        self.account = account
-        self.needed = needed
-
-
-# Accounts and postings ---------------------------------------------------------------------
-def account(session: Session, kind: AccountKind, owner_id: uuid.UUID, currency: str) -> LedgerAccount:
-    """The account, created on first use (race-safe: the unique key decides)."""
-    query = select(LedgerAccount).where(
-        LedgerAccount.kind == kind.value,
-        LedgerAccount.owner_id == owner_id,
-        LedgerAccount.currency == currency,
-    )
-    found = session.exec(query).first()
-    if found is not None:
-        return found
-    insert_ignore(
-        session,
-        LedgerAccount,
-        id=new_id(),
-        kind=kind.value,
-        owner_id=owner_id,
-        currency=currency,
-        non_negative=kind in NON_NEGATIVE,
-        balance=0,
-        created_at=utcnow(),
-    )
-    return session.exec(query).one()
+__all__ = [
+    "EscrowPosition",
+    "InsufficientFunds",
+    "available_balance",
+    "escrow_position",
+    "escrow_positions",
+    "hold_escrow",
+    "paid_rewards",
+    "pay_by_platform",
+    "payments_per_reference",
+    "refund_escrow",
+    "release_from_escrow",
+]
 
 
 @dataclass(frozen=True)
-class Leg:
-    account: LedgerAccount
-    amount: int
+class EscrowPosition:
+    held: int  # what the escrow account holds now
+    releases: int  # how many payments left it
+    released: int  # what those payments took (rewards and fees)
 
 
-def post(
+# Escrow ----------------------------------------------------------------------------------------
+def hold_escrow(
     session: Session,
     *,
     reference: str,
-    movement: str,
+    escrow_id: uuid.UUID,
+    holder_id: uuid.UUID,
     currency: str,
+    amount: int,
     memo: str,
-    legs: Iterable[Leg],
-    actor_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
-) -> LedgerTransaction | None:
-    """Record one balanced transaction; None when this (reference, movement) already happened.
+) -> None:
+    """Move `amount` from the holder's available money into the escrow account `escrow_id`.
 
-    Raises InsufficientFunds when an account that must not go below zero would: the test is in the
-    UPDATE of its balance, so concurrent movements cannot overdraw it between a read and a write.
+    Raises InsufficientFunds when the holder has less available.
     """
-    legs = [leg for leg in legs if leg.amount]
-    if not legs or sum(leg.amount for leg in legs) != 0:
-        raise ValueError(f"unbalanced transaction {reference} {movement}: {[leg.amount for leg in legs]}")
-    if any(leg.account.currency != currency for leg in legs):
-        raise ValueError("a transaction moves one currency")
-    transaction_id = new_id()
-    now = utcnow()
-    if not insert_ignore(
+    available = account(session, AccountKind.client_available, holder_id, currency, holder_id=holder_id)
+    escrow = account(session, AccountKind.client_escrow, escrow_id, currency, holder_id=holder_id)
+    post(
         session,
-        LedgerTransaction,
-        id=transaction_id,
         reference=reference,
-        movement=movement,
+        movement=Movement.escrow_hold,
         currency=currency,
-        memo=memo[:300],
-        actor_id=actor_id,
-        details=details or {},
-        created_at=now,
-    ):
-        return None
-    # Accounts are always changed in the same order, so two transactions never wait on each other.
-    for leg in sorted(legs, key=lambda leg: str(leg.account.id)):
-        changed = session.exec(
-            update(LedgerAccount)
-            .where(
-                col(LedgerAccount.id) == leg.account.id,
-                (col(LedgerAccount.non_negative).is_(False)) | (col(LedgerAccount.balance) + leg.amount >= 0),
-            )
-            .values(balance=col(LedgerAccount.balance) + leg.amount)
-            .returning(col(LedgerAccount.balance))
-            .execution_options(synchronize_session=False)
-        ).first()
-        if changed is None:
-            raise InsufficientFunds(leg.account, -leg.amount)
-        session.add(
-            LedgerEntry(
-                transaction_id=transaction_id, account_id=leg.account.id, amount=leg.amount, created_at=now
-            )
-        )
-    session.flush()
-    return session.get(LedgerTransaction, transaction_id)
-
-
-def balance_of(session: Session, kind: AccountKind, owner_id: uuid.UUID, currency: str) -> int:
-    value = session.exec(
-        select(LedgerAccount.balance).where(
-            LedgerAccount.kind == kind.value,
-            LedgerAccount.owner_id == owner_id,
-            LedgerAccount.currency == currency,
-        )
-    ).first()
-    return int(value or 0)
-
-
-# Campaign money ----------------------------------------------------------------------------
-def fee_per_slot(reward_cents: int, settings: Settings) -> int:
-    return math.ceil(reward_cents * settings.platform_fee_bps / 10_000)
-
-
-def per_slot(campaign: Campaign) -> tuple[int, int]:
-    """(reward, fee) held in escrow for each slot: the fee is fixed at activation."""
-    return campaign.reward_cents, campaign.fee_per_slot_cents
-
-
-def total_slots(session: Session, campaign_id: uuid.UUID) -> int:
-    return int(
-        session.exec(
-            select(func.coalesce(func.sum(Task.slots_total), 0)).where(Task.campaign_id == campaign_id)
-        ).one()
+        memo=memo,
+        legs=[Leg(available, -amount), Leg(escrow, amount)],
+        details=details,
     )
 
 
-def hold_escrow(session: Session, campaign: Campaign, settings: Settings) -> None:
-    reward, fee = campaign.reward_cents, fee_per_slot(campaign.reward_cents, settings)
-    campaign.fee_per_slot_cents = fee
-    session.add(campaign)
-    slots = total_slots(session, campaign.id)
-    amount = slots * (reward + fee)
-    available = account(session, AccountKind.client_available, campaign.organization_id, campaign.currency)
-    escrow = account(session, AccountKind.client_escrow, campaign.id, campaign.currency)
-    try:
-        post(
-            session,
-            reference=f"campaign:{campaign.id}",
-            movement="escrow_hold",
-            currency=campaign.currency,
-            memo=f"Escrow for {slots} slot(s) of {reward} + {fee} fee",
-            legs=[Leg(available, -amount), Leg(escrow, amount)],
-            details={"slots": slots, "reward": reward, "fee": fee},
-        )
-    except InsufficientFunds:
-        have = balance_of(session, AccountKind.client_available, campaign.organization_id, campaign.currency)
-        raise Conflict(
-            f"activating needs {amount / 100:.2f} {campaign.currency} ({slots} slots x "
-            f"({reward / 100:.2f} reward + {fee / 100:.2f} fee)); the organization has {have / 100:.2f} available",
-            code="insufficient_funds",
-            required_cents=amount,
-            available_cents=have,
-            currency=campaign.currency,
-        ) from None
-
-
-def release_reward(
-    session: Session, assignment: Assignment, campaign: Campaign, *, actor_id: uuid.UUID | None = None
+def release_from_escrow(
+    session: Session,
+    *,
+    reference: str,
+    escrow_id: uuid.UUID,
+    worker_id: uuid.UUID,
+    currency: str,
+    reward: int,
+    fee: int,
+    memo: str,
+    actor_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
 ) -> bool:
-    """Pay the worker for approved work, exactly once; True if this call paid."""
-    reward, fee = per_slot(campaign)
-    currency = campaign.currency
-    escrow = account(session, AccountKind.client_escrow, campaign.id, currency)
-    earned = account(session, AccountKind.worker_earned, assignment.worker_id, currency)
+    """Pay `reward` to the worker and `fee` to the platform out of escrow, once per reference."""
+    escrow = account(session, AccountKind.client_escrow, escrow_id, currency)
+    earned = account(session, AccountKind.worker_earned, worker_id, currency)
     legs = [Leg(escrow, -(reward + fee)), Leg(earned, reward)]
     if fee:
         legs.append(Leg(account(session, AccountKind.platform_fees, PLATFORM, currency), fee))
     return (
         post(
             session,
-            reference=f"assignment:{assignment.id}",
-            movement="release",
+            reference=reference,
+            movement=Movement.release,
             currency=currency,
-            memo=f"Reward for approved work on campaign {campaign.id}",
+            memo=memo,
             legs=legs,
             actor_id=actor_id,
-            details={"campaign_id": str(campaign.id), "reward": reward, "fee": fee},
+            details={**(details or {}), "reward": reward, "fee": fee},
         )
         is not None
     )
 
 
-def compensate(
-    session: Session, assignment: Assignment, campaign: Campaign, *, actor_id: uuid.UUID, reason: str
+def pay_by_platform(
+    session: Session,
+    *,
+    reference: str,
+    worker_id: uuid.UUID,
+    currency: str,
+    reward: int,
+    memo: str,
+    actor_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
 ) -> bool:
-    """The platform pays a reward itself (its own mistake, after the slot went to someone else)."""
-    currency = campaign.currency
+    """The platform pays a reward itself (its own mistake). The same key as a release from escrow:
+    a reward is paid once, whoever pays it."""
     return (
         post(
             session,
-            reference=f"assignment:{assignment.id}",
-            movement="release",  # the same key as a release: a reward is paid once, whoever pays it
+            reference=reference,
+            movement=Movement.release,
             currency=currency,
-            memo=f"Reward paid by the platform: {reason}",
+            memo=memo,
             legs=[
-                Leg(
-                    account(session, AccountKind.platform_compensation, PLATFORM, currency),
-                    -campaign.reward_cents,
-                ),
-                Leg(
-                    account(session, AccountKind.worker_earned, assignment.worker_id, currency),
-                    campaign.reward_cents,
-                ),
+                Leg(account(session, AccountKind.platform_compensation, PLATFORM, currency), -reward),
+                Leg(account(session, AccountKind.worker_earned, worker_id, currency), reward),
             ],
             actor_id=actor_id,
-            details={
-                "campaign_id": str(campaign.id),
-                "reward": campaign.reward_cents,
-                "fee": 0,
-                "paid_by": "platform",
-            },
+            details={**(details or {}), "reward": reward, "fee": 0, "paid_by": "platform"},
         )
         is not None
     )
 
 
-def releases_from_escrow(session: Session, campaign_id: uuid.UUID, currency: str) -> int:
-    escrow = account(session, AccountKind.client_escrow, campaign_id, currency)
-    return int(
-        session.exec(
-            select(func.count())
-            .select_from(LedgerEntry)
-            .join(LedgerTransaction, col(LedgerTransaction.id) == col(LedgerEntry.transaction_id))
-            .where(LedgerEntry.account_id == escrow.id, LedgerTransaction.movement == "release")
-        ).one()
-    )
-
-
-PAYABLE_WHILE_OPEN = None  # every slot not yet paid
-
-
-def payable_slots(session: Session, campaign: Campaign, settings: Settings) -> int:
-    """Slots the campaign may still have to pay for: what its escrow must hold, per slot."""
-    if campaign.activated_at is None:
-        return 0
-    if campaign.status != CampaignStatus.closed.value:
-        return total_slots(session, campaign.id) - releases_from_escrow(
-            session, campaign.id, campaign.currency
-        )
-    # Closed: only assignments still on their way to a decision (or an appeal) can be paid.
-    window = utcnow() - timedelta(days=settings.appeal_window_days)
-    live = session.exec(
-        select(func.count())
-        .select_from(Assignment)
-        .where(
-            Assignment.campaign_id == campaign.id,
-            col(Assignment.slot_freed).is_(False),
-            col(Assignment.status).in_(
-                [
-                    AssignmentStatus.reserved.value,
-                    AssignmentStatus.submitted.value,
-                    AssignmentStatus.in_review.value,
-                    AssignmentStatus.appealed.value,
-                    AssignmentStatus.rejected.value,
-                ]
-            ),
-        )
-        .where(
-            (col(Assignment.status) != AssignmentStatus.rejected.value)
-            | (col(Assignment.decided_at) > window)
-        )
-    ).one()
-    return int(live)
-
-
-def refund_unused_escrow(session: Session, campaign: Campaign, settings: Settings) -> int:
-    """Give back what the campaign can no longer spend; returns the amount refunded."""
-    if campaign.activated_at is None:
-        return 0
-    escrow = account(session, AccountKind.client_escrow, campaign.id, campaign.currency)
+def refund_escrow(
+    session: Session,
+    *,
+    reference: str,
+    escrow_id: uuid.UUID,
+    holder_id: uuid.UUID,
+    currency: str,
+    keep: int,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Give the holder back whatever the escrow holds beyond `keep`; returns the amount refunded."""
+    escrow = account(session, AccountKind.client_escrow, escrow_id, currency, holder_id=holder_id)
     # Lock the escrow account: the balance read here is the one the refund changes.
     held = session.exec(
         select(LedgerAccount.balance).where(LedgerAccount.id == escrow.id).with_for_update()
     ).one()
-    reward, fee = per_slot(campaign)
-    owed = payable_slots(session, campaign, settings) * (reward + fee)
-    excess = int(held) - owed
+    excess = int(held) - keep
     if excess <= 0:
         return 0
     post(
         session,
-        reference=f"campaign:{campaign.id}",
-        movement=f"refund:{new_id().hex}",
-        currency=campaign.currency,
+        reference=reference,
+        movement=Movement.refund,
+        key=new_id().hex,
+        currency=currency,
         memo="Unused escrow returned",
         legs=[
             Leg(escrow, -excess),
             Leg(
-                account(session, AccountKind.client_available, campaign.organization_id, campaign.currency),
+                account(session, AccountKind.client_available, holder_id, currency, holder_id=holder_id),
                 excess,
             ),
         ],
-        details={"owed_after": owed},
+        details={**(details or {}), "kept": keep},
     )
     return excess
 
 
-def ensure_payable(amount_cents: int, currency: str, settings: Settings) -> None:
-    if currency not in settings.pay_floor_cents_per_hour:
-        accepted = ", ".join(sorted(settings.pay_floor_cents_per_hour))
-        raise Unprocessable(f"accepted currencies: {accepted}", code="unsupported_currency")
-    if amount_cents <= 0:
-        raise Unprocessable("the amount must be positive", code="invalid_amount")
+def _releases(escrow_ids: Sequence[uuid.UUID] | None) -> Any:
+    query = (
+        select(
+            LedgerAccount.owner_id,
+            func.count(col(LedgerEntry.id)),
+            func.coalesce(func.sum(LedgerEntry.amount), 0),
+        )
+        .join(LedgerEntry, col(LedgerEntry.account_id) == col(LedgerAccount.id))
+        .join(LedgerTransaction, col(LedgerTransaction.id) == col(LedgerEntry.transaction_id))
+        .where(
+            LedgerAccount.kind == AccountKind.client_escrow.value,
+            LedgerTransaction.movement == Movement.release,
+        )
+        .group_by(col(LedgerAccount.owner_id))
+    )
+    if escrow_ids is not None:
+        query = query.where(col(LedgerAccount.owner_id).in_(escrow_ids))
+    return query
+
+
+def escrow_position(session: Session, escrow_id: uuid.UUID, currency: str) -> EscrowPosition:
+    held = balance_of(session, AccountKind.client_escrow, escrow_id, currency)
+    row = session.exec(_releases([escrow_id]).where(LedgerAccount.currency == currency)).first()
+    count, total = (int(row[1]), -int(row[2])) if row else (0, 0)
+    return EscrowPosition(held=held, releases=count, released=total)
+
+
+def escrow_positions(session: Session) -> dict[uuid.UUID, EscrowPosition]:
+    """Every escrow account's position, in two queries (for verification)."""
+    held = dict(
+        session.exec(
+            select(LedgerAccount.owner_id, LedgerAccount.balance).where(
+                LedgerAccount.kind == AccountKind.client_escrow.value
+            )
+        ).all()
+    )
+    released = {
+        owner: (int(count), -int(total)) for owner, count, total in session.exec(_releases(None)).all()
+    }
+    return {
+        owner: EscrowPosition(int(balance), *released.get(owner, (0, 0))) for owner, balance in held.items()
+    }
+
+
+# Figures ---------------------------------------------------------------------------------------
+def available_balance(session: Session, holder_id: uuid.UUID, currency: str) -> int:
+    return balance_of(session, AccountKind.client_available, holder_id, currency)
+
+
+def paid_rewards(session: Session, references: Sequence[str]) -> dict[str, int]:
+    """The reward paid for each of these references that was paid, in one query."""
+    if not references:
+        return {}
+    rows = session.exec(
+        select(LedgerTransaction.reference, LedgerTransaction.details).where(
+            col(LedgerTransaction.reference).in_(list(references)),
+            LedgerTransaction.movement == Movement.release.value,
+        )
+    ).all()
+    return {reference: int((details or {}).get("reward", 0)) for reference, details in rows}
+
+
+def payments_per_reference(session: Session, prefix: str) -> dict[str, int]:
+    """How many times each reference starting with `prefix` was paid (once, or it is a bug)."""
+    rows = session.exec(
+        select(LedgerTransaction.reference, func.count())
+        .where(
+            LedgerTransaction.movement == Movement.release.value,
+            col(LedgerTransaction.reference).startswith(prefix),
+        )
+        .group_by(col(LedgerTransaction.reference))
+    ).all()
+    return {reference: int(count) for reference, count in rows}

@@ -42,13 +42,6 @@ class Photo(SQLModel, table=True):
             postgresql_where=text("sha256 IS NOT NULL"),
             sqlite_where=text("sha256 IS NOT NULL"),
         ),
-        # Near duplicates are looked up in memory; the index only serves incremental loads.
-        Index(
-            "ix_photos_hash_seq",
-            "hash_seq",
-            postgresql_where=text("hash_seq IS NOT NULL"),
-            sqlite_where=text("hash_seq IS NOT NULL"),
-        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -66,13 +59,7 @@ class Photo(SQLModel, table=True):
     width: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     height: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     sha256: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    # 64-bit perceptual hashes stored as signed integers (the database's BIGINT).
-    phash: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    dhash: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    # A 16x16 grayscale thumbnail: the second look that confirms a perceptual-hash match.
-    fingerprint: str | None = Field(default=None, sa_column=Column(String(600), nullable=True))
-    # Increasing number given when the hashes are stored: lets each process load only new hashes.
-    hash_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, unique=True))
+    # Its perceptual hashes, for near duplicates, are in checks.models.PhotoHash.
     exif_taken_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     exif_lat: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     exif_lon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))

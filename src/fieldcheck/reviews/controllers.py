@@ -6,139 +6,29 @@ from typing import Annotated
 from litestar import Controller
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, SkipValidation
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from fieldcheck.assignments import service as assignments
-from fieldcheck.assignments.controllers import assignments_out
-from fieldcheck.assignments.models import Assignment, AssignmentStatus
-from fieldcheck.assignments.schemas import AssignmentOut, CheckOut
+from fieldcheck.assignments.schemas import AssignmentOut
+from fieldcheck.assignments.views import assignments_out
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
-from fieldcheck.errors import NotFound
-from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.reviews import service
-from fieldcheck.reviews.models import Appeal, QueueReason, ReviewClaim
+from fieldcheck.reviews.models import QueueReason
 from fieldcheck.reviews.schemas import (
     AppealIn,
     AppealOut,
     ClaimOut,
     DecisionIn,
-    EarlierPhotoOut,
     ItemOut,
-    Position,
-    QueueItemOut,
     QueueOut,
     ReversalIn,
-    ReviewPhotoOut,
 )
+from fieldcheck.reviews.views import item_detail, queue_out
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
-from fieldcheck.tasks.models import Task
 from fieldcheck.web import get, post
 
-EARLIER_PHOTOS = 6
 MAX_QUEUE_LIMIT = 100
-
-
-def item_detail(
-    session: Session,
-    storage: ObjectStorage,
-    settings: Settings,
-    reviewer_id: uuid.UUID,
-    assignment_id: uuid.UUID,
-) -> ItemOut:
-    """Everything a reviewer needs to decide, on one page."""
-    assignment = session.get(Assignment, assignment_id)
-    if assignment is None:
-        raise NotFound("no such assignment", code="assignment_not_found")
-    reason = service.reason_of(assignment)
-    if reason is None:
-        raise NotFound("this assignment is not waiting for a review", code="not_in_review")
-    _task, campaign, store = assignments.context_of(session, [assignment])[assignment.task_id]
-    ttl = settings.signed_url_ttl_s
-    photos = session.exec(
-        select(Photo)
-        .where(Photo.assignment_id == assignment_id, Photo.status != PhotoStatus.awaiting_upload.value)
-        .order_by(col(Photo.created_at))
-    ).all()
-    earlier = session.exec(
-        select(Photo, Assignment)
-        .join(Assignment, col(Assignment.id) == col(Photo.assignment_id))
-        .join(Task, col(Task.id) == col(Assignment.task_id))
-        .where(
-            Task.store_id == store.id,
-            Assignment.status == AssignmentStatus.approved.value,
-            Assignment.id != assignment_id,
-            col(Photo.thumbnail_key).is_not(None),
-        )
-        .order_by(col(Assignment.decided_at).desc())
-        .limit(EARLIER_PHOTOS)
-    ).all()
-    checks = assignments.checks_of(session, [assignment_id])[assignment_id]
-    events = assignments.events_of(session, [assignment_id])[assignment_id]
-    appeal = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
-    claim = session.get(ReviewClaim, assignment_id)
-    mine = claim is not None and claim.reviewer_id == reviewer_id
-    return ItemOut(
-        assignment_id=assignment.id,
-        reason=reason,
-        status=assignment.status,
-        campaign_title=campaign.title,
-        instructions=campaign.instructions,
-        store_name=store.name,
-        store_address=store.address,
-        store_position=Position(lat=store.lat, lon=store.lon),
-        geofence_m=store.geofence_m,
-        device_position=Position(lat=assignment.device_lat, lon=assignment.device_lon)
-        if assignment.device_lat is not None and assignment.device_lon is not None
-        else None,
-        device_accuracy_m=assignment.device_accuracy_m,
-        distance_m=assignment.distance_m,
-        submitted_at=assignment.submitted_at,
-        review_due_at=assignment.review_due_at,
-        photos=[
-            ReviewPhotoOut(
-                id=p.id,
-                url=storage.presign_download(p.storage_key, expires_s=ttl),
-                thumbnail_url=storage.presign_download(p.thumbnail_key, expires_s=ttl)
-                if p.thumbnail_key
-                else None,
-                width=p.width,
-                height=p.height,
-                measurements=p.measurements,
-            )
-            for p in photos
-        ],
-        checks=[
-            CheckOut(
-                name=c.name,
-                photo_id=c.photo_id,
-                outcome=c.outcome,
-                value=c.value,
-                threshold=c.threshold,
-                explanation=c.explanation,
-            )
-            for c in checks
-        ],
-        earlier_photos_of_store=[
-            EarlierPhotoOut(
-                assignment_id=a.id,
-                decided_at=a.decided_at,
-                thumbnail_url=storage.presign_download(p.thumbnail_key, expires_s=ttl)
-                if p.thumbnail_key
-                else None,
-                url=storage.presign_download(p.safe_key, expires_s=ttl) if p.safe_key else None,
-            )
-            for p, a in earlier
-        ],
-        worker_record=service.worker_record(session, assignment.worker_id),
-        appeal_message=appeal.message if appeal else None,
-        history=[
-            {"at": e.at, "from": e.from_status, "to": e.to_status, "by": e.actor_type, "reason": e.reason}
-            for e in events
-        ],
-        lease_expires_at=claim.expires_at if mine and claim else None,
-    )
 
 
 class ReviewController(Controller):
@@ -156,25 +46,7 @@ class ReviewController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=MAX_QUEUE_LIMIT)] = 50,
     ) -> QueueOut:
         items, counts = service.queue(db_session, reviewer_id=principal.user_id, reason=reason, limit=limit)
-        contexts = assignments.context_of(db_session, [i.assignment for i in items])
-        return QueueOut(
-            items=[
-                QueueItemOut(
-                    assignment_id=i.assignment.id,
-                    reason=i.reason,
-                    waiting_since=i.waiting_since,
-                    review_due_at=i.assignment.review_due_at,
-                    campaign_title=contexts[i.assignment.task_id][1].title,
-                    store_name=contexts[i.assignment.task_id][2].name,
-                    claimed_by_me=bool(i.claim and i.claim.reviewer_id == principal.user_id),
-                    lease_expires_at=i.claim.expires_at
-                    if i.claim and i.claim.reviewer_id == principal.user_id
-                    else None,
-                )
-                for i in items
-            ],
-            counts=counts,
-        )
+        return QueueOut(items=queue_out(db_session, principal.user_id, items), counts=counts)
 
     @get("/{assignment_id:uuid}", summary="One item, with everything needed to decide it")
     def item(
@@ -226,7 +98,6 @@ class ReviewController(Controller):
     ) -> AssignmentOut:
         decided = service.decide(
             db_session,
-            settings,
             reviewer_id=principal.user_id,
             assignment_id=assignment_id,
             approve=data.decision == "approve",

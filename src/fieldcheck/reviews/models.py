@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Text, Uuid
 from sqlmodel import Field, SQLModel
 
-from fieldcheck.db import JSONType, UTCDateTime, new_id, utcnow
+from fieldcheck.db import EnumText, JSONType, UTCDateTime, new_id, utcnow
 
 
 class QueueReason(StrEnum):
@@ -24,6 +24,16 @@ class ReasonCode(StrEnum):
     not_in_store = "not_in_store"
     incomplete = "incomplete"
     other = "other"
+
+
+class ReviewDecision(StrEnum):
+    approve = "approve"
+    reject = "reject"
+
+
+class AppealOutcome(StrEnum):
+    approved = "approved"
+    rejected = "rejected"
 
 
 # What a worker reads for each code: plain words, and what to do next time.
@@ -52,7 +62,7 @@ class Review(SQLModel, table=True):
     assignment_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("assignments.id"), nullable=False))
     reviewer_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.id"), nullable=False))
     kind: str = Field(sa_column=Column(String(16), nullable=False))
-    decision: str = Field(sa_column=Column(String(8), nullable=False))
+    decision: ReviewDecision = Field(sa_column=Column(EnumText(ReviewDecision, 8), nullable=False))
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     comment: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
@@ -84,4 +94,6 @@ class Appeal(SQLModel, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
-    outcome: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    outcome: AppealOutcome | None = Field(
+        default=None, sa_column=Column(EnumText(AppealOutcome, 16), nullable=True)
+    )

@@ -13,11 +13,19 @@ from sqlmodel import Session, col, select
 from fieldcheck.assignments import service as assignments
 from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus
 from fieldcheck.assignments.transitions import free_slot, transition
-from fieldcheck.campaigns.models import Campaign, CampaignStatus
+from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import insert_ignore, utcnow
-from fieldcheck.errors import Conflict, NotFound, Unprocessable
-from fieldcheck.ledger import service as ledger
-from fieldcheck.reviews.models import REASON_TEXT, Appeal, QueueReason, ReasonCode, Review, ReviewClaim
+from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
+from fieldcheck.reviews.models import (
+    REASON_TEXT,
+    Appeal,
+    AppealOutcome,
+    QueueReason,
+    ReasonCode,
+    Review,
+    ReviewClaim,
+    ReviewDecision,
+)
 from fieldcheck.settings import Settings
 
 S = AssignmentStatus
@@ -188,7 +196,6 @@ def release_claim(session: Session, *, reviewer_id: uuid.UUID, assignment_id: uu
 
 def decide(
     session: Session,
-    settings: Settings,
     *,
     reviewer_id: uuid.UUID,
     assignment_id: uuid.UUID,
@@ -209,7 +216,7 @@ def decide(
         raise Unprocessable(
             "a rejection needs at least one reason",
             code="reason_required",
-            errors=[{"field": "reasons", "message": "at least one reason code", "source": "body"}],
+            errors=[field_error("reasons", "at least one reason code")],
         )
     words = [REASON_TEXT[r] for r in reasons] + ([f"Reviewer's comment: {comment}"] if comment else [])
     session.add(
@@ -217,14 +224,12 @@ def decide(
             assignment_id=assignment_id,
             reviewer_id=reviewer_id,
             kind=kind.value,
-            decision="approve" if approve else "reject",
+            decision=ReviewDecision.approve if approve else ReviewDecision.reject,
             reasons=[r.value for r in reasons],
             comment=comment,
         )
     )
     session.delete(lease)
-    campaign = session.get(Campaign, assignment.campaign_id)
-    assert campaign is not None
     if kind is QueueReason.sampled:
         assignment.audited_at = now
         session.add(assignment)
@@ -246,8 +251,6 @@ def decide(
             },
             values={"decided_at": now, "review_due_at": None},
         )
-        if changed is not None:
-            ledger.release_reward(session, changed, campaign, actor_id=reviewer_id)
     else:
         final = kind is QueueReason.appeal
         changed = transition(
@@ -264,11 +267,10 @@ def decide(
         )
         if final:
             free_slot(session, assignment_id)
-            if campaign.status == CampaignStatus.closed.value:
-                ledger.refund_unused_escrow(session, campaign, settings)
     if kind is QueueReason.appeal:
         appeal = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).one()
-        appeal.decided_at, appeal.outcome = now, "approved" if approve else "rejected"
+        appeal.decided_at = now
+        appeal.outcome = AppealOutcome.approved if approve else AppealOutcome.rejected
         session.add(appeal)
     if changed is None:
         raise Conflict("this item changed while you reviewed it", code="item_changed")
@@ -300,7 +302,7 @@ def appeal(
         )
     rejector = session.exec(
         select(Review.reviewer_id)
-        .where(Review.assignment_id == assignment_id, Review.decision == "reject")
+        .where(Review.assignment_id == assignment_id, Review.decision == ReviewDecision.reject)
         .order_by(col(Review.created_at).desc())
     ).first()
     record = Appeal(assignment_id=assignment_id, message=message, rejected_by=rejector)
@@ -359,13 +361,9 @@ def approve_overdue(session: Session, *, now: datetime | None = None) -> int:
         )
         if changed is None:
             continue
-        ledger.release_reward(session, changed, campaign)
         approved += 1
         if source is S.appealed:
-            appeal_row = session.exec(select(Appeal).where(Appeal.assignment_id == assignment.id)).first()
-            if appeal_row is not None:
-                appeal_row.decided_at, appeal_row.outcome = now, "approved"
-                session.add(appeal_row)
+            _appeal_approved(session, assignment.id, now)
     return approved
 
 
@@ -374,7 +372,7 @@ def finalize_rejections(session: Session, settings: Settings, *, now: datetime |
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.appeal_window_days)
     rows = session.exec(
-        select(Assignment.id, Assignment.campaign_id)
+        select(Assignment.id)
         .where(
             Assignment.status == S.rejected.value,
             col(Assignment.slot_freed).is_(False),
@@ -382,15 +380,14 @@ def finalize_rejections(session: Session, settings: Settings, *, now: datetime |
         )
         .limit(DEADLINE_BATCH)
     ).all()
-    closed: set[uuid.UUID] = set()
-    for assignment_id, campaign_id in rows:
-        if free_slot(session, assignment_id):
-            closed.add(campaign_id)
-    for campaign_id in closed:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is not None and campaign.status == CampaignStatus.closed.value:
-            ledger.refund_unused_escrow(session, campaign, settings)
-    return len(rows)
+    return sum(free_slot(session, assignment_id) for assignment_id in rows)
+
+
+def _appeal_approved(session: Session, assignment_id: uuid.UUID, now: datetime) -> None:
+    appeal_row = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
+    if appeal_row is not None and appeal_row.decided_at is None:
+        appeal_row.decided_at, appeal_row.outcome = now, AppealOutcome.approved
+        session.add(appeal_row)
 
 
 def worker_record(session: Session, worker_id: uuid.UUID) -> dict[str, Any]:
@@ -428,9 +425,6 @@ def reverse_rejection(
     assignment = session.get(Assignment, assignment_id, populate_existing=True)
     if assignment is None:
         raise NotFound("no such assignment", code="assignment_not_found")
-    campaign = session.get(Campaign, assignment.campaign_id)
-    assert campaign is not None
-    slot_was_freed = assignment.slot_freed
     now = utcnow()
     changed = transition(
         session,
@@ -449,12 +443,5 @@ def reverse_rejection(
             code="not_rejected",
             current_status=assignment.status,
         )
-    if slot_was_freed:
-        ledger.compensate(session, changed, campaign, actor_id=admin_id, reason=reason)
-    else:
-        ledger.release_reward(session, changed, campaign, actor_id=admin_id)
-    appeal_row = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
-    if appeal_row is not None and appeal_row.decided_at is None:
-        appeal_row.decided_at, appeal_row.outcome = now, "approved"
-        session.add(appeal_row)
+    _appeal_approved(session, assignment_id, now)
     return changed

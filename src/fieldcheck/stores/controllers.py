@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 from litestar import Controller, Request
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
@@ -14,7 +14,7 @@ from fieldcheck.errors import BadRequest
 from fieldcheck.settings import Settings
 from fieldcheck.stores import service
 from fieldcheck.stores.schemas import StoreCreate, StoreImportResult, StoreOut
-from fieldcheck.web import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, get, post, spool_body
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, post, spool_body
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
 
@@ -43,8 +43,8 @@ class StoreController(Controller):
         self,
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        cursor: PageCursor = None,
     ) -> Page[StoreOut]:
         stores, next_cursor = service.list_stores(
             db_session, principal.require_organization(), limit=limit, cursor=cursor

@@ -58,3 +58,12 @@ class ImportLineError(BaseModel):
 class StoreImportResult(BaseModel):
     created: int
     updated: int
+
+
+class StoreSummary(BaseModel):
+    """A store as a worker sees it with a task."""
+
+    name: str
+    address: str | None
+    lat: float
+    lon: float

@@ -9,19 +9,18 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
-from fieldcheck.db import sql_floor, utcnow
+from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable
-from fieldcheck.geo import BAND_PER_DEGREE
 from fieldcheck.pagination import paginate
 from fieldcheck.stores.models import DEFAULT_GEOFENCE_M, Store
 from fieldcheck.stores.schemas import MAX_GEOFENCE_M, ImportLineError, StoreCreate
-from fieldcheck.tasks.models import Task
+from fieldcheck.tasks import service as tasks
 
 REQUIRED_COLUMNS = ("external_ref", "name", "address", "lat", "lon")
 OPTIONAL_COLUMNS = ("geofence_m",)
@@ -227,29 +226,11 @@ def import_stores(
                 update_geofence=update_geofence,
             )
     created = session.exec(count).one() - before
-    _move_tasks_with_their_stores(session, organization_id)
+    positions = select(Store.id, Store.organization_id, Store.lat, Store.lon).where(
+        Store.organization_id == organization_id
+    )
+    tasks.follow_store_positions(session, organization_id, positions.subquery("moved_store"))
     return created, len(rows) - created
-
-
-def _move_tasks_with_their_stores(session: Session, organization_id: uuid.UUID) -> None:
-    """Tasks carry their store's position for discovery: one set-based UPDATE keeps them in step."""
-    store = Store.__table__.alias("moved_store")  # type: ignore[attr-defined]
-    lat = select(store.c.lat).where(store.c.id == col(Task.store_id)).scalar_subquery()
-    lon = select(store.c.lon).where(store.c.id == col(Task.store_id)).scalar_subquery()
-    moved = (
-        select(store.c.id)
-        .where(
-            store.c.id == col(Task.store_id),
-            store.c.organization_id == organization_id,
-            or_(store.c.lat != col(Task.lat), store.c.lon != col(Task.lon)),
-        )
-        .exists()
-    )
-    session.exec(
-        update(Task)
-        .where(col(Task.organization_id) == organization_id, moved)
-        .values(lat=lat, lon=lon, lat_band=sql_floor(lat * BAND_PER_DEGREE))
-    )
 
 
 def _upsert(

@@ -33,6 +33,7 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_id", "store_id"),
         CheckConstraint("slots_taken >= 0 AND slots_taken <= slots_total", name="slots_within_total"),
+        CheckConstraint("slots_approved >= 0", name="approved_not_negative"),
         Index(
             "ix_tasks_open_geo",
             "lat_band",
@@ -65,7 +66,11 @@ class Task(SQLModel, table=True):
     lon: float = Field(sa_column=Column(Float, nullable=False))
     lat_band: int = Field(sa_column=Column(SmallInteger, nullable=False))
     slots_total: int = Field(sa_column=Column(Integer, nullable=False))
+    # Slots held by an assignment (reserved, delivered, decided) that did not give its slot back.
     slots_taken: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    # Approved assignments: the task is done when they fill its slots. A reversed rejection can
+    # make it exceed slots_total (the slot had gone to someone else, who was approved too).
+    slots_approved: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     is_open: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
     starts_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     ends_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.settings import Settings
-from fieldcheck.web import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, delete, get, post
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, delete, get, post
 from fieldcheck.webhooks import service
 from fieldcheck.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from fieldcheck.webhooks.schemas import (
@@ -62,8 +61,8 @@ class WebhookController(Controller):
         self,
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        cursor: PageCursor = None,
     ) -> Page[WebhookEndpointOut]:
         endpoints, next_cursor = service.list_endpoints(
             db_session, principal.require_organization(), limit=limit, cursor=cursor
@@ -119,8 +118,8 @@ class WebhookController(Controller):
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
         status: FromQuery[DeliveryStatus | None] = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        limit: PageLimit = DEFAULT_PAGE_LIMIT,
+        cursor: PageCursor = None,
     ) -> Page[WebhookDeliveryOut]:
         deliveries, next_cursor = service.list_deliveries(
             db_session,

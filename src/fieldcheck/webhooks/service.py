@@ -20,7 +20,7 @@ from sqlalchemy import exists
 from sqlmodel import Session, col, select, update
 
 from fieldcheck.db import new_id, utcnow
-from fieldcheck.errors import Conflict, NotFound, Unprocessable
+from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
 from fieldcheck.jobs import JobContext, JobExecution, enqueue
 from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
@@ -49,9 +49,7 @@ def new_secret() -> str:
 
 
 def _url_problem(exc: targets.TargetRefused) -> Unprocessable:
-    return Unprocessable(
-        str(exc), code=exc.code, errors=[{"field": "url", "message": str(exc), "source": "body"}]
-    )
+    return Unprocessable(str(exc), code=exc.code, errors=[field_error("url", str(exc))])
 
 
 def register_endpoint(
@@ -63,7 +61,7 @@ def register_endpoint(
         raise Unprocessable(
             message,
             code="unknown_webhook_events",
-            errors=[{"field": "events", "message": message, "source": "body"}],
+            errors=[field_error("events", message)],
         )
     try:
         targets.resolve_target(data.url, allow_private=settings.webhook_allow_private_targets)
@@ -154,14 +152,14 @@ def rotate_secret(session: Session, organization_id: uuid.UUID, endpoint_id: uui
 
 
 # Events ----------------------------------------------------------------------------------------
-def emit(session: Session, organization_id: uuid.UUID, event: str, data: dict[str, Any]) -> int:
+def emit(session: Session, organization_id: uuid.UUID, event: WebhookEvent, data: dict[str, Any]) -> int:
     """Send `event` to the organization's active endpoints that subscribed to it; returns how many.
 
     Call it inside the transaction that makes the event true: the deliveries and their jobs are
     written there, so nothing is sent if it rolls back. Without endpoints it costs one indexed
     query. `data` may hold ids, times and enums: it is turned into JSON here.
     """
-    name = WebhookEvent(event).value  # an unknown name is a bug of the caller: ValueError
+    name = WebhookEvent(event).value
     endpoints = session.exec(
         select(WebhookEndpoint.id, WebhookEndpoint.events).where(
             WebhookEndpoint.organization_id == organization_id, col(WebhookEndpoint.active).is_(True)

@@ -30,9 +30,9 @@ from sqlalchemy.engine import make_url
 
 from fieldcheck import migrations
 from fieldcheck.db import Database, normalize_database_url, utcnow
+from fieldcheck.discovery.service import RANKING_MARGIN, NearbyQuery, candidates_query
 from fieldcheck.geo import BAND_PER_DEGREE
 from fieldcheck.settings import Settings
-from fieldcheck.tasks.service import RANKING_MARGIN, NearbyQuery, candidates_query
 
 STORES_PER_TASK_GROUP = 5  # tasks = stores x campaigns
 CITY_SIGMA_DEG = 0.08  # about 9 km: stores cluster around each centre

@@ -3,14 +3,6 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from pydantic import BaseModel
-
-
-class StoreSummary(BaseModel):
-    name: str
-    address: str | None
-    lat: float
-    lon: float
 
 
 # Discovery is the hottest read of the platform: its answer is built from msgspec structs, which

@@ -1,8 +1,10 @@
-"""A campaign's results as its client sees them: the read model behind results, exports, console.
+"""A campaign's results as its client sees them: the read model behind results, exports, webhooks
+and the console.
 
 What a client gets is deliberately narrower than what a reviewer sees: client-safe photos only
 (re-encoded, no metadata, faces blurred), the distance from the store instead of any position,
-no worker identity or device, and no check that describes the worker's other work (travel).
+no worker identity or device, no reviewer's comment to the worker, and no check that describes
+the worker's other work (travel).
 """
 
 from __future__ import annotations
@@ -11,32 +13,41 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
-from fieldcheck.assignments.models import Assignment, AssignmentEvent, AssignmentStatus
-from fieldcheck.assignments.service import DECISION_STATUSES
+from fieldcheck.assignments.models import (
+    AWAITING_DECISION,
+    DECISIONS,
+    DELIVERED,
+    Assignment,
+    AssignmentEvent,
+    AssignmentStatus,
+    DecidedBy,
+)
 from fieldcheck.campaigns.models import Campaign
-from fieldcheck.checks.models import CheckResultRow
-from fieldcheck.errors import BadRequest
-from fieldcheck.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransaction
-from fieldcheck.pagination import decode_cursor, encode_cursor
+from fieldcheck.checks.models import CheckResultRow, Outcome
+from fieldcheck.errors import BadRequest, field_error
+from fieldcheck.ledger import service as ledger
+from fieldcheck.pagination import Position, paginate
 from fieldcheck.photos.models import Photo
+from fieldcheck.results.schemas import (
+    CheckSummaryOut,
+    ResultDecisionOut,
+    ResultOut,
+    ResultPhotoOut,
+    ResultStoreOut,
+    SummaryOut,
+)
 from fieldcheck.reviews.models import REASON_TEXT, ReasonCode
+from fieldcheck.settings import Settings
+from fieldcheck.storage import ObjectStorage
 from fieldcheck.stores.models import Store
+from fieldcheck.tasks import service as tasks
 from fieldcheck.tasks.models import Task
 
-# Work a client can see: delivered, whatever became of it. Reservations in progress, cancelled
-# and expired attempts are the worker's business (they count in the summary's figures only).
-CLIENT_STATUSES = (
-    AssignmentStatus.submitted,
-    AssignmentStatus.in_review,
-    AssignmentStatus.approved,
-    AssignmentStatus.rejected,
-    AssignmentStatus.appealed,
-)
 # Checks whose explanation speaks of the worker rather than of this visit.
 WORKER_PRIVATE_CHECKS = frozenset({"travel"})
 PRIVATE_EXPLANATION = "A check on the worker's account; its details are not shared."
@@ -69,7 +80,7 @@ class ClientPhoto:
 class ClientCheck:
     name: str
     photo_id: uuid.UUID | None
-    outcome: str
+    outcome: Outcome
     value: str | None
     threshold: str | None
     explanation: str
@@ -77,8 +88,8 @@ class ClientCheck:
 
 @dataclass(frozen=True)
 class ClientDecision:
-    outcome: str
-    decided_by: str  # system or reviewer
+    outcome: AssignmentStatus
+    decided_by: DecidedBy
     reasons: list[str]
     decided_at: datetime
 
@@ -88,7 +99,7 @@ class ResultRow:
     assignment_id: uuid.UUID
     task_id: uuid.UUID
     store: StoreRef
-    status: str
+    status: AssignmentStatus
     submitted_at: datetime | None
     visited_at: datetime | None
     distance_m: float | None
@@ -97,10 +108,10 @@ class ResultRow:
     checks: list[ClientCheck]
 
     @property
-    def check_counts(self) -> dict[str, int]:
-        counts = {"pass": 0, "warn": 0, "fail": 0}
+    def check_counts(self) -> dict[Outcome, int]:
+        counts = dict.fromkeys(Outcome, 0)
         for check in self.checks:
-            counts[check.outcome] = counts.get(check.outcome, 0) + 1
+            counts[check.outcome] += 1
         return counts
 
     @property
@@ -134,26 +145,22 @@ class Summary:
 
 
 def parse_statuses(raw: list[str] | None) -> list[str]:
-    allowed = {s.value for s in CLIENT_STATUSES}
+    allowed = {s.value for s in DELIVERED}
     wanted = [s for part in raw or [] for s in part.split(",") if s]
     unknown = sorted(set(wanted) - allowed)
     if unknown:
         raise BadRequest(
             f"unknown status {', '.join(unknown)}; use any of {', '.join(sorted(allowed))}",
             code="invalid_status",
-            errors=[{"key": "status", "message": f"not one of {sorted(allowed)}", "source": "query"}],
+            errors=[field_error("status", f"not one of {sorted(allowed)}", "query")],
         )
     return wanted or sorted(allowed)
 
 
 def summary(session: Session, campaign: Campaign) -> Summary:
     figures = Summary(currency=campaign.currency)
-    stores, slots = session.exec(
-        select(func.count(), func.coalesce(func.sum(Task.slots_total), 0)).where(
-            Task.campaign_id == campaign.id
-        )
-    ).one()
-    figures.stores, figures.slots_total = int(stores), int(slots)
+    slots = tasks.slots_of(session, campaign.id)
+    figures.stores, figures.slots_total, figures.tasks_done = slots.tasks, slots.total, slots.tasks_done
     for status, count in session.exec(
         select(Assignment.status, func.count())
         .where(Assignment.campaign_id == campaign.id)
@@ -163,56 +170,17 @@ def summary(session: Session, campaign: Campaign) -> Summary:
     by = figures.by_status
     figures.approved = by.get(AssignmentStatus.approved.value, 0)
     figures.rejected = by.get(AssignmentStatus.rejected.value, 0)
-    figures.in_review = sum(
-        by.get(s.value, 0)
-        for s in (AssignmentStatus.submitted, AssignmentStatus.in_review, AssignmentStatus.appealed)
-    )
+    figures.in_review = sum(by.get(s.value, 0) for s in AWAITING_DECISION)
     figures.submitted = figures.approved + figures.rejected + figures.in_review
     figures.reserved = by.get(AssignmentStatus.reserved.value, 0)
-    _, figures.tasks_done = task_completion(session, campaign.id)
-    escrow = session.exec(
-        select(LedgerAccount).where(
-            LedgerAccount.kind == AccountKind.client_escrow.value,
-            LedgerAccount.owner_id == campaign.id,
-            LedgerAccount.currency == campaign.currency,
-        )
-    ).first()
-    if escrow is not None:
-        figures.escrow_left_cents = int(escrow.balance)
-        released = session.exec(
-            select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-            .join(LedgerTransaction, col(LedgerTransaction.id) == col(LedgerEntry.transaction_id))
-            .where(LedgerEntry.account_id == escrow.id, LedgerTransaction.movement == "release")
-        ).one()
-        figures.spent_cents = -int(released)
+    position = ledger.escrow_position(session, campaign.id, campaign.currency)
+    figures.escrow_left_cents, figures.spent_cents = position.held, position.released
     return figures
 
 
-def task_completion(session: Session, campaign_id: uuid.UUID) -> tuple[int, int]:
-    """(tasks, tasks with approved work in each of their slots) of a campaign.
-
-    Tasks are counted, not approvals: a task with more approvals than slots (a reversed rejection
-    after the slot went to someone else) does not make up for another task with none.
-    """
-    approved_per_task = (
-        select(Assignment.task_id, func.count().label("n"))
-        .where(Assignment.campaign_id == campaign_id, Assignment.status == AssignmentStatus.approved.value)
-        .group_by(col(Assignment.task_id))
-        .subquery()
-    )
-    tasks, done = session.exec(
-        select(func.count(), func.count(approved_per_task.c.task_id))
-        .select_from(Task)
-        .outerjoin(
-            approved_per_task,
-            (approved_per_task.c.task_id == col(Task.id)) & (approved_per_task.c.n >= col(Task.slots_total)),
-        )
-        .where(Task.campaign_id == campaign_id)
-    ).one()
-    return int(tasks), int(done)
-
-
-def _base_query(campaign_id: uuid.UUID, statuses: list[str], store_id: uuid.UUID | None) -> Any:
+def _base_query(
+    campaign_id: uuid.UUID, statuses: list[str], store_id: uuid.UUID | None
+) -> Select[Assignment, Store]:
     query = (
         select(Assignment, Store)
         .join(Task, col(Task.id) == col(Assignment.task_id))
@@ -234,33 +202,29 @@ def page(
     cursor: str | None,
 ) -> tuple[list[ResultRow], str | None]:
     """Results in the order work was submitted (then id), keyset-paginated."""
-    query = _base_query(campaign.id, statuses, store_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            bound_t, bound_i = datetime.fromisoformat(str(after["t"])), uuid.UUID(str(after["i"]))
-        except (KeyError, ValueError):
-            raise BadRequest("the cursor is not one this API gave out", code="invalid_cursor") from None
-        query = query.where(
-            (col(Assignment.submitted_at) > bound_t)
-            | ((col(Assignment.submitted_at) == bound_t) & (col(Assignment.id) > bound_i))
-        )
-    rows = list(
-        session.exec(query.order_by(col(Assignment.submitted_at), col(Assignment.id)).limit(limit + 1)).all()
+    rows, next_cursor = paginate(
+        session,
+        _base_query(campaign.id, statuses, store_id),
+        time_column=col(Assignment.submitted_at),
+        id_column=col(Assignment.id),
+        limit=limit,
+        cursor=cursor,
+        position_of=_position,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1][0]
-        next_cursor = encode_cursor({"t": last.submitted_at.isoformat(), "i": str(last.id)})
     return _rows(session, rows), next_cursor
+
+
+def _position(row: tuple[Assignment, Store]) -> Position:
+    assignment = row[0]
+    assert assignment.submitted_at is not None  # delivered work only
+    return Position(assignment.submitted_at, assignment.id)
 
 
 def iterate(
     session: Session, campaign: Campaign, *, statuses: list[str] | None = None
 ) -> Iterator[ResultRow]:
     """Every result of the campaign, in submission order, read in batches."""
-    statuses = statuses or [s.value for s in CLIENT_STATUSES]
+    statuses = statuses or [s.value for s in DELIVERED]
     cursor: str | None = None
     while True:
         rows, cursor = page(session, campaign, statuses=statuses, limit=BATCH, cursor=cursor)
@@ -270,7 +234,7 @@ def iterate(
 
 
 def count(session: Session, campaign: Campaign, statuses: list[str] | None = None) -> int:
-    statuses = statuses or [s.value for s in CLIENT_STATUSES]
+    statuses = statuses or [s.value for s in DELIVERED]
     return int(
         session.exec(
             select(func.count())
@@ -312,7 +276,7 @@ def _rows(session: Session, pairs: list[tuple[Assignment, Store]]) -> list[Resul
                 ClientCheck(
                     name=row.name,
                     photo_id=row.photo_id,
-                    outcome=row.outcome,
+                    outcome=Outcome(row.outcome),
                     value=None if is_private else row.value,
                     threshold=None if is_private else row.threshold,
                     explanation=PRIVATE_EXPLANATION if is_private else row.explanation,
@@ -322,7 +286,7 @@ def _rows(session: Session, pairs: list[tuple[Assignment, Store]]) -> list[Resul
             select(AssignmentEvent)
             .where(
                 col(AssignmentEvent.assignment_id).in_(ids),
-                col(AssignmentEvent.to_status).in_(DECISION_STATUSES),
+                col(AssignmentEvent.to_status).in_([s.value for s in DECISIONS]),
             )
             .order_by(col(AssignmentEvent.at), col(AssignmentEvent.id))
         ).all():
@@ -335,7 +299,7 @@ def _rows(session: Session, pairs: list[tuple[Assignment, Store]]) -> list[Resul
                 assignment_id=assignment.id,
                 task_id=assignment.task_id,
                 store=StoreRef.of(store),
-                status=assignment.status,
+                status=AssignmentStatus(assignment.status),
                 submitted_at=assignment.submitted_at,
                 visited_at=assignment.captured_at or assignment.submitted_at,
                 distance_m=round(assignment.distance_m, 1) if assignment.distance_m is not None else None,
@@ -354,10 +318,10 @@ def client_decision(event: AssignmentEvent, private_texts: set[str]) -> ClientDe
     is theirs: a reviewer's decision shows its reason codes' texts, a system decision its reasons
     without any private check's explanation.
     """
-    by = "system" if event.actor_type == "system" else "reviewer"
+    by = DecidedBy.of(event.actor_type)
     outcome = event.to_status.replace("_", " ")
     details = event.details or {}
-    if by == "reviewer":
+    if by is DecidedBy.reviewer:
         codes = [c for c in details.get("codes") or [] if c in ReasonCode.__members__]
         reasons = [REASON_TEXT[ReasonCode(c)] for c in codes] or [f"{outcome.capitalize()} by a reviewer."]
     else:
@@ -366,4 +330,84 @@ def client_decision(event: AssignmentEvent, private_texts: set[str]) -> ClientDe
             shown = PRIVATE_EXPLANATION if text in private_texts else str(text)
             if shown not in reasons:
                 reasons.append(shown)
-    return ClientDecision(outcome=event.to_status, decided_by=by, reasons=reasons, decided_at=event.at)
+    return ClientDecision(
+        outcome=AssignmentStatus(event.to_status), decided_by=by, reasons=reasons, decided_at=event.at
+    )
+
+
+def private_texts(session: Session, assignment_id: uuid.UUID) -> set[str]:
+    """The explanations of one assignment's checks about the worker (never shown to its client)."""
+    return set(
+        session.exec(
+            select(CheckResultRow.explanation).where(
+                CheckResultRow.assignment_id == assignment_id,
+                col(CheckResultRow.name).in_(WORKER_PRIVATE_CHECKS),
+            )
+        ).all()
+    )
+
+
+# Answers ---------------------------------------------------------------------------------------
+def result_out(row: ResultRow, storage: ObjectStorage, settings: Settings) -> ResultOut:
+    ttl = settings.signed_url_ttl_s
+    counts = row.check_counts
+    return ResultOut(
+        assignment_id=row.assignment_id,
+        task_id=row.task_id,
+        store=ResultStoreOut(
+            id=row.store.id,
+            external_ref=row.store.external_ref,
+            name=row.store.name,
+            address=row.store.address,
+            lat=row.store.lat,
+            lon=row.store.lon,
+        ),
+        status=row.status,
+        decision=ResultDecisionOut(
+            outcome=row.decision.outcome,
+            decided_by=row.decision.decided_by,
+            reasons=row.decision.reasons,
+            decided_at=row.decision.decided_at,
+        )
+        if row.decision
+        else None,
+        photos=[
+            ResultPhotoOut(
+                id=p.id,
+                url=storage.presign_download(p.safe_key, expires_s=ttl),
+                thumbnail_url=storage.presign_download(p.thumbnail_key, expires_s=ttl)
+                if p.thumbnail_key
+                else None,
+                faces_blurred=p.faces_blurred,
+            )
+            for p in row.photos
+            if p.safe_key
+        ],
+        check_summary=CheckSummaryOut(
+            passed=counts[Outcome.passed],
+            warned=counts[Outcome.warn],
+            failed=counts[Outcome.fail],
+            notes=[c.explanation for c in row.checks if c.outcome is not Outcome.passed],
+        ),
+        visited_at=row.visited_at,
+        submitted_at=row.submitted_at,
+        distance_m=row.distance_m,
+    )
+
+
+def summary_out(figures: Summary) -> SummaryOut:
+    return SummaryOut(
+        stores=figures.stores,
+        slots_total=figures.slots_total,
+        tasks_done=figures.tasks_done,
+        submitted=figures.submitted,
+        approved=figures.approved,
+        rejected=figures.rejected,
+        in_review=figures.in_review,
+        reserved=figures.reserved,
+        completion=round(figures.completion, 4),
+        approval_rate=round(figures.approval_rate, 4) if figures.approval_rate is not None else None,
+        currency=figures.currency,
+        spent_cents=figures.spent_cents,
+        escrow_left_cents=figures.escrow_left_cents,
+    )

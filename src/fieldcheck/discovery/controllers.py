@@ -10,9 +10,9 @@ from sqlmodel import Session
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.db import utcnow
+from fieldcheck.discovery import service
+from fieldcheck.discovery.schemas import NearbyPage
 from fieldcheck.settings import Settings
-from fieldcheck.tasks import service
-from fieldcheck.tasks.schemas import NearbyPage
 from fieldcheck.web import get
 
 

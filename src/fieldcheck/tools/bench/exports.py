@@ -265,7 +265,7 @@ def exports_command(sizes: str, repeats: int) -> None:
             runs = []
             for _ in range(repeats):
                 out = subprocess.run(  # noqa: S603 - this interpreter, this module, a UUID
-                    [sys.executable, "-m", "fieldcheck.bench.exports", str(campaign_id)],
+                    [sys.executable, "-m", "fieldcheck.tools.bench.exports", str(campaign_id)],
                     env=env,
                     check=True,
                     capture_output=True,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
+from fieldcheck.checks.models import Outcome
 from fieldcheck.checks.photo import Check
 from fieldcheck.geo import distance_m
 
@@ -55,7 +57,7 @@ def location_check(fix: Fix, store: Place) -> tuple[Check, float]:
     if fix.is_mock:
         return Check(
             "location",
-            "fail",
+            Outcome.fail,
             "mock location",
             "a real GPS fix",
             "The phone reported a simulated (mock) location. Turn off any app that fakes the "
@@ -64,7 +66,7 @@ def location_check(fix: Fix, store: Place) -> tuple[Check, float]:
     if fix.lat == 0 and fix.lon == 0:
         return Check(
             "location",
-            "fail",
+            Outcome.fail,
             "0, 0",
             "a real GPS fix",
             "The phone reported the position 0, 0 (in the ocean off Africa), which means it had "
@@ -76,11 +78,11 @@ def location_check(fix: Fix, store: Place) -> tuple[Check, float]:
     value = f"{distance:.0f} m from the store (accuracy {fix.accuracy_m:.0f} m)"
     threshold = f"within {store.geofence_m:.0f} m + {allowance:.0f} m for the fix's accuracy"
     if distance <= fence:
-        return Check("location", "pass", value, threshold, "The phone was at the store."), distance
+        return Check("location", Outcome.passed, value, threshold, "The phone was at the store."), distance
     if distance <= fence * FAR_FACTOR:
         return Check(
             "location",
-            "warn",
+            Outcome.warn,
             value,
             threshold,
             f"The phone was {distance:.0f} m from the store, a little outside its area; GPS "
@@ -88,7 +90,7 @@ def location_check(fix: Fix, store: Place) -> tuple[Check, float]:
         ), distance
     return Check(
         "location",
-        "fail",
+        Outcome.fail,
         value,
         threshold,
         f"The phone was {distance / 1000:.1f} km from the store when the work was submitted: the "
@@ -104,13 +106,13 @@ def accuracy_check(fix: Fix) -> Check | None:
     if fix.accuracy_m > POOR_ACCURACY_M:
         return Check(
             "location_accuracy",
-            "warn",
+            Outcome.warn,
             value,
             threshold,
             "The phone's position was imprecise, so it does not show well where you were; a "
             "reviewer will check. Turning on Wi-Fi and precise location helps.",
         )
-    return Check("location_accuracy", "pass", value, threshold, "The position was precise.")
+    return Check("location_accuracy", Outcome.passed, value, threshold, "The position was precise.")
 
 
 def travel_check(previous: PreviousVisit | None, fix: Fix, at: datetime) -> Check | None:
@@ -124,14 +126,14 @@ def travel_check(previous: PreviousVisit | None, fix: Fix, at: datetime) -> Chec
     if distance >= TRAVEL_MIN_DISTANCE_M and speed > MAX_TRAVEL_KMH:
         return Check(
             "travel",
-            "warn",
+            Outcome.warn,
             value,
             threshold,
             "This submission is too far from your previous one for the time between them; a "
             "reviewer will check both.",
         )
     return Check(
-        "travel", "pass", value, threshold, "The distance from your previous submission is plausible."
+        "travel", Outcome.passed, value, threshold, "The distance from your previous submission is plausible."
     )
 
 
@@ -148,13 +150,15 @@ def exif_time_check(
             if not present
             else "The capture time in the photo cannot be placed in a time zone; it was not used."
         )
-        return Check("exif_time", "pass", None, window, why)
+        return Check("exif_time", Outcome.passed, None, window, why)
     value = f"{taken_at:%Y-%m-%d %H:%M} UTC"
     if reserved_at - EXIF_TIME_SLACK <= taken_at <= submitted_at + EXIF_TIME_SLACK:
-        return Check("exif_time", "pass", value, window, "The photo was taken during the reservation.")
+        return Check(
+            "exif_time", Outcome.passed, value, window, "The photo was taken during the reservation."
+        )
     return Check(
         "exif_time",
-        "warn",
+        Outcome.warn,
         value,
         window,
         "The photo says it was taken outside the time you held this task; photos must be taken "
@@ -167,7 +171,7 @@ def exif_gps_check(exif_lat: float | None, exif_lon: float | None, fix: Fix, sto
     if exif_lat is None or exif_lon is None:
         return Check(
             "exif_gps",
-            "pass",
+            Outcome.passed,
             None,
             threshold,
             "The photo carries no position (many apps remove it); that is fine.",
@@ -175,7 +179,7 @@ def exif_gps_check(exif_lat: float | None, exif_lon: float | None, fix: Fix, sto
     if exif_lat == 0 and exif_lon == 0:
         return Check(
             "exif_gps",
-            "warn",
+            Outcome.warn,
             "0, 0",
             threshold,
             "The photo's own position is 0, 0, which a camera writes when it had no GPS fix. It "
@@ -194,29 +198,37 @@ def exif_gps_check(exif_lat: float | None, exif_lon: float | None, fix: Fix, sto
     if from_store > limit or (from_fix is not None and from_fix > EXIF_GPS_MAX_DISTANCE_M + fix.accuracy_m):
         return Check(
             "exif_gps",
-            "warn",
+            Outcome.warn,
             value,
             threshold,
             "The position saved in the photo is far from the store or from where the phone was: it "
             "may have been taken elsewhere. A reviewer will check.",
         )
-    return Check("exif_gps", "pass", value, threshold, "The photo's own position matches the store.")
+    return Check("exif_gps", Outcome.passed, value, threshold, "The photo's own position matches the store.")
+
+
+class Verdict(StrEnum):
+    """What the checks conclude about a whole submission (the assignment's status it leads to)."""
+
+    approved = "approved"
+    in_review = "in_review"
+    rejected = "rejected"
 
 
 @dataclass(frozen=True)
 class Decision:
-    outcome: str  # approved | in_review | rejected
+    verdict: Verdict
     reasons: list[str]
 
 
 def decide(checks: list[Check], *, review_all: bool) -> Decision:
     """All clear: approved. Any doubt: a human reviews it. A clear failure: rejected, with every reason."""
-    failures = [c for c in checks if c.outcome == "fail"]
-    warnings = [c for c in checks if c.outcome == "warn"]
+    failures = [c for c in checks if c.outcome is Outcome.fail]
+    warnings = [c for c in checks if c.outcome is Outcome.warn]
     if failures:
-        return Decision("rejected", [c.explanation for c in failures])
+        return Decision(Verdict.rejected, [c.explanation for c in failures])
     if warnings:
-        return Decision("in_review", [c.explanation for c in warnings])
+        return Decision(Verdict.in_review, [c.explanation for c in warnings])
     if review_all:
-        return Decision("in_review", ["This campaign has every submission checked by a person."])
-    return Decision("approved", ["Every automated check passed."])
+        return Decision(Verdict.in_review, ["This campaign has every submission checked by a person."])
+    return Decision(Verdict.approved, ["Every automated check passed."])

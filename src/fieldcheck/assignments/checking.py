@@ -1,0 +1,199 @@
+"""The system's decision on a submission: measure every photo, compare it with every earlier photo,
+judge the place and the time, then decide and explain. An approval is paid by the transition.
+
+The slow part (downloads, decoding, derivatives) runs before any write; the decision is taken in
+one short transaction holding the duplicate lock, so that two submissions of the same picture
+cannot both pass.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus
+from fieldcheck.assignments.transitions import transition
+from fieldcheck.campaigns.models import Campaign
+from fieldcheck.checks import service as checks
+from fieldcheck.checks import visit
+from fieldcheck.checks.duplicates import HashIndex, lock_for_duplicates
+from fieldcheck.checks.imaging import exif_time_utc
+from fieldcheck.checks.photo import Check
+from fieldcheck.checks.service import PhotoWork
+from fieldcheck.checks.visit import Verdict
+from fieldcheck.db import utcnow
+from fieldcheck.jobs import JobContext
+from fieldcheck.photos.models import Photo, PhotoStatus
+from fieldcheck.stores.models import Store
+from fieldcheck.tasks.models import Task
+
+# What the worker reads in the history, for each verdict of the checks.
+VERDICT_REASON = {
+    Verdict.approved: "Approved automatically: every check passed.",
+    Verdict.in_review: "Sent to a person: some checks were not sure.",
+    Verdict.rejected: "Rejected by the automated checks; you can appeal to a person.",
+}
+VERDICT_STATUS = {
+    Verdict.approved: AssignmentStatus.approved,
+    Verdict.in_review: AssignmentStatus.in_review,
+    Verdict.rejected: AssignmentStatus.rejected,
+}
+
+
+@dataclass
+class Submission:
+    assignment: Assignment
+    campaign: Campaign
+    store: Store
+    photos: list[Photo]
+    previous: visit.PreviousVisit | None
+
+
+def load_submission(session: Session, assignment_id: uuid.UUID) -> Submission | None:
+    found = session.exec(
+        select(Assignment, Campaign, Store)
+        .join(Campaign, col(Campaign.id) == col(Assignment.campaign_id))
+        .join(Task, col(Task.id) == col(Assignment.task_id))
+        .join(Store, col(Store.id) == col(Task.store_id))
+        .where(Assignment.id == assignment_id)
+    ).first()
+    if found is None:
+        return None
+    assignment, campaign, store = found
+    photos = list(
+        session.exec(
+            select(Photo)
+            .where(Photo.assignment_id == assignment_id, Photo.status != PhotoStatus.awaiting_upload.value)
+            .order_by(col(Photo.created_at), col(Photo.id))
+        ).all()
+    )
+    earlier = session.exec(
+        select(Assignment)
+        .where(
+            Assignment.worker_id == assignment.worker_id,
+            Assignment.id != assignment.id,
+            col(Assignment.submitted_at).is_not(None),
+            col(Assignment.submitted_at) < assignment.submitted_at,
+            col(Assignment.device_lat).is_not(None),
+        )
+        .order_by(col(Assignment.submitted_at).desc())
+        .limit(1)
+    ).first()
+    previous = None
+    if (
+        earlier is not None
+        and earlier.device_lat is not None
+        and earlier.device_lon is not None
+        and earlier.submitted_at
+    ):
+        previous = visit.PreviousVisit(earlier.device_lat, earlier.device_lon, earlier.submitted_at)
+    return Submission(assignment, campaign, store, photos, previous)
+
+
+def visit_checks(submission: Submission, works: list[PhotoWork]) -> tuple[list[Check], float | None]:
+    """The checks of the visit (place, accuracy, travel) and of each photo's own time and place.
+
+    Returns the visit's checks and the distance from the store, when the phone had a real fix.
+    """
+    assignment, store = submission.assignment, submission.store
+    assert assignment.device_lat is not None and assignment.device_lon is not None and assignment.submitted_at
+    fix = visit.Fix(
+        assignment.device_lat,
+        assignment.device_lon,
+        assignment.device_accuracy_m or 0.0,
+        bool(assignment.device_is_mock),
+    )
+    place = visit.Place(store.lat, store.lon, float(store.geofence_m))
+    location, distance = visit.location_check(fix, place)
+    found = [location]
+    accuracy = visit.accuracy_check(fix)
+    if accuracy:
+        found.append(accuracy)
+    travel = visit.travel_check(submission.previous, fix, assignment.submitted_at)
+    if travel:
+        found.append(travel)
+    device_offset = (
+        timedelta(minutes=assignment.capture_offset_minutes)
+        if assignment.capture_offset_minutes is not None
+        else None
+    )
+    for work in works:
+        exif = work.report.exif
+        if not work.report.measurements.get("decoded") and not exif:
+            continue
+        taken = exif_time_utc(exif, device_offset)
+        work.taken_at = taken
+        work.extra.append(
+            visit.exif_time_check(
+                taken,
+                reserved_at=assignment.created_at,
+                submitted_at=assignment.submitted_at,
+                present="taken_local" in exif,
+            )
+        )
+        work.extra.append(visit.exif_gps_check(exif.get("gps_lat"), exif.get("gps_lon"), fix, place))
+    located = distance if not (fix.is_mock or (fix.lat == 0 and fix.lon == 0)) else None
+    return found, located
+
+
+def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID) -> None:
+    settings, storage = ctx.settings, ctx.runtime.storage
+    with ctx.reading() as reading:
+        submission = load_submission(reading, assignment_id)
+    if submission is None or submission.assignment.status != AssignmentStatus.submitted.value:
+        return
+    campaign = submission.campaign
+    works = [
+        checks.measure_photo(
+            storage, photo, min_short_side_px=campaign.min_short_side_px, max_bytes=settings.photo_max_bytes
+        )
+        for photo in submission.photos
+    ]
+
+    # The write phase: short, and one at a time for duplicate detection.
+    session = ctx.session
+    lock_for_duplicates(session)
+    current = session.get(Assignment, assignment_id, populate_existing=True)
+    if current is None or current.status != AssignmentStatus.submitted.value:
+        return
+    index.refresh(session)
+    checks.duplicate_checks(session, index, works)
+    of_visit, distance = visit_checks(submission, works)
+    now = utcnow()
+    results: list[tuple[uuid.UUID | None, Check]] = []
+    for work in works:
+        checks.store_measurements(session, work, now)
+        results += [(work.photo.id, check) for check in work.checks]
+    results += [(None, check) for check in of_visit]
+    checks.record_results(session, assignment_id, results)
+    decision = visit.decide([check for _, check in results], review_all=campaign.review_all)
+    transition(
+        session,
+        assignment_id,
+        from_statuses=[AssignmentStatus.submitted],
+        to=VERDICT_STATUS[decision.verdict],
+        actor_type=ActorType.system,
+        actor_id=None,
+        reason=VERDICT_REASON[decision.verdict],
+        details={"reasons": decision.reasons},
+        values=_decision_values(decision.verdict, campaign, distance, now),
+    )
+
+
+def _decision_values(
+    verdict: Verdict, campaign: Campaign, distance: float | None, now: datetime
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"distance_m": distance}
+    if verdict is Verdict.in_review:
+        values["review_due_at"] = now + timedelta(hours=campaign.review_deadline_hours)
+    else:
+        values["decided_at"] = now
+    if verdict is Verdict.approved:
+        # A share of approved work is drawn for an audit by a person (the payment stands either way).
+        values["audit_sampled"] = random.random() * 100 < campaign.audit_sample_percent  # noqa: S311
+    return values

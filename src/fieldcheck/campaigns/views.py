@@ -1,0 +1,36 @@
+"""A campaign as its client sees it."""
+
+from __future__ import annotations
+
+from fieldcheck.campaigns import service
+from fieldcheck.campaigns.models import Campaign
+from fieldcheck.campaigns.schemas import CampaignOut, PhotoRules
+
+
+def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
+    return CampaignOut(
+        id=campaign.id,
+        title=campaign.title,
+        instructions=campaign.instructions,
+        status=campaign.status,
+        reward_cents=campaign.reward_cents,
+        currency=campaign.currency,
+        estimated_minutes=campaign.estimated_minutes,
+        hourly_rate_cents=service.hourly_rate_cents(campaign.reward_cents, campaign.estimated_minutes),
+        slots_per_store=campaign.slots_per_store,
+        store_count=store_count,
+        starts_at=campaign.starts_at,
+        ends_at=campaign.ends_at,
+        reservation_minutes=campaign.reservation_minutes,
+        review_deadline_hours=campaign.review_deadline_hours,
+        photo_rules=PhotoRules(
+            min_photos=campaign.min_photos,
+            max_photos=campaign.max_photos,
+            min_short_side_px=campaign.min_short_side_px,
+        ),
+        review_all=campaign.review_all,
+        audit_sample_percent=campaign.audit_sample_percent,
+        created_at=campaign.created_at,
+        activated_at=campaign.activated_at,
+        closed_at=campaign.closed_at,
+    )

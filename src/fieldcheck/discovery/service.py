@@ -1,0 +1,214 @@
+"""Discovery: the open tasks near a worker, nearest first, leaving out those the worker holds or did.
+
+It reads tasks (positions, slots, schedule), their campaigns and stores, and the worker's own
+assignments, in one statement per search shape.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Float, Integer, Uuid, bindparam, case, or_, true
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from fieldcheck.assignments.models import RELEASED, Assignment
+from fieldcheck.campaigns.models import Campaign
+from fieldcheck.db import UTCDateTime
+from fieldcheck.discovery.schemas import NearbyStore, NearbyTask
+from fieldcheck.errors import Unprocessable, field_error
+from fieldcheck.geo import distances_m, local_scale_m, search_box
+from fieldcheck.settings import Settings
+from fieldcheck.stores.models import Store
+from fieldcheck.tasks.models import Task
+
+# The database ranks by a local flat-earth distance (exact to a fraction of a percent inside the
+# search radius); the exact geodesic then ranks this many extra rows so ties near the cut-off
+# come out right.
+RANKING_MARGIN = 20
+
+
+@dataclass(frozen=True)
+class NearbyQuery:
+    lat: float
+    lon: float
+    radius_m: float
+    limit: int
+
+
+def validate_nearby(query: NearbyQuery, settings: Settings) -> None:
+    if query.radius_m > settings.nearby_max_radius_m:
+        raise Unprocessable(
+            f"radius_m may be at most {settings.nearby_max_radius_m}",
+            code="radius_too_large",
+            errors=[field_error("radius_m", f"at most {settings.nearby_max_radius_m}", "query")],
+        )
+    if query.limit > settings.nearby_max_limit:
+        raise Unprocessable(
+            f"limit may be at most {settings.nearby_max_limit}",
+            code="limit_too_large",
+            errors=[field_error("limit", f"at most {settings.nearby_max_limit}", "query")],
+        )
+
+
+# Bands a search may span: a radius at the cap spans at most this many 0.05-degree bands.
+MAX_BANDS = 24
+NIL_WORKER = uuid.UUID(int=0)
+
+
+@functools.cache
+def candidates_statement(bands: int, *, wraps: bool) -> Any:
+    """The database part, built once per shape (number of latitude bands; antimeridian or not).
+
+    Only bind parameters vary between calls, so SQLAlchemy reuses its compiled form and psycopg
+    its server-side prepared statement. The bands come as an IN list so that the planner walks
+    the index slice by slice; the index carries every column the inner query reads, so open
+    tasks are found by an index-only scan and only the page's rows touch the table.
+    """
+    p = bindparam
+    dlon: Any = col(Task.lon) - p("lon0", type_=Float)
+    if wraps:
+        dlon = case((dlon > 180, dlon - 360), (dlon < -180, dlon + 360), else_=dlon)
+    dx = dlon * p("metres_per_lon", type_=Float)
+    dy = (col(Task.lat) - p("lat0", type_=Float)) * p("metres_per_lat", type_=Float)
+    approx_sq = (dx * dx + dy * dy).label("approx_sq")
+    lon_range: Any = col(Task.lon).between(p("west1", type_=Float), p("east1", type_=Float))
+    if wraps:
+        lon_range = or_(lon_range, col(Task.lon).between(p("west2", type_=Float), p("east2", type_=Float)))
+    near = (
+        sa_select(
+            col(Task.id).label("task_id"),
+            col(Task.campaign_id).label("campaign_id"),
+            col(Task.store_id).label("store_id"),
+            col(Task.lat).label("lat"),
+            col(Task.lon).label("lon"),
+            (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
+            approx_sq,
+        )
+        .where(
+            col(Task.is_open) == true(),
+            col(Task.lat_band).in_([p(f"band{i}", type_=Integer) for i in range(bands)]),
+            col(Task.lat).between(p("lat_min", type_=Float), p("lat_max", type_=Float)),
+            lon_range,
+            col(Task.slots_taken) < col(Task.slots_total),
+            or_(col(Task.starts_at).is_(None), col(Task.starts_at) <= p("now", type_=UTCDateTime)),
+            or_(col(Task.ends_at).is_(None), col(Task.ends_at) > p("now", type_=UTCDateTime)),
+            # Tasks this worker holds or has done are left out. NOT IN over the worker's own
+            # assignments is read once into a hash, instead of one probe per candidate.
+            col(Task.id).not_in(
+                sa_select(col(Assignment.task_id)).where(
+                    col(Assignment.worker_id) == p("worker_id", type_=Uuid),
+                    col(Assignment.status).not_in([s.value for s in RELEASED]),
+                )
+            ),
+        )
+        .order_by(approx_sq)
+        .limit(p("fetch", type_=Integer))
+        .subquery("near")
+    )
+    return (
+        sa_select(
+            near.c.task_id,
+            near.c.campaign_id,
+            near.c.lat,
+            near.c.lon,
+            near.c.slots_left,
+            col(Campaign.title),
+            col(Campaign.instructions),
+            col(Campaign.reward_cents),
+            col(Campaign.currency),
+            col(Campaign.estimated_minutes),
+            col(Campaign.reservation_minutes),
+            col(Store.name),
+            col(Store.address),
+        )
+        .join(Campaign, col(Campaign.id) == near.c.campaign_id)
+        .join(Store, col(Store.id) == near.c.store_id)
+    )
+
+
+def candidates_query(
+    query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """The statement and its parameters for one search."""
+    box = search_box(query.lat, query.lon, query.radius_m)
+    bands = box.bands
+    if len(bands) > MAX_BANDS:
+        raise ValueError(f"a search spanning {len(bands)} latitude bands is over the cap of {MAX_BANDS}")
+    metres_per_lat, metres_per_lon = local_scale_m(query.lat)
+    wraps = len(box.lon_ranges) > 1 or box.lon_ranges[0] == (-180.0, 180.0)
+    params: dict[str, Any] = {f"band{i}": band for i, band in enumerate(bands)}
+    params.update(
+        lat0=query.lat,
+        lon0=query.lon,
+        metres_per_lat=metres_per_lat,
+        metres_per_lon=metres_per_lon,
+        lat_min=box.lat_min,
+        lat_max=box.lat_max,
+        west1=box.lon_ranges[0][0],
+        east1=box.lon_ranges[0][1],
+        west2=box.lon_ranges[-1][0],
+        east2=box.lon_ranges[-1][1],
+        now=now,
+        worker_id=worker_id or NIL_WORKER,
+        fetch=query.limit + RANKING_MARGIN,
+    )
+    return candidates_statement(len(bands), wraps=wraps), params
+
+
+def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
+    """Geodesic distances for the candidates; the nearest `limit` inside the radius, in order."""
+    if not rows:
+        return []
+    data = [tuple(row) for row in rows]  # positional access: cheaper than named, on a hot path
+    distances = distances_m(
+        query.lat, query.lon, np.array([r[2] for r in data]), np.array([r[3] for r in data])
+    )
+    inside = [i for i in range(len(data)) if distances[i] <= query.radius_m]
+    inside.sort(key=lambda i: (distances[i], data[i][0].int))  # ties: by task id, so pages are stable
+    page = []
+    for i in inside[: query.limit]:
+        (
+            task_id,
+            campaign_id,
+            lat,
+            lon,
+            slots_left,
+            title,
+            instructions,
+            reward,
+            currency,
+            minutes,
+            hold,
+            name,
+            address,
+        ) = data[i]
+        page.append(
+            NearbyTask(
+                task_id=task_id,
+                campaign_id=campaign_id,
+                title=title,
+                instructions=instructions,
+                store=NearbyStore(name=name, address=address, lat=lat, lon=lon),
+                distance_m=round(float(distances[i]), 1),
+                reward_cents=reward,
+                currency=currency,
+                estimated_minutes=minutes,
+                reservation_minutes=hold,
+                slots_left=slots_left,
+            )
+        )
+    return page
+
+
+def nearby(
+    session: Session, query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime
+) -> list[NearbyTask]:
+    statement, parameters = candidates_query(query, worker_id=worker_id, now=now)
+    rows = list(session.connection().execute(statement, parameters).all())
+    return rank_exactly(query, rows)

@@ -1,0 +1,1 @@
+"""Commands beside the running system, not part of it: benchmarks and the demo data."""
