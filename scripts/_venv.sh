@@ -1,14 +1,20 @@
-# Sourced by scripts/run and scripts/test: make .venv with a Python >= 3.11 and install into it.
+# Sourced by scripts/run and scripts/test: install exactly what uv.lock says into .venv.
+#
+# uv itself comes from the package index (pinned below) into .uv/, with the machine's Python >= 3.11:
+# a fresh machine needs nothing else. `uv sync --frozen` installs the locked versions, never newer
+# ones; update the lock with `.uv/bin/uv lock --upgrade` (see README, "Dependencies").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
+UV_VERSION="0.13.9"
+export UV_PROJECT_ENVIRONMENT="$VENV" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
 
 find_python() {
   for candidate in "${FIELDCHECK_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
     [ -n "$candidate" ] || continue
     if command -v "$candidate" >/dev/null 2>&1 &&
       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-      echo "$candidate"
+      command -v "$candidate"
       return 0
     fi
   done
@@ -16,21 +22,20 @@ find_python() {
   return 1
 }
 
-ensure_venv() {
-  local extras="$1"
-  if [ ! -x "$VENV/bin/python" ]; then
-    "$(find_python)" -m venv "$VENV"
+PYTHON="$(find_python)"
+UV="$ROOT/.uv/bin/uv"
+
+ensure_uv() {
+  if [ -x "$UV" ] && [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" = "$UV_VERSION" ]; then
+    return 0
   fi
-  local stamp="$VENV/.installed-$extras"
-  # Reinstall only when pyproject.toml changed since the last install.
-  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip uv >/dev/null 2>&1 || true
-    if [ -x "$VENV/bin/uv" ]; then
-      VIRTUAL_ENV="$VENV" "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -e "$ROOT[$extras]" ||
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]"
-    else
-      "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]"
-    fi
-    touch "$stamp"
-  fi
+  echo "== installing uv $UV_VERSION into .uv" >&2
+  "$PYTHON" -m venv "$ROOT/.uv"
+  "$ROOT/.uv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+}
+
+# sync [uv sync options...]: the locked dependencies (and fieldcheck itself, editable) into .venv.
+sync() {
+  ensure_uv
+  "$UV" sync --frozen --python "$PYTHON" --quiet "$@"
 }

@@ -7,16 +7,13 @@ service whose URL is given but does not answer makes the tests fail, never skip.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
+import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +22,21 @@ from sqlalchemy import create_engine, text
 
 from fieldcheck import migrations
 from fieldcheck.settings import Settings
-from tests.browser import chromium
-
-POSTGRES_URL = os.environ.get("FIELDCHECK_TEST_POSTGRES_URL")
-RABBITMQ_URL = os.environ.get("FIELDCHECK_TEST_RABBITMQ_URL")
-REDIS_URL = os.environ.get("FIELDCHECK_TEST_REDIS_URL")
-SERVICES_GIVEN = bool(POSTGRES_URL or RABBITMQ_URL or REDIS_URL)
-PHOTOS_DIR = Path(
-    os.environ.get("FIELDCHECK_TEST_PHOTOS_DIR") or Path(__file__).resolve().parents[2] / "shared" / "photos"
+from tests.support.backends import (
+    ARTIFACTS_DIR,
+    BACKENDS,
+    POSTGRES_URL,
+    RABBITMQ_URL,
+    REDIS_URL,
+    SERVICES_GIVEN,
+    TEST_BASE_URL,
+    BackendFactory,
+    PostgresDatabase,
+    free_port,
+    psycopg_url,
+    wait_for_port,
 )
-TEST_BASE_URL = "http://testserver.local"
-ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "test-artifacts"
-
-FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
+from tests.support.browser import chromium
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -75,27 +74,10 @@ __all__ = ["chromium"]  # the browser fixture, declared once for every test modu
 
 
 # Services --------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 server, as its own process on loopback."""
-    port = _free_port()
+    port = free_port()
     executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which(
         "moto_server"
     )
@@ -106,7 +88,7 @@ def s3_endpoint() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port)
+        wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -117,7 +99,7 @@ def s3_endpoint() -> Iterator[str]:
 def postgres_admin_url() -> str:
     if not POSTGRES_URL:
         pytest.fail("FIELDCHECK_TEST_POSTGRES_URL is not set")
-    engine = create_engine(_psycopg(POSTGRES_URL))
+    engine = create_engine(psycopg_url(POSTGRES_URL))
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -128,32 +110,16 @@ def postgres_admin_url() -> str:
     return POSTGRES_URL
 
 
-def _psycopg(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
-
-
-@dataclass
-class PostgresDatabase:
-    url: str
-    tables: list[str]
-
-    def truncate(self) -> None:
-        engine = create_engine(_psycopg(self.url))
-        with engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(self.tables)} RESTART IDENTITY CASCADE"))
-        engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def postgres_database(postgres_admin_url: str) -> Iterator[PostgresDatabase]:
     """A database of its own for this test run, migrated once; tests truncate it."""
     name = f"fieldcheck_test_{secrets.token_hex(4)}"
-    admin = create_engine(_psycopg(postgres_admin_url), isolation_level="AUTOCOMMIT")
+    admin = create_engine(psycopg_url(postgres_admin_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
     migrations.upgrade(Settings(database_url=url))
-    engine = create_engine(_psycopg(url))
+    engine = create_engine(psycopg_url(url))
     with engine.connect() as connection:
         tables = [
             row[0]
@@ -206,95 +172,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "fieldcheck.db"
 
 
-def _cleanup_queues(settings: Settings) -> None:
-    prefix = settings.queue_prefix
-    if settings.broker_kind == "rabbitmq":
-        import pika
-
-        from fieldcheck.jobs import JOBS
-
-        connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
-        channel = connection.channel()
-        for queue in {spec.queue for spec in JOBS.values()}:
-            base = f"{prefix}.{queue}"
-            for name in (base, f"{base}.DQ", f"{base}.XQ"):
-                channel.queue_delete(name)
-        connection.close()
-    elif settings.broker_kind == "redis":
-        import redis
-
-        client = redis.Redis.from_url(settings.broker_url)
-        for key in client.scan_iter(f"{prefix}:*"):
-            client.delete(key)
-
-
 # Settings per backend -----------------------------------------------------------------------
-@dataclass
-class BackendFactory:
-    """Builds the settings of one backend for one test, and cleans up after it."""
-
-    tmp_path: Path
-    request: pytest.FixtureRequest
-
-    def embedded(self, **overrides: Any) -> Settings:
-        template: Path = self.request.getfixturevalue("sqlite_template")
-        home = self.tmp_path / f"home-{secrets.token_hex(3)}"
-        home.mkdir()
-        shutil.copy(template, home / "fieldcheck.db")
-        values: dict[str, Any] = {
-            "home": home,
-            "public_base_url": TEST_BASE_URL,
-            "relay_interval_s": 0.5,
-            **FAST_HASHING,
-        }
-        values.update(overrides)
-        return Settings(**values)
-
-    def services(self, broker: str = "rabbitmq", **overrides: Any) -> Settings:
-        database: PostgresDatabase = self.request.getfixturevalue("postgres_database")
-        database.truncate()
-        broker_url = self.request.getfixturevalue("rabbitmq_url" if broker == "rabbitmq" else "redis_url")
-        endpoint: str = self.request.getfixturevalue("s3_endpoint")
-        bucket = f"fc-{uuid.uuid4().hex[:12]}"
-        values: dict[str, Any] = {
-            "home": self.tmp_path / f"home-{secrets.token_hex(3)}",
-            "database_url": database.url,
-            "broker_url": broker_url,
-            "queue_prefix": f"fct{secrets.token_hex(4)}",
-            "inprocess_worker": True,
-            "s3_bucket": bucket,
-            "s3_endpoint_url": endpoint,
-            "s3_access_key_id": "test",
-            "s3_secret_access_key": "test",
-            "s3_create_bucket": True,
-            "public_base_url": TEST_BASE_URL,
-            "relay_interval_s": 0.5,
-            **FAST_HASHING,
-        }
-        values.update(overrides)
-        settings = Settings(**values)
-        self.request.addfinalizer(lambda: _cleanup_queues(settings))
-        return settings
-
-    def make(self, name: str, **overrides: Any) -> Settings:
-        if name == "embedded":
-            return self.embedded(**overrides)
-        if name == "services":
-            return self.services(**overrides)
-        if name == "services-redis":
-            return self.services(broker="redis", **overrides)
-        raise ValueError(name)
-
-
 @pytest.fixture
 def backends(tmp_path: Path, request: pytest.FixtureRequest) -> BackendFactory:
     return BackendFactory(tmp_path=tmp_path, request=request)
-
-
-BACKENDS = [
-    pytest.param("embedded", id="embedded"),
-    pytest.param("services", id="services", marks=pytest.mark.services),
-]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -337,13 +218,12 @@ def artifacts_dir() -> Path:
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[str]:
     """The app under uvicorn on a loopback port, for tests that need real concurrent HTTP."""
-    import threading
 
     import uvicorn
 
     from fieldcheck.app import create_app
 
-    port = _free_port()
+    port = free_port()
     live = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
     server = uvicorn.Server(
         uvicorn.Config(create_app(live), host="127.0.0.1", port=port, log_level="warning")

@@ -24,7 +24,12 @@ from fieldcheck.assignments.controllers import (
     MyAssignmentController,
     ReservationController,
 )
-from fieldcheck.auth.controllers import AdminUserController, AuthController, MeController
+from fieldcheck.auth.controllers import (
+    AdminOrganizationController,
+    AdminUserController,
+    AuthController,
+    MeController,
+)
 from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_middleware, current_principal
 from fieldcheck.campaigns.controllers import CampaignController
 from fieldcheck.console.controllers import CONSOLE_TEMPLATES, console_router
@@ -34,7 +39,6 @@ from fieldcheck.exports.controllers import CampaignExportController, ExportContr
 from fieldcheck.health import HealthController
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
-from fieldcheck.organizations.controllers import AdminOrganizationController
 from fieldcheck.results.controllers import CampaignResultsController
 from fieldcheck.reviews.controllers import AdminAssignmentController, AppealController, ReviewController
 from fieldcheck.runtime import Runtime

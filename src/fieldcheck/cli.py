@@ -1,7 +1,12 @@
-"""The `fieldcheck` command: serve, worker, scheduler, db, users and the operator tools."""
+"""The `fieldcheck` command: serve, worker, scheduler, db, users and the operator tools.
+
+Each command imports what it runs inside its own body, so `fieldcheck --help` and a quick command
+do not pay for loading the whole application (OpenCV, SQLAlchemy, Litestar).
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
@@ -10,7 +15,6 @@ import uuid
 from typing import Any
 
 import click
-from sqlmodel import select
 
 from fieldcheck.settings import Settings
 
@@ -168,15 +172,20 @@ def users_create(
     email: str, password: str, role: str, organization: str | None, display_name: str | None
 ) -> None:
     """Create an account (the first admin, or any other)."""
+    from sqlmodel import select
+
+    import fieldcheck.models  # noqa: F401  (every table: foreign keys resolve)
     from fieldcheck.auth.models import Role
+    from fieldcheck.auth.security import Passwords
     from fieldcheck.auth.service import create_user
+    from fieldcheck.db import Database
     from fieldcheck.errors import DomainError
     from fieldcheck.organizations.models import Organization
-    from fieldcheck.runtime import Runtime
 
-    runtime = Runtime(_settings())
+    settings = _settings()
+    db = Database(settings)
     try:
-        with runtime.db.transaction() as session:
+        with db.transaction() as session:
             organization_id: uuid.UUID | None = None
             if organization:
                 found: Organization | None
@@ -195,7 +204,7 @@ def users_create(
                 organization_id = found.id
             user = create_user(
                 session,
-                runtime.passwords,
+                Passwords(settings),
                 email=email,
                 password=password,
                 role=Role(role.lower()),
@@ -216,7 +225,7 @@ def users_create(
         click.echo(f"error: {exc.detail}", err=True)
         sys.exit(2)
     finally:
-        runtime.close()
+        db.dispose()
 
 
 @main.group()
@@ -228,15 +237,16 @@ def ledger() -> None:
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 def ledger_verify(as_json: bool) -> None:
     """Check every invariant of the ledger; exit 1 with a report when one fails."""
+    import fieldcheck.models  # noqa: F401  (every table: foreign keys resolve)
+    from fieldcheck.db import Database
     from fieldcheck.money import verify_money
-    from fieldcheck.runtime import Runtime
 
-    runtime = Runtime(_settings())
+    db = Database(_settings())
     try:
-        with runtime.db.transaction(read_only=True) as session:
+        with db.transaction(read_only=True) as session:
             report = verify_money(session)
     finally:
-        runtime.close()
+        db.dispose()
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "checked": report.checked, "problems": report.problems}))
     else:
@@ -349,22 +359,34 @@ def check_photos(files: tuple[str, ...], as_json: bool, min_short_side: int, max
             click.echo(f"       {check.explanation}")
 
 
-@main.group()
+class _LazyGroup(click.Group):
+    """Subcommands imported when used: `fieldcheck --help` does not load OpenCV and the database."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attribute = self.lazy[name].rsplit(".", 1)
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, name)
+
+
+@main.group(
+    cls=_LazyGroup,
+    lazy={
+        "nearby": "fieldcheck.tools.bench.nearby.nearby_command",
+        "photos": "fieldcheck.tools.bench.photos.photos_command",
+        "exports": "fieldcheck.tools.bench.exports.exports_command",
+    },
+)
 def bench() -> None:
     """Benchmarks: commands that print figures (medians, p99 and ratios measured in one run)."""
-
-
-def _register_benchmarks() -> None:
-    from fieldcheck.tools.bench.exports import exports_command
-    from fieldcheck.tools.bench.nearby import nearby_command
-    from fieldcheck.tools.bench.photos import photos_command
-
-    bench.add_command(nearby_command)
-    bench.add_command(photos_command)
-    bench.add_command(exports_command)
-
-
-_register_benchmarks()
 
 
 if __name__ == "__main__":

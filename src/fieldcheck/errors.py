@@ -70,12 +70,6 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
-class Gone(DomainError):
-    status_code = 410
-    code = "gone"
-    title = "Gone"
-
-
 class PayloadTooLarge(DomainError):
     status_code = 413
     code = "payload_too_large"
@@ -96,12 +90,6 @@ class TooManyRequests(DomainError):
     def __init__(self, detail: str, *, retry_after_s: int, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail, code=code, retry_after_s=retry_after_s, **extra)
         self.headers["Retry-After"] = str(retry_after_s)
-
-
-class ServiceUnavailable(DomainError):
-    status_code = 503
-    code = "unavailable"
-    title = "Service unavailable"
 
 
 def field_error(field: str, message: str, source: str = "body") -> dict[str, str]:

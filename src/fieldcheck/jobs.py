@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -275,6 +276,9 @@ class JobSystem:
             )
         self.worker: dramatiq.Worker | None = None
         self._loops: list[_Loop] = []
+        # For join(): the messages this process sent whose job has not run to its end yet.
+        self._unfinished: set[str] = set()
+        self._finished = threading.Condition()
         self.db.after_commit_hooks.append(self._after_commit)
 
     # Running jobs ------------------------------------------------------------------------------
@@ -291,9 +295,10 @@ class JobSystem:
                 log.info("job %s %s already done; skipping the repeated delivery", spec.name, job_id)
             except BaseException:
                 ctx.abandon()
-                raise
+                raise  # the broker delivers it again later: not finished
             finally:
                 ctx.close()
+            self._done(job_id)
 
         run.__name__ = spec.name.replace(".", "_")
         return run
@@ -304,7 +309,7 @@ class JobSystem:
             self.broker,
             queues=names,
             worker_threads=threads or self.settings.worker_threads,
-            worker_timeout=200,
+            worker_timeout=self.settings.worker_poll_ms,
         )
         self.worker.start()
 
@@ -360,7 +365,14 @@ class JobSystem:
             options={},
             message_id=str(row.id),
         )
+        with self._finished:
+            self._unfinished.add(str(row.id))
         self.broker.enqueue(message, delay=row.delay_ms or None)
+
+    def _done(self, job_id: str) -> None:
+        with self._finished:
+            self._unfinished.discard(job_id)
+            self._finished.notify_all()
 
     def relay_all(self) -> int:
         total = 0
@@ -403,29 +415,24 @@ class JobSystem:
         return {actor.queue_name for actor in self.actors.values()}
 
     def join(self, timeout_s: float = 60) -> None:
-        """Wait until every sent job has run (tests and one-shot commands).
+        """Wait until every job sent has run, and every job those sent (tests, one-shot commands).
 
-        Two passes: a job that finishes during the first one may have sent another (its outbox
-        rows are relayed after its commit), which the second pass waits for.
+        A job that ends sends its own jobs after its commit, before it counts as finished, so
+        when nothing sent is unfinished and nothing committed is left to relay, all is done.
+        Only this process's worker is waited for.
         """
-        timeout_ms = int(timeout_s * 1000)
-        for _ in range(2):
-            self.relay_all()
-            for name in sorted(self.declared_queues()):
-                self._join_queue(name, timeout_ms)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            relayed = self.relay_all()
+            with self._finished:
+                if not self._finished.wait_for(
+                    lambda: not self._unfinished, timeout=max(0.0, deadline - time.monotonic())
+                ):
+                    raise TimeoutError(f"{len(self._unfinished)} job(s) still unfinished after {timeout_s} s")
             if self.worker is not None:
                 self.worker.join()
-
-    def _join_queue(self, name: str, timeout_ms: int) -> None:
-        kind = self.settings.broker_kind
-        if kind == "rabbitmq":
-            # dramatiq's default polls until the queue was seen empty 10 times 100 ms apart (1 s a
-            # queue); three sightings 30 ms apart say the same for jobs already handed over.
-            self.broker.join(name, min_successes=3, idle_time=30, timeout=timeout_ms)  # type: ignore[call-arg]
-        elif kind == "redis":
-            self.broker.join(name, interval=30, timeout=timeout_ms)  # type: ignore[call-arg]
-        else:
-            self.broker.join(name, timeout=timeout_ms)
+            if not relayed:
+                return
 
     def check(self) -> None:
         """Readiness: the broker answers (and, embedded, the worker threads run)."""

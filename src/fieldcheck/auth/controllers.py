@@ -11,8 +11,9 @@ from fieldcheck.auth import service
 from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.schemas import MeOut, RegisterIn, TokenIn, TokenOut, UserCreate, UserOut
 from fieldcheck.auth.security import BEARER_SECURITY, Passwords, Principal, Tokens, requires, signed_in
+from fieldcheck.organizations import service as organizations
 from fieldcheck.organizations.models import Organization
-from fieldcheck.organizations.schemas import OrganizationOut
+from fieldcheck.organizations.schemas import OrganizationCreate, OrganizationOut
 from fieldcheck.settings import Settings
 from fieldcheck.web import get, post
 
@@ -107,3 +108,19 @@ class AdminUserController(Controller):
             organization_id=data.organization_id,
         )
         return user_out(user)
+
+
+class AdminOrganizationController(Controller):
+    """Admins open client organizations (then give them client accounts, above)."""
+
+    path = "/api/v1/admin/organizations"
+    tags = ["admin"]
+    guards = [requires(Role.admin)]
+    security = BEARER_SECURITY
+
+    @post("/", summary="Create a client organization")
+    def create(
+        self, data: JSONBody[OrganizationCreate], db_session: NamedDependency[Session]
+    ) -> OrganizationOut:
+        organization = organizations.create_organization(db_session, name=data.name)
+        return OrganizationOut.model_validate(organization, from_attributes=True)

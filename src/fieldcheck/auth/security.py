@@ -179,9 +179,6 @@ class Tokens:
             raise Unauthorized("the access token is not valid", code="invalid_token") from None
 
 
-AUTH_ERROR_KEY = "fieldcheck_auth_error"
-
-
 def bearer_auth_middleware(tokens: Tokens) -> Callable[[ASGIApp], ASGIApp]:
     """Read the bearer token into `request.user` (a Principal or None); guards decide what it may do."""
 

@@ -438,7 +438,7 @@ class ExportStatusController(Controller):
         db_session: NamedDependency[Session],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
         settings: NamedDependency[Settings],
-    ) -> Response[Any]:
+    ) -> Response[dict[str, Any]]:
         viewer = viewer_of(request, db_session, Role.client)
         export = exports.get_export(db_session, viewer.principal.require_organization(), export_id)
         return Response(

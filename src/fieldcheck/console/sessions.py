@@ -96,7 +96,7 @@ def end(session: Session, token: str | None) -> None:
 
 
 def end_all_expired(session: Session) -> int:
-    result: Any = session.exec(delete(ConsoleSession).where(col(ConsoleSession.expires_at) <= utcnow()))
+    result = session.exec(delete(ConsoleSession).where(col(ConsoleSession.expires_at) <= utcnow()))
     return int(result.rowcount or 0)
 
 

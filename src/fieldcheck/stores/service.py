@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from fieldcheck.db import utcnow
-from fieldcheck.errors import Conflict, NotFound, Unprocessable
+from fieldcheck.errors import Conflict, Unprocessable
 from fieldcheck.pagination import paginate
 from fieldcheck.stores.models import DEFAULT_GEOFENCE_M, Store
 from fieldcheck.stores.schemas import MAX_GEOFENCE_M, ImportLineError, StoreCreate
@@ -38,15 +38,6 @@ def create_store(session: Session, organization_id: uuid.UUID, data: StoreCreate
         raise Conflict(
             f"a store with external_ref {data.external_ref!r} already exists", code="external_ref_taken"
         ) from None
-    return store
-
-
-def get_store(session: Session, organization_id: uuid.UUID, store_id: uuid.UUID) -> Store:
-    store = session.exec(
-        select(Store).where(Store.id == store_id, Store.organization_id == organization_id)
-    ).first()
-    if store is None:
-        raise NotFound("no such store", code="store_not_found")
     return store
 
 

@@ -215,6 +215,7 @@ def load(db: Database, *, tasks: int, cities: np.ndarray, rng: np.random.Generat
                     math.floor(float(lats[i]) * BAND_PER_DEGREE),
                     2,
                     int(i % 7 == 0),
+                    0,
                     _true(db),
                     _time_param(db, now),
                 )
@@ -232,6 +233,7 @@ def load(db: Database, *, tasks: int, cities: np.ndarray, rng: np.random.Generat
             "lat_band",
             "slots_total",
             "slots_taken",
+            "slots_approved",
             "is_open",
             "created_at",
         ),
@@ -244,94 +246,6 @@ def load(db: Database, *, tasks: int, cities: np.ndarray, rng: np.random.Generat
             connection.exec_driver_sql("ANALYZE")
             connection.commit()
     return worker_id, tasks
-
-
-OTHER_WORKERS = 10_000
-ASSIGNMENTS_PER_OTHER_WORKER = 10
-BENCH_WORKER_ASSIGNMENTS = 60
-HISTORY_STATUSES = ("approved", "approved", "approved", "rejected", "submitted", "in_review", "reserved")
-
-
-def _load_history(
-    db: Database, worker_id: uuid.UUID, cities: np.ndarray, rng: np.random.Generator, now: Any
-) -> None:
-    """Past work, so that leaving out a worker's own tasks is measured against real data.
-
-    Ten thousand other workers with ten assignments each, and the benchmark's worker with tasks
-    near the cities the queries start from.
-    """
-    from datetime import timedelta
-
-    users = [uuid.uuid4() for _ in range(OTHER_WORKERS)]
-    _bulk(
-        db,
-        "users",
-        ("id", "email", "password_hash", "display_name", "role", "is_active", "created_at"),
-        (
-            (
-                _uuid_param(db, u),
-                f"w{i}@bench.example.com",
-                "x",
-                f"Worker {i}",
-                "worker",
-                _true(db),
-                _time_param(db, now),
-            )
-            for i, u in enumerate(users)
-        ),
-    )
-    total = OTHER_WORKERS * ASSIGNMENTS_PER_OTHER_WORKER
-    with db.engine.connect() as connection:
-        sample = connection.execute(
-            text("SELECT id, campaign_id, lat, lon FROM tasks ORDER BY random() LIMIT :n"), {"n": total}
-        ).all()
-    later = _time_param(db, now + timedelta(hours=2))
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for index, (task_id, campaign_id, _lat, _lon) in enumerate(sample):
-            status = HISTORY_STATUSES[index % len(HISTORY_STATUSES)]
-            yield (
-                _uuid_param(db, uuid.uuid4()),
-                _raw_uuid(db, task_id),
-                _raw_uuid(db, campaign_id),
-                _uuid_param(db, users[index % OTHER_WORKERS]),
-                status,
-                _time_param(db, now),
-                later,
-                _time_param(db, now),
-            )
-        # The benchmark's worker: tasks close to city centres, where the queries start.
-        centres = cities[rng.integers(0, len(cities), BENCH_WORKER_ASSIGNMENTS)]
-        by_distance = np.array([[r[2], r[3]] for r in sample])
-        taken: set[Any] = set()
-        for lat, lon in centres:
-            nearest = int(np.argmin((by_distance[:, 0] - lat) ** 2 + (by_distance[:, 1] - lon) ** 2))
-            task_id, campaign_id = sample[nearest][0], sample[nearest][1]
-            if task_id in taken:
-                continue
-            taken.add(task_id)
-            yield (
-                _uuid_param(db, uuid.uuid4()),
-                _raw_uuid(db, task_id),
-                _raw_uuid(db, campaign_id),
-                _uuid_param(db, worker_id),
-                "approved",
-                _time_param(db, now),
-                later,
-                _time_param(db, now),
-            )
-
-    _bulk(
-        db,
-        "assignments",
-        ("id", "task_id", "campaign_id", "worker_id", "status", "created_at", "expires_at", "updated_at"),
-        rows(),
-    )
-
-
-def _raw_uuid(db: Database, value: Any) -> Any:
-    """A uuid column value read back raw (PostgreSQL: UUID; SQLite: 32 hex characters)."""
-    return value
 
 
 def _uuid_param(db: Database, value: uuid.UUID) -> Any:

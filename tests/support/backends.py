@@ -1,0 +1,152 @@
+"""The backends a test runs against: the embedded default, and the services when the test
+command gives their URLs (PostgreSQL, RabbitMQ or Redis, moto's S3 server on loopback)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from fieldcheck.settings import Settings
+
+POSTGRES_URL = os.environ.get("FIELDCHECK_TEST_POSTGRES_URL")
+RABBITMQ_URL = os.environ.get("FIELDCHECK_TEST_RABBITMQ_URL")
+REDIS_URL = os.environ.get("FIELDCHECK_TEST_REDIS_URL")
+SERVICES_GIVEN = bool(POSTGRES_URL or RABBITMQ_URL or REDIS_URL)
+TEST_BASE_URL = "http://testserver.local"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS_DIR = ROOT / "test-artifacts"
+
+FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
+# Stopping the job worker at the end of each test takes about one poll of its queues.
+FAST_STOP: dict[str, Any] = {"worker_poll_ms": 10}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def psycopg_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@dataclass
+class PostgresDatabase:
+    url: str
+    tables: list[str]
+
+    def truncate(self) -> None:
+        engine = create_engine(psycopg_url(self.url))
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {', '.join(self.tables)} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+
+
+def cleanup_queues(settings: Settings) -> None:
+    prefix = settings.queue_prefix
+    if settings.broker_kind == "rabbitmq":
+        import pika
+
+        from fieldcheck.jobs import JOBS
+
+        connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
+        channel = connection.channel()
+        for queue in {spec.queue for spec in JOBS.values()}:
+            base = f"{prefix}.{queue}"
+            for name in (base, f"{base}.DQ", f"{base}.XQ"):
+                channel.queue_delete(name)
+        connection.close()
+    elif settings.broker_kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(settings.broker_url)
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+
+
+@dataclass
+class BackendFactory:
+    """Builds the settings of one backend for one test, and cleans up after it."""
+
+    tmp_path: Path
+    request: pytest.FixtureRequest
+
+    def embedded(self, **overrides: Any) -> Settings:
+        template: Path = self.request.getfixturevalue("sqlite_template")
+        home = self.tmp_path / f"home-{secrets.token_hex(3)}"
+        home.mkdir()
+        shutil.copy(template, home / "fieldcheck.db")
+        values: dict[str, Any] = {
+            "home": home,
+            "public_base_url": TEST_BASE_URL,
+            "relay_interval_s": 0.5,
+            **FAST_HASHING,
+            **FAST_STOP,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    def services(self, broker: str = "rabbitmq", **overrides: Any) -> Settings:
+        database: PostgresDatabase = self.request.getfixturevalue("postgres_database")
+        database.truncate()
+        broker_url = self.request.getfixturevalue("rabbitmq_url" if broker == "rabbitmq" else "redis_url")
+        endpoint: str = self.request.getfixturevalue("s3_endpoint")
+        bucket = f"fc-{uuid.uuid4().hex[:12]}"
+        values: dict[str, Any] = {
+            "home": self.tmp_path / f"home-{secrets.token_hex(3)}",
+            "database_url": database.url,
+            "broker_url": broker_url,
+            "queue_prefix": f"fct{secrets.token_hex(4)}",
+            "inprocess_worker": True,
+            "s3_bucket": bucket,
+            "s3_endpoint_url": endpoint,
+            "s3_access_key_id": "test",
+            "s3_secret_access_key": "test",
+            "s3_create_bucket": True,
+            "public_base_url": TEST_BASE_URL,
+            "relay_interval_s": 0.5,
+            **FAST_HASHING,
+            **FAST_STOP,
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        self.request.addfinalizer(lambda: cleanup_queues(settings))
+        return settings
+
+    def make(self, name: str, **overrides: Any) -> Settings:
+        if name == "embedded":
+            return self.embedded(**overrides)
+        if name == "services":
+            return self.services(**overrides)
+        if name == "services-redis":
+            return self.services(broker="redis", **overrides)
+        raise ValueError(name)
+
+
+# Every API test runs on each of these (the services only when the test command gives them).
+BACKENDS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param("services", id="services", marks=pytest.mark.services),
+]

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+COMMANDS = [
+    [],
+    ["serve"],
+    ["worker"],
+    ["scheduler"],
+    ["db"],
+    ["db", "upgrade"],
+    ["users"],
+    ["users", "create"],
+    ["ledger", "verify"],
+    ["check-photos"],
+    ["demo"],
+    ["bench"],
+    ["bench", "nearby"],
+    ["bench", "photos"],
+    ["bench", "exports"],
+]
+FIELDCHECK = Path(sys.executable).with_name("fieldcheck")
+
+
+# Cheap password hashing for the accounts these tests make (the cost itself is tested elsewhere).
+CHEAP_HASHING = {"FIELDCHECK_ARGON2_TIME_COST": "1", "FIELDCHECK_ARGON2_MEMORY_KIB": "8192"}
+
+
+def _run(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHECK_")}
+    environment.update({"FIELDCHECK_HOME": str(home), **CHEAP_HASHING, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "fieldcheck.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "fieldcheck")
+def test_every_command_has_help(command: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from fieldcheck.cli import main
+
+    answer = CliRunner().invoke(main, [*command, "--help"])
+    assert answer.exit_code == 0, answer.output
+    assert "Usage:" in answer.output
+
+
+def test_the_installed_command_answers_quickly_without_loading_the_application() -> None:
+    """`fieldcheck` as installed; its help loads neither OpenCV nor the web framework."""
+    probe = (
+        "import runpy, sys; sys.argv = ['fieldcheck', '--help']\n"
+        "try:\n    runpy.run_module('fieldcheck.cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('cv2', 'litestar', 'sqlalchemy') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert loaded.stdout.strip().splitlines()[-1] == "[]", loaded.stdout
+    answer = subprocess.run(
+        [str(FIELDCHECK), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "Usage: fieldcheck" in answer.stdout
+
+
+def test_users_create_makes_the_first_admin_and_a_client(tmp_path: Path) -> None:
+    """The operator's first steps as real processes: the schema, then the first admin."""
+    assert _run("db", "upgrade", home=tmp_path).returncode == 0
+    admin = _run(
+        "users", "create", "--email", "root@example.com", "--password", "tall-tree-river-7", "--role", "admin",
+        home=tmp_path,
+    )  # fmt: skip
+    assert admin.returncode == 0, admin.stderr
+    assert json.loads(admin.stdout)["role"] == "admin"
+
+    # The same command in this process (it reads the same settings): a client and its new
+    # organization, then what it refuses, with exit code 2 and the reason.
+    from click.testing import CliRunner
+
+    from fieldcheck.cli import main
+
+    environment = {"FIELDCHECK_HOME": str(tmp_path), **CHEAP_HASHING}
+    runner = CliRunner()
+    client = runner.invoke(
+        main,
+        ["users", "create", "--email", "buyer@example.com", "--password", "tall-tree-river-7",
+         "--role", "client", "--organization", "Yoghurt Co"],
+        env=environment,
+    )  # fmt: skip
+    assert client.exit_code == 0, client.output
+    assert json.loads(client.stdout)["organization_id"]
+    again = runner.invoke(
+        main,
+        ["users", "create", "--email", "ROOT@example.com", "--password", "tall-tree-river-7", "--role", "admin"],
+        env=environment,
+    )  # fmt: skip
+    assert again.exit_code == 2
+    assert "already exists" in again.stderr
+    weak = runner.invoke(
+        main,
+        ["users", "create", "--email", "w@example.com", "--password", "short", "--role", "worker"],
+        env=environment,
+    )
+    assert weak.exit_code == 2
+    assert "too weak" in weak.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_the_embedded_default_from_nothing(tmp_path: Path) -> None:
+    """A new data folder: schema made, secret generated, ready, sign-up and sign-in work."""
+    port = _free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHECK_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldcheck.cli", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = httpx.get(f"{base}/health/ready", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not come up"
+                assert process.poll() is None, "serve exited"
+                time.sleep(0.3)
+        assert ready.status_code == 200, ready.text
+        registered = httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": "w@example.com", "password": "tall-tree-river-7", "display_name": "W"},
+        )
+        assert registered.status_code == 201
+        # The CLI shares the data folder with the running server (SQLite WAL, busy timeout).
+        made = _run(
+            "users",
+            "create",
+            "--email",
+            "admin@example.com",
+            "--password",
+            "tall-tree-river-7",
+            "--role",
+            "admin",
+            home=tmp_path / "var",
+        )
+        assert made.returncode == 0, made.stderr
+        token = httpx.post(
+            f"{base}/api/v1/auth/token", json={"email": "admin@example.com", "password": "tall-tree-river-7"}
+        )
+        assert token.status_code == 200
+        assert token.json()["role"] == "admin"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert (tmp_path / "var" / "fieldcheck.db").exists()
+    secret = tmp_path / "var" / "secret.key"
+    assert secret.exists()
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"
+    assert b"Traceback" not in output
+
+
+def test_demo_seeds_every_case_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    first = _run("demo", home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "demo data ready" in first.stdout and "reviewer.demo@example.com" in first.stdout
+    with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
+        statuses = dict(db.execute("SELECT status, count(*) FROM assignments GROUP BY status").fetchall())
+        exports = db.execute("SELECT status FROM exports").fetchall()
+        stores = db.execute("SELECT count(*) FROM stores").fetchone()[0]
+    assert statuses == {"approved": 5, "in_review": 3, "rejected": 1, "appealed": 1}
+    assert exports == [("done",)] and stores == 12
+    again = _run("demo", home=tmp_path)
+    assert again.returncode == 0 and "already there" in again.stdout
+    with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
+        assert db.execute("SELECT count(*) FROM assignments").fetchone()[0] == 10

@@ -1,0 +1,210 @@
+"""The console in headless Chromium: a reviewer works the queue with the keyboard, a client
+exports. Screenshots of each main page are kept in test-artifacts/console-*.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from sqlmodel import select
+
+from fieldcheck.assignments.models import Assignment
+from fieldcheck.auth.models import Role
+from fieldcheck.reviews.models import Review
+from fieldcheck.settings import Settings
+from tests.api.test_review import flagged
+from tests.support.backends import BackendFactory
+from tests.support.factories import Account, make_account, runtime_of
+from tests.support.submissions import Field
+
+LAPTOP = {"width": 1366, "height": 800}
+TABLET = {"width": 820, "height": 1180}
+
+
+@pytest.fixture(params=[pytest.param("embedded", id="embedded")])
+def settings(request: pytest.FixtureRequest, backends: BackendFactory) -> Settings:
+    return backends.make(request.param)
+
+
+class Browser:
+    """One person's browser: a page that may only talk to the console's own server."""
+
+    def __init__(self, chromium: Any, base: str, viewport: dict[str, int] = LAPTOP) -> None:
+        self.base = base
+        self.context = chromium.new_context(viewport=viewport, accept_downloads=True)
+        self.elsewhere: list[str] = []
+        self.errors: list[str] = []
+        host = urlsplit(base).netloc
+
+        def guard(route: Any) -> None:
+            url = route.request.url
+            if urlsplit(url).netloc == host or url.startswith("data:"):
+                route.continue_()
+            else:
+                self.elsewhere.append(url)
+                route.abort()
+
+        self.context.route("**/*", guard)
+        self.page = self.context.new_page()
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def sign_in(self, account: Account) -> None:
+        self.page.goto(f"{self.base}/console/")
+        self.page.get_by_label("E-mail address").fill(account.email)
+        self.page.get_by_label("Password").fill(account.password)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state()
+
+    def shot(self, artifacts: Path, name: str) -> None:
+        self.page.screenshot(path=str(artifacts / f"console-{name}.png"), full_page=True)
+
+    def fits_the_screen(self) -> bool:
+        return bool(self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
+
+    def unlabelled_controls(self) -> list[str]:
+        found: list[str] = self.page.evaluate(
+            """() => [...document.querySelectorAll('input:not([type=hidden]), textarea, select, button')]
+                .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                              && !(el.textContent || '').trim())
+                .map(el => el.outerHTML.slice(0, 120))"""
+        )
+        return found
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def item_id(url: str) -> str | None:
+    found = re.search(r"/console/review/([0-9a-f-]{36})", url)
+    return found.group(1) if found else None
+
+
+def test_a_reviewer_works_three_items_with_the_keyboard(
+    app_client: Any, live_server: str, chromium: Any, artifacts_dir: Path
+) -> None:
+    runtime = runtime_of(app_client)
+    field = Field(app_client, stores=3)
+    items = [flagged(app_client, field)[1] for _ in range(3)]
+    reviewer = make_account(runtime, Role.reviewer, display_name="Rita Reviewer")
+    browser = Browser(chromium, live_server)
+    try:
+        page = browser.page
+        page.goto(f"{live_server}/console/review/")
+        assert "/console/login" in page.url  # signed out: the sign-in page, then back here
+        browser.shot(artifacts_dir, "sign-in")
+        browser.sign_in(reviewer)
+        assert page.url.endswith("/console/review")
+        assert page.locator('[data-count="flagged"]').inner_text() == "3"
+        assert page.locator("table.list tbody tr").count() == 3
+        browser.shot(artifacts_dir, "review-queue")
+
+        page.get_by_role("button", name="Review the oldest item").click()
+        page.wait_for_load_state()
+        first = item_id(page.url)
+        assert first == items[0]  # oldest first
+        assert "Your lease ends in" in page.locator("#lease").inner_text()
+        assert page.locator(".photo img").count() == 1
+        assert page.locator(".check").count() >= 8  # every check, with its outcome and explanation
+        assert "location_accuracy" in page.locator(".context").inner_text()
+        assert "Approval rate" in page.locator(".context").inner_text()
+        assert browser.unlabelled_controls() == []
+        page.locator(".photo .zoom").first.click()
+        assert "zoomed" in (page.locator(".photo").first.get_attribute("class") or "")
+        page.keyboard.press("t")
+        assert page.get_by_role("button", name="Show large photos").is_visible()
+        page.keyboard.press("t")
+        browser.shot(artifacts_dir, "review-item")
+
+        # a: approve; the next item opens.
+        page.keyboard.press("a")
+        page.wait_for_url(re.compile(r"notice=approved"))
+        second = item_id(page.url)
+        assert second in items and second != first
+        assert "Approved. Here is the next item." in page.locator(".notice").inner_text()
+
+        # r without a reason: told to pick one, nothing sent; then a reason, and r again.
+        page.keyboard.press("r")
+        assert "Pick at least one reason" in page.locator("#decision-hint").inner_text()
+        assert item_id(page.url) == second
+        page.locator("input[name=reasons][value=blurry]").check()
+        page.locator("#comment").fill("The labels cannot be read.")
+        page.locator("#comment").press("Tab")  # leave the text box: keys act again
+        page.keyboard.press("r")
+        page.wait_for_url(re.compile(r"notice=rejected"))
+        third = item_id(page.url)
+        assert third in items and third not in (first, second)
+
+        # n: skip the last one; nothing else waits.
+        page.keyboard.press("n")
+        page.wait_for_url(re.compile(r"notice=queue_empty"))
+        assert "Nothing is waiting for you" in page.locator(".notice").inner_text()
+        assert page.locator('[data-count="flagged"]').inner_text() == "1"  # the skipped one, free again
+
+        # On a tablet the item page still fits the screen.
+        tablet = Browser(chromium, live_server, viewport=TABLET)
+        try:
+            tablet.sign_in(reviewer)
+            tablet.page.get_by_role("button", name="Review the oldest item").click()
+            tablet.page.wait_for_load_state()
+            assert tablet.fits_the_screen()
+            tablet.shot(artifacts_dir, "review-item-tablet")
+        finally:
+            tablet.close()
+        assert browser.elsewhere == [] and browser.errors == []
+    finally:
+        browser.close()
+
+    with runtime.db.transaction(read_only=True) as session:
+        statuses = {str(a.id): a.status for a in session.exec(select(Assignment)).all()}
+        reviews = {str(r.assignment_id): r for r in session.exec(select(Review)).all()}
+    assert statuses[first] == "approved"
+    assert statuses[second] == "rejected"
+    assert statuses[third] == "in_review"
+    assert reviews[second].reasons == ["blurry"] and reviews[second].comment == "The labels cannot be read."
+
+
+def test_a_client_follows_a_campaign_and_downloads_an_export(
+    app_client: Any, live_server: str, chromium: Any, artifacts_dir: Path
+) -> None:
+    field = Field(app_client, stores=2)
+    flagged(app_client, field)
+    browser = Browser(chromium, live_server)
+    try:
+        page = browser.page
+        browser.sign_in(field.owner)
+        assert page.url.endswith("/console/campaigns")
+        row = page.locator("table.campaigns tbody tr")
+        assert row.count() == 1 and field.campaign["title"] in row.inner_text()
+        browser.shot(artifacts_dir, "campaigns")
+        page.get_by_role("link", name=field.campaign["title"]).click()
+        page.wait_for_load_state()
+        assert page.locator(".result").count() == 1
+        assert page.locator(".result img").count() == 1
+        assert page.locator(".result img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+        page.get_by_role("button", name="Export CSV table").click()
+        page.wait_for_url(re.compile("notice=export_started"))
+        link = page.get_by_role("link", name=re.compile("^Download"))
+        deadline = time.monotonic() + 60
+        while not link.is_visible():
+            assert time.monotonic() < deadline, page.locator(".export").first.inner_text()
+            runtime_of(app_client).jobs.join()
+            time.sleep(0.2)
+        assert page.locator(".export progress").first.evaluate("bar => bar.value") == 1
+        browser.shot(artifacts_dir, "campaign")
+        with page.expect_download() as download_info:
+            link.click()
+        download = download_info.value
+        assert download.suggested_filename.endswith(".csv")
+        rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
+        assert len(rows) == 1 and rows[0]["status"] == "in_review"
+        assert browser.unlabelled_controls() == []
+        assert browser.fits_the_screen()
+        assert browser.elsewhere == [] and browser.errors == []
+    finally:
+        browser.close()

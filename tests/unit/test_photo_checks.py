@@ -1,0 +1,300 @@
+"""The pure photo checks, on real phone photos and on hostile files made in code."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fieldcheck.checks import imaging
+from fieldcheck.checks.derivatives import detect_faces, make_derivatives
+from fieldcheck.checks.imaging import cv2
+from fieldcheck.checks.photo import (
+    PHASH_MAX_DISTANCE,
+    PhotoReport,
+    check_photo,
+    hamming,
+    recapture_score,
+    same_picture,
+)
+from tests.support import photos
+
+LIMIT = 25 * 1024 * 1024
+
+
+def check(data: bytes, min_side: int = 1000) -> PhotoReport:
+    return check_photo(data, min_short_side_px=min_side, max_bytes=LIMIT)
+
+
+def by_name(report: PhotoReport) -> dict[str, Any]:
+    return {c.name: c for c in report.checks}
+
+
+def test_every_check_explains_itself() -> None:
+    report = check(photos.real("blur_honor10_180_sharp.jpg"))
+    assert [c.name for c in report.checks] == ["file", "resolution", "blur", "exposure", "screen"]
+    for item in report.checks:
+        assert item.outcome in ("pass", "warn", "fail")
+        assert item.explanation.endswith(".")
+        assert item.threshold
+    assert report.outcome == "pass"
+
+
+@pytest.mark.parametrize("phone", ["honor10_180", "honor7x_176"])
+def test_blur_triplets_are_told_apart(phone: str) -> None:
+    sharp = check(photos.real(f"blur_{phone}_sharp.jpg"))
+    defocus = check(photos.real(f"blur_{phone}_defocus.jpg"))
+    motion = check(photos.real(f"blur_{phone}_motion.jpg"))
+    assert by_name(sharp)["blur"].outcome == "pass"
+    assert by_name(defocus)["blur"].outcome == "fail"
+    assert by_name(motion)["blur"].outcome in ("warn", "fail")
+    # Sharp measures several times the blurred ones, at the same working size.
+    assert sharp.measurements["sharpness"] > 5 * max(
+        defocus.measurements["sharpness"], motion.measurements["sharpness"]
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "neardup_iphone6_hdr_off_gps.jpg",
+        "phone_iphone5_flowers_rot180_gps.jpg",
+        "phone_oppo_r7plus_13mp_gps.jpg",
+        "phone_nexus4_night_gps.jpg",
+        "blur_honor7x_176_sharp.jpg",
+    ],
+)
+def test_good_phone_photos_pass(name: str) -> None:
+    report = check(photos.real(name))
+    assert report.outcome == "pass", [(c.name, c.outcome, c.value) for c in report.checks]
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("edge_iphonexr_1x1px_gps.jpg", (1, 1)),
+        ("shelf_grocery_milk_001.jpg", (348, 348)),
+        ("phone_galaxy_s_faces_rot90_gps.jpg", (480, 640)),
+        ("phone_htc_desire_parkinglot_gps.jpg", (776, 909)),
+    ],
+)
+def test_small_photos_fail_a_1000_px_rule(name: str, size: tuple[int, int]) -> None:
+    report = check(photos.real(name))
+    resolution = by_name(report)["resolution"]
+    assert resolution.outcome == "fail"
+    assert resolution.value == f"{size[0]}x{size[1]}"
+    assert "at least 1000 px" in resolution.threshold
+
+
+def test_resolution_follows_exif_orientation() -> None:
+    # 640x480 stored, orientation 6: 480 wide and 640 high as seen.
+    report = check(photos.real("phone_galaxy_s_faces_rot90_gps.jpg"), min_side=400)
+    assert (report.width, report.height, report.orientation) == (480, 640, 6)
+    assert by_name(report)["resolution"].outcome == "pass"
+    assert (
+        by_name(check(photos.real("phone_galaxy_s_faces_rot90_gps.jpg"), min_side=500))["resolution"].outcome
+        == "fail"
+    )
+
+
+def test_exif_is_read_without_decoding() -> None:
+    galaxy = imaging.read_header(photos.real("phone_galaxy_s_faces_rot90_gps.jpg"))
+    assert galaxy.exif["gps_lat"] == 0.0
+    assert galaxy.exif["gps_lon"] == 0.0
+    assert galaxy.exif["taken_local"] == "2011:04:02 18:30:10"
+    iphone = imaging.read_header(photos.real("phone_iphone4_receipt_gps.jpg"))
+    assert iphone.exif["gps_lat"] == pytest.approx(41.853, abs=1e-3)
+    assert iphone.exif["gps_lon"] == pytest.approx(12.48883, abs=1e-4)
+
+
+def test_the_hdr_pair_is_one_picture_and_the_two_milks_are_not() -> None:
+    off, on = (
+        check(photos.real("neardup_iphone6_hdr_off_gps.jpg")),
+        check(photos.real("neardup_iphone6_hdr_on_gps.jpg")),
+    )
+    assert off.sha256 != on.sha256
+    assert same_picture(off, on)[0]
+    milk, in_hand = (
+        check(photos.real("shelf_grocery_milk_001.jpg"), 0),
+        check(photos.real("shelf_grocery_milk_002_inhand.jpg"), 0),
+    )
+    assert not same_picture(milk, in_hand)[0]
+    assert hamming(milk.phash or 0, in_hand.phash or 0) > PHASH_MAX_DISTANCE
+
+
+def _variants(image: np.ndarray) -> dict[str, bytes]:
+    height, width = image.shape[:2]
+    crop_y, crop_x = height * 4 // 100, width * 4 // 100
+    brighter = cv2.convertScaleAbs(image, alpha=1.0, beta=30)
+    return {
+        "re-encoded": photos.jpeg(image, quality=60),
+        "resized": photos.jpeg(cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA)),
+        "cropped": photos.jpeg(image[crop_y : height - crop_y, crop_x : width - crop_x]),
+        "brightened": photos.jpeg(brighter),
+        "png": photos.png(image),
+    }
+
+
+@pytest.mark.parametrize("source", ["real", "synthetic"])
+def test_the_same_picture_resaved_resized_cropped_or_brightened_is_caught(source: str) -> None:
+    if source == "real":
+        data = photos.real("blur_honor7x_176_sharp.jpg")
+        image = imaging.decode(data, factor=1, color=True)
+        assert image is not None
+    else:
+        image = photos.scene()
+        data = photos.jpeg(image)
+    original = check(data, 0)
+    for label, variant in _variants(image).items():
+        report = check(variant, 0)
+        twin, distance = same_picture(original, report)
+        assert twin, (label, distance)
+
+
+def test_different_pictures_are_not_matched() -> None:
+    reports = [check(photos.jpeg(photos.scene(seed=seed)), 0) for seed in range(1, 9)]
+    for index, a in enumerate(reports):
+        for b in reports[index + 1 :]:
+            assert not same_picture(a, b)[0]
+
+
+def test_uniform_and_black_images_never_match_each_other() -> None:
+    flat = [np.full((1200, 1600, 3), level, dtype=np.uint8) for level in (0, 3, 128, 255)]
+    gradient = np.tile(np.linspace(0, 255, 1600, dtype=np.uint8), (1200, 1))
+    reports = [check(photos.jpeg(image), 0) for image in [*flat, cv2.cvtColor(gradient, cv2.COLOR_GRAY2BGR)]]
+    for report in reports[:4]:
+        assert not report.comparable
+        assert by_name(report)["exposure"].outcome == "fail"
+    for index, a in enumerate(reports):
+        for b in reports[index + 1 :]:
+            assert not same_picture(a, b)[0]
+
+
+def test_screen_recapture_warns_and_real_photos_do_not() -> None:
+    for name in (
+        "phone_iphone4_receipt_gps.jpg",
+        "neardup_iphone6_hdr_on_gps.jpg",
+        "shelf_grocery_milk_001.jpg",
+    ):
+        assert by_name(check(photos.real(name), 0))["screen"].outcome == "pass", name
+    image = imaging.decode(photos.real("blur_honor10_180_sharp.jpg"), factor=1, color=True)
+    assert image is not None
+    yy, xx = np.indices(image.shape[:2])
+    grid = 1 + 0.12 * np.sin(
+        2 * np.pi * (np.cos(0.3) * xx + np.sin(0.3) * yy) / 12.0
+    )  # a screen's pixel grid
+    screen = np.clip(image * grid[..., None], 0, 255).astype(np.uint8)
+    report = check(photos.jpeg(screen), 0)
+    assert by_name(report)["screen"].outcome == "warn"
+    assert report.measurements["recapture_score"] > 7
+
+
+# Hostile and broken files ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: b"", "empty"),
+        (lambda: photos.jpeg(photos.scene())[:30_000], "truncated"),
+        (lambda: photos.png(photos.scene())[:20_000], "truncated"),
+        (lambda: photos.png(photos.scene()), None),  # a PNG renamed .jpg is still judged as what it is
+        (lambda: b"hello, this is text renamed .jpg\n" * 50, "text"),
+        (lambda: photos.jpeg_claiming(30000, 30000), "900 MP"),
+        (lambda: photos.png_of_zeros(12000, 10000), "120 MP"),
+        (photos.png_zip_polyglot, "ZIP"),
+        (lambda: photos.other_formats()["tiff"], "TIFF"),
+        (lambda: photos.other_formats()["gif"], "GIF"),
+        (lambda: photos.other_formats()["svg"], "SVG"),
+        (lambda: photos.other_formats()["webp"], "WEBP"),
+    ],
+    ids=[
+        "zero-bytes",
+        "truncated-jpeg",
+        "truncated-png",
+        "png-as-jpg",
+        "text",
+        "jpeg-30000x30000",
+        "png-bomb-12000x10000",
+        "png-zip-polyglot",
+        "tiff",
+        "gif",
+        "svg",
+        "webp",
+    ],
+)
+def test_bad_files_fail_with_a_reason(make: Any, expected: str | None) -> None:
+    data = make()
+    report = check(data, 0)
+    if expected is None:
+        assert report.detected_type == "png"
+        assert report.outcome == "pass"
+        return
+    assert report.outcome == "fail"
+    failed = [c for c in report.checks if c.outcome == "fail"]
+    assert failed
+    text = " ".join(f"{c.value} {c.explanation}" for c in failed).lower()
+    assert expected.lower() in text, text
+
+
+def test_garbage_exif_is_neutral() -> None:
+    report = check(photos.garbage_exif_jpeg(), 0)
+    assert report.outcome == "pass", [(c.name, c.outcome) for c in report.checks]
+    assert report.exif == {} or "taken_local" not in report.exif
+
+
+def test_a_bomb_is_refused_before_any_decode() -> None:
+    data = photos.png_of_zeros(12000, 10000)  # 120 MP in a few hundred kB
+    tracemalloc.start()
+    report = check(data, 0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert report.outcome == "fail"
+    assert "decoded" not in report.measurements
+    assert peak < 20 * 1024 * 1024  # a decode would need 120 MB
+
+
+# Derivatives ------------------------------------------------------------------------------------
+def test_client_safe_copy_has_no_metadata_and_blurred_faces() -> None:
+    from PIL import Image
+
+    data = photos.real("phone_galaxy_s_faces_rot90_gps.jpg")
+    header = imaging.read_header(data)
+    derived = make_derivatives(
+        data, width=header.width, height=header.height, orientation=header.orientation, detected_type="jpeg"
+    )
+    assert derived.faces_blurred >= 1
+    import io
+
+    safe = Image.open(io.BytesIO(derived.safe))
+    assert safe.size == (480, 640)  # turned upright
+    assert not safe.getexif()
+    assert "exif" not in safe.info
+    assert "icc_profile" not in safe.info
+    assert b"Exif" not in derived.safe[:4096]
+    assert b"SAMSUNG" not in derived.safe
+    # The face found in the original is gone from the client-safe copy.
+    original = imaging.upright(imaging.decode(data, factor=1, color=True), header.orientation)  # type: ignore[arg-type]
+    faces = detect_faces(original)
+    assert faces
+    safe_pixels = imaging.decode(derived.safe, factor=1, color=True)
+    assert safe_pixels is not None
+    for x, y, w, h in faces:
+        before = cv2.Laplacian(
+            cv2.cvtColor(original[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY), cv2.CV_64F
+        ).var()
+        after = cv2.Laplacian(
+            cv2.cvtColor(safe_pixels[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY), cv2.CV_64F
+        ).var()
+        assert after < before / 5
+    thumbnail = Image.open(io.BytesIO(derived.thumbnail))
+    assert max(thumbnail.size) <= 320
+    assert not thumbnail.getexif()
+
+
+def test_recapture_score_is_low_on_a_plain_scene() -> None:
+    gray = cv2.cvtColor(photos.scene(), cv2.COLOR_BGR2GRAY)
+    assert recapture_score(gray) < 7
+
+
+# The operator command ------------------------------------------------------------------------
