@@ -58,35 +58,6 @@ def png(image: np.ndarray) -> bytes:
     return bytes(buffer)
 
 
-def with_exif(data: bytes, **tags: object) -> bytes:
-    """Re-save a JPEG with EXIF: taken (str 'YYYY:MM:DD HH:MM:SS'), offset, gps (lat, lon), orientation."""
-    image = Image.open(io.BytesIO(data))
-    exif = Image.Exif()
-    if "orientation" in tags:
-        exif[0x0112] = tags["orientation"]
-    camera = exif.get_ifd(0x8769)
-    if "taken" in tags:
-        camera[0x9003] = tags["taken"]
-    if "offset" in tags:
-        camera[0x9011] = tags["offset"]
-    if "gps" in tags:
-        lat, lon = tags["gps"]  # type: ignore[misc]
-        gps = exif.get_ifd(0x8825)
-        gps[1], gps[3] = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
-        gps[2] = _dms(abs(lat))
-        gps[4] = _dms(abs(lon))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=92, exif=exif)
-    return out.getvalue()
-
-
-def _dms(value: float) -> tuple[float, float, float]:
-    degrees = int(value)
-    minutes = int((value - degrees) * 60)
-    seconds = round(((value - degrees) * 60 - minutes) * 60, 4)
-    return (float(degrees), float(minutes), seconds)
-
-
 # Bad inputs ---------------------------------------------------------------------------------
 def jpeg_claiming(width: int, height: int) -> bytes:
     """A few hundred bytes whose header says width x height."""

@@ -109,3 +109,29 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
     assert commands == ["./scripts/run", "./scripts/test"]
     assert "exec ./scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_install_takes_the_locked_versions() -> None:
+    """Both commands and the image install uv.lock's versions, with the same pinned uv."""
+    import tomllib
+
+    helper = (ROOT / "scripts" / "_venv.sh").read_text()
+    dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
+    pinned = re.search(r'^UV_VERSION="([0-9.]+)"', helper, re.MULTILINE)
+    assert pinned is not None
+    assert f'uv=={pinned.group(1)}"' in dockerfile
+    assert (
+        "sync --frozen" in helper and "uv export --frozen" in dockerfile and "--require-hashes" in dockerfile
+    )
+    for script in ("run", "test"):
+        assert re.search(r"^sync\b", (ROOT / "scripts" / script).read_text(), re.MULTILINE), script
+    assert "lock --check" in (ROOT / "scripts" / "test").read_text()
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    locked = {package["name"] for package in lock["package"]}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = project["project"]["dependencies"] + project["dependency-groups"]["dev"]
+    names = {
+        re.split(r"[\[<>=;!~ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        for requirement in wanted
+    }
+    assert names <= locked, names - locked
