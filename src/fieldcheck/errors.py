@@ -70,6 +70,18 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class PreconditionFailed(DomainError):
+    status_code = 412
+    code = "precondition_failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(DomainError):
+    status_code = 428
+    code = "precondition_required"
+    title = "Precondition required"
+
+
 class PayloadTooLarge(DomainError):
     status_code = 413
     code = "payload_too_large"

@@ -276,8 +276,9 @@ class JobSystem:
             )
         self.worker: dramatiq.Worker | None = None
         self._loops: list[_Loop] = []
-        # For join(): the messages this process sent whose job has not run to its end yet.
-        self._unfinished: set[str] = set()
+        # For join(): the messages this process sent whose job has not run to its end yet, and
+        # when each is due (a delayed one later).
+        self._unfinished: dict[str, float] = {}
         self._finished = threading.Condition()
         self.db.after_commit_hooks.append(self._after_commit)
 
@@ -366,12 +367,12 @@ class JobSystem:
             message_id=str(row.id),
         )
         with self._finished:
-            self._unfinished.add(str(row.id))
+            self._unfinished[str(row.id)] = time.monotonic() + row.delay_ms / 1000
         self.broker.enqueue(message, delay=row.delay_ms or None)
 
     def _done(self, job_id: str) -> None:
         with self._finished:
-            self._unfinished.discard(job_id)
+            self._unfinished.pop(job_id, None)
             self._finished.notify_all()
 
     def relay_all(self) -> int:
@@ -419,20 +420,29 @@ class JobSystem:
 
         A job that ends sends its own jobs after its commit, before it counts as finished, so
         when nothing sent is unfinished and nothing committed is left to relay, all is done.
-        Only this process's worker is waited for.
+        Only this process's worker is waited for, and not for jobs delayed past the timeout
+        (housekeeping scheduled for later).
         """
         deadline = time.monotonic() + timeout_s
+
+        def settled() -> bool:
+            return all(due > deadline for due in self._unfinished.values())
+
         while True:
             relayed = self.relay_all()
             with self._finished:
-                if not self._finished.wait_for(
-                    lambda: not self._unfinished, timeout=max(0.0, deadline - time.monotonic())
-                ):
-                    raise TimeoutError(f"{len(self._unfinished)} job(s) still unfinished after {timeout_s} s")
-            if self.worker is not None:
-                self.worker.join()
+                if not self._finished.wait_for(settled, timeout=max(0.0, deadline - time.monotonic())):
+                    waiting = sum(due <= deadline for due in self._unfinished.values())
+                    raise TimeoutError(f"{waiting} job(s) still unfinished after {timeout_s} s")
             if not relayed:
-                return
+                # Rows the relay loop holds (it skips what another relay locked, and so did we)
+                # are on their way to the broker: look again once they are.
+                with self.db.transaction(read_only=True) as session:
+                    if pending_count(session) == 0:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"committed jobs still not sent after {timeout_s} s")
+                time.sleep(0.01)
 
     def check(self) -> None:
         """Readiness: the broker answers (and, embedded, the worker threads run)."""

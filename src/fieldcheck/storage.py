@@ -1,8 +1,10 @@
 """Object storage behind one interface: S3 (boto3) or a local folder served by the app.
 
-Phones upload straight to storage with a signed instruction (S3 presigned POST, or the local
-backend's signed PUT URL) and clients download through expiring signed URLs. Both backends bound
-the size and fix the content type of an upload in the signature itself.
+Phones upload straight to storage with a signed PUT (S3 presigned, or the local backend's own
+URL), and people download through expiring signed URLs. An upload instruction is single-use: the
+exact size and the content type are in the signature, and it writes only where nothing is stored
+yet (`If-None-Match: *`), so an object once uploaded cannot be replaced through it. Downloads
+carry a content type the server chose, never one an uploader did.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from fieldcheck.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from fieldcheck.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 from fieldcheck.settings import Settings
 
 log = logging.getLogger("fieldcheck.storage")
@@ -71,12 +80,22 @@ class ObjectStorage(Protocol):
     kind: str
 
     def presign_upload(
-        self, key: str, *, content_type: str, max_bytes: int, expires_s: int
-    ) -> UploadInstruction: ...
+        self, key: str, *, content_type: str, size_bytes: int, expires_s: int
+    ) -> UploadInstruction:
+        """One upload of exactly `size_bytes` of `content_type` to `key`, while nothing is there."""
+        ...
 
-    def presign_download(self, key: str, *, expires_s: int, filename: str | None = None) -> str: ...
+    def presign_download(
+        self, key: str, *, expires_s: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
+        """A link that answers with `content_type` (when given) whatever the object was stored as."""
+        ...
 
     def head(self, key: str) -> ObjectInfo | None: ...
+
+    def copy(self, source: str, target: str, *, if_etag: str, content_type: str) -> ObjectInfo | None:
+        """Copy `source` to `target` as it is when its etag is `if_etag`; None if it changed or is gone."""
+        ...
 
     def get_bytes(self, key: str) -> bytes: ...
 
@@ -133,27 +152,59 @@ class S3Storage:
             self.client.create_bucket(Bucket=self.bucket)
 
     def presign_upload(
-        self, key: str, *, content_type: str, max_bytes: int, expires_s: int
+        self, key: str, *, content_type: str, size_bytes: int, expires_s: int
     ) -> UploadInstruction:
         validate_key(key)
         _, expires_at = _expiry(expires_s)
-        post = self.signer.generate_presigned_post(
-            Bucket=self.bucket,
-            Key=key,
-            Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+        # Content-Type, Content-Length and If-None-Match are signed headers: S3 refuses another
+        # type or size, and any write once an object is there (a conditional write).
+        url = self.signer.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": size_bytes,
+                "IfNoneMatch": "*",
+            },
             ExpiresIn=expires_s,
         )
         return UploadInstruction(
-            method="POST", url=post["url"], fields=dict(post["fields"]), expires_at=expires_at
+            method="PUT", url=url, headers=_upload_headers(content_type, size_bytes), expires_at=expires_at
         )
 
-    def presign_download(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+    def presign_download(
+        self, key: str, *, expires_s: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
         params: dict[str, str] = {"Bucket": self.bucket, "Key": validate_key(key)}
         if filename:
             params["ResponseContentDisposition"] = _content_disposition(filename)
+        if content_type:
+            params["ResponseContentType"] = content_type
         url: str = self.signer.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
         return url
+
+    def copy(self, source: str, target: str, *, if_etag: str, content_type: str) -> ObjectInfo | None:
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=validate_key(target),
+                CopySource={"Bucket": self.bucket, "Key": validate_key(source)},
+                CopySourceIfMatch=f'"{if_etag}"',
+                MetadataDirective="REPLACE",
+                ContentType=content_type,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                return None
+            raise
+        copied = self.head(target)
+        # A single PUT's ETag is its MD5: the copy shows which bytes it took, also on stores that
+        # ignore the copy's precondition.
+        if copied is None or copied.etag != if_etag:
+            self.delete(target)
+            return None
+        return copied
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -234,25 +285,47 @@ class LocalStorage:
 
     # Interface ----------------------------------------------------------------------------
     def presign_upload(
-        self, key: str, *, content_type: str, max_bytes: int, expires_s: int
+        self, key: str, *, content_type: str, size_bytes: int, expires_s: int
     ) -> UploadInstruction:
         validate_key(key)
         exp, expires_at = _expiry(expires_s)
-        params = {"op": "put", "exp": str(exp), "ct": content_type, "max": str(max_bytes)}
+        params = {"op": "put", "exp": str(exp), "ct": content_type, "size": str(size_bytes)}
         return UploadInstruction(
             method="PUT",
             url=self._url(key, params),
-            headers={"Content-Type": content_type},
+            headers=_upload_headers(content_type, size_bytes),
             expires_at=expires_at,
         )
 
-    def presign_download(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+    def presign_download(
+        self, key: str, *, expires_s: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
         validate_key(key)
         exp, _ = _expiry(expires_s)
         params = {"op": "get", "exp": str(exp)}
         if filename:
             params["fn"] = filename
+        if content_type:
+            params["ct"] = content_type
         return self._url(key, params)
+
+    def copy(self, source: str, target: str, *, if_etag: str, content_type: str) -> ObjectInfo | None:
+        before = self.head(source)
+        if before is None or before.etag != if_etag:
+            return None
+        source_path, target_path = self.path_for(source), self.path_for(target)
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target_path.parent, prefix=".copy-")
+        try:
+            with os.fdopen(fd, "wb") as out, source_path.open("rb") as original:
+                shutil.copyfileobj(original, out, CHUNK_BYTES)
+            after = self.head(source)
+            if after is None or after.etag != if_etag:  # written again while being copied
+                return None
+            os.replace(tmp, target_path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return self.head(target)
 
     def head(self, key: str) -> ObjectInfo | None:
         path = self.path_for(key)
@@ -379,6 +452,11 @@ def create_storage(settings: NamedDependency[Settings]) -> ObjectStorage:
     return S3Storage(settings) if settings.storage_kind == "s3" else LocalStorage(settings)
 
 
+def _upload_headers(content_type: str, size_bytes: int) -> dict[str, str]:
+    """The headers a phone sends with its PUT, as signed (HTTP clients set Content-Length themselves)."""
+    return {"Content-Type": content_type, "Content-Length": str(size_bytes), "If-None-Match": "*"}
+
+
 def _content_disposition(filename: str) -> str:
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
@@ -395,19 +473,30 @@ class LocalStorageController(Controller):
     async def upload(
         self, request: Request[Any, Any, Any], key: FromPath[str], storage: NamedDependency[LocalStorage]
     ) -> Response[None]:
+        """One upload, as the instruction signed it: its type, its exact size, and only once."""
         key = key.lstrip("/")
-        params = _signed_params(request, key, ("op", "exp", "ct", "max"))
+        params = _signed_params(request, key, ("op", "exp", "ct", "size"))
         storage.verify(params, request.query_params.get("sig", ""))
         if params["op"] != "put":
             raise Forbidden("this URL does not allow uploads", code="bad_signature")
-        max_bytes = int(params["max"])
+        size = int(params["size"])
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
         if content_type != params["ct"]:
             raise Forbidden(f"Content-Type must be {params['ct']!r}, as signed", code="content_type_mismatch")
+        if request.headers.get("if-none-match") != "*":
+            raise PreconditionRequired(
+                "send If-None-Match: * as the instruction says: an upload never replaces an object"
+            )
         declared = request.headers.get("content-length")
-        if declared is not None and int(declared) > max_bytes:
-            raise PayloadTooLarge(f"the upload may be at most {max_bytes} bytes", max_bytes=max_bytes)
+        if declared is not None and declared != str(size):
+            raise BadRequest(
+                f"this upload must be exactly {size} bytes, as announced; it says {declared}",
+                code="upload_size_mismatch",
+                size_bytes=size,
+            )
         path = storage.path_for(key)
+        if await anyio.to_thread.run_sync(path.exists):
+            raise _already_uploaded()
         await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
         fd, tmp = await anyio.to_thread.run_sync(lambda: tempfile.mkstemp(dir=path.parent, prefix=".upload-"))
         os.close(fd)
@@ -416,14 +505,19 @@ class LocalStorageController(Controller):
             async with await anyio.open_file(tmp, "wb") as out:
                 async for chunk in request.stream():
                     received += len(chunk)
-                    if received > max_bytes:
-                        raise PayloadTooLarge(
-                            f"the upload may be at most {max_bytes} bytes", max_bytes=max_bytes
-                        )
+                    if received > size:
+                        raise PayloadTooLarge(f"this upload must be exactly {size} bytes", max_bytes=size)
                     await out.write(chunk)
-            if received == 0:
-                raise BadRequest("the upload is empty", code="empty_upload")
-            await anyio.to_thread.run_sync(os.replace, tmp, path)
+            if received != size:
+                raise BadRequest(
+                    f"this upload must be exactly {size} bytes; {received} arrived",
+                    code="upload_size_mismatch",
+                    size_bytes=size,
+                )
+            try:  # a hard link appears only if nothing is there: of two racing uploads, one wins
+                await anyio.to_thread.run_sync(os.link, tmp, path)
+            except FileExistsError:
+                raise _already_uploaded() from None
         finally:
             await anyio.to_thread.run_sync(lambda: Path(tmp).unlink(missing_ok=True))
         return Response(content=None, status_code=201)
@@ -433,7 +527,7 @@ class LocalStorageController(Controller):
         self, request: Request[Any, Any, Any], key: FromPath[str], storage: NamedDependency[LocalStorage]
     ) -> Stream:
         key = key.lstrip("/")
-        wanted = ("op", "exp", "fn") if "fn" in request.query_params else ("op", "exp")
+        wanted = ("op", "exp", *(name for name in ("fn", "ct") if name in request.query_params))
         params = _signed_params(request, key, wanted)
         storage.verify(params, request.query_params.get("sig", ""))
         if params["op"] != "get":
@@ -442,14 +536,29 @@ class LocalStorageController(Controller):
         if info is None:
             raise NotFound("no such object")
         path = storage.path_for(key)
-        headers = {"Content-Length": str(info.size), "Cache-Control": "private, max-age=300"}
+        headers = {"Content-Length": str(info.size), "Cache-Control": "private, max-age=300", **SERVED_OBJECT}
         if "fn" in params:
             headers["Content-Disposition"] = _content_disposition(params["fn"])
         return Stream(
             _read_chunks(path),
-            media_type=info.content_type or "application/octet-stream",
+            media_type=params.get("ct") or info.content_type or "application/octet-stream",
             headers=headers,
         )
+
+
+# Whatever a stored object holds, a browser shows it as the type the server chose and runs nothing.
+SERVED_OBJECT = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox",
+}
+
+
+def _already_uploaded() -> PreconditionFailed:
+    return PreconditionFailed(
+        "something was already uploaded here; an upload never replaces it (delete the photo and ask "
+        "for a new upload to send another)",
+        code="already_uploaded",
+    )
 
 
 def _signed_params(request: Request[Any, Any, Any], key: str, names: tuple[str, ...]) -> dict[str, str]:
@@ -461,8 +570,8 @@ def _signed_params(request: Request[Any, Any, Any], key: str, names: tuple[str, 
         params[name] = value
     try:
         int(params["exp"])
-        if "max" in params:
-            int(params["max"])
+        if "size" in params:
+            int(params["size"])
     except ValueError:
         raise Forbidden("this URL is malformed", code="bad_signature") from None
     return params

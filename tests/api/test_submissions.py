@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +13,13 @@ from PIL import Image
 from sqlmodel import func, select, update
 
 from fieldcheck.assignments.models import Assignment
+from fieldcheck.auth.models import Role
 from fieldcheck.checks.imaging import cv2
 from fieldcheck.idempotency import IdempotencyRecord
 from fieldcheck.jobs import OutboxMessage
+from fieldcheck.photos.models import Photo
 from tests.support import photos
-from tests.support.factories import problem, runtime_of
+from tests.support.factories import make_account, problem, runtime_of
 from tests.support.submissions import (
     STORE_LAT,
     STORE_LON,
@@ -26,6 +30,7 @@ from tests.support.submissions import (
     jobs_held,
     new_id,
     put_to_storage,
+    send_upload,
     submit,
     upload,
 )
@@ -233,22 +238,86 @@ def test_hostile_files_are_rejected_and_the_worker_keeps_going(
     assert checked(app_client, other, next_id)["status"] == "approved"
 
 
-def test_a_photo_replaced_after_submission_is_not_trusted(app_client: Any) -> None:
+def test_a_submitted_photo_is_frozen_and_cannot_be_replaced(app_client: Any) -> None:
+    """The upload instruction is single-use, and what was submitted is copied where no worker can
+    write: the checks, the reviewer and the client see the very bytes that were submitted."""
+    field = Field(app_client, review_all=True)
+    worker = field.worker()
+    assignment_id = field.reserve(worker)
+    original = shelf(61)
+    created = app_client.post(
+        f"/api/v1/assignments/{assignment_id}/photos",
+        json={"content_type": "image/jpeg", "size_bytes": len(original)},
+        headers=worker.headers,
+    ).json()
+    instruction, photo_id = created["upload"], created["photo_id"]
+    put_to_storage(app_client, instruction, original, "image/jpeg")
+    assert send_upload(app_client, instruction, original).status_code == 412  # single-use, before too
+    with jobs_held(app_client):  # the check job waits while the worker tries to replace the photo
+        assert submit(app_client, worker, assignment_id, [photo_id]).status_code == 202
+        replacement = (shelf(62) + bytes(len(original)))[: len(original)]  # the size announced
+        again = send_upload(app_client, instruction, replacement)
+        assert again.status_code == 412, again.text  # as instructed: refused
+    result = checked(app_client, worker, assignment_id)
+    assert result["status"] == "in_review"
+    assert by_check(result)["file"][0]["outcome"] == "pass"
+
+    runtime = runtime_of(app_client)
+    with runtime.db.transaction(read_only=True) as session:
+        stored = session.get(Photo, uuid.UUID(photo_id))
+        assert stored is not None and stored.frozen_key and stored.frozen_key != stored.storage_key
+        checked_digest = stored.sha256
+    assert checked_digest == hashlib.sha256(original).hexdigest()
+    # Even a PUT that leaves out the signed headers (real S3 refuses it; moto lets it through)
+    # writes only the upload, never what is read.
+    send_upload(app_client, instruction, replacement, **{"If-None-Match": ""})
+    reviewer = make_account(runtime, Role.reviewer)
+    item = app_client.get(f"/api/v1/review/{assignment_id}", headers=reviewer.headers).json()
+    full_size = fetch(app_client, item["photos"][0]["url"])
+    assert hashlib.sha256(full_size).hexdigest() == checked_digest
+    own = fetch(app_client, result["photos"][0]["url"])
+    assert own == original
+
+
+def test_a_frozen_copy_changed_in_storage_is_not_trusted(app_client: Any) -> None:
+    """Storage is written behind the platform's back: the check sees it and says so."""
     field = Field(app_client)
     worker = field.worker()
     assignment_id = field.reserve(worker)
-    created = app_client.post(
-        f"/api/v1/assignments/{assignment_id}/photos",
-        json={"content_type": "image/jpeg", "size_bytes": 100_000},
-        headers=worker.headers,
-    ).json()
-    put_to_storage(app_client, created["upload"], shelf(61), "image/jpeg")
-    with jobs_held(app_client):  # the check job waits while the upload URL is replayed
-        assert submit(app_client, worker, assignment_id, [created["photo_id"]]).status_code == 202
-        put_to_storage(app_client, created["upload"], shelf(62), "image/jpeg")
+    photo_id = upload(app_client, worker, assignment_id, shelf(63))
+    runtime = runtime_of(app_client)
+    with jobs_held(app_client):
+        assert submit(app_client, worker, assignment_id, [photo_id]).status_code == 202
+        with runtime.db.transaction(read_only=True) as session:
+            frozen = session.get(Photo, uuid.UUID(photo_id))
+            assert frozen is not None and frozen.frozen_key
+        runtime.storage.put(frozen.frozen_key, shelf(64), content_type="image/jpeg")
     result = checked(app_client, worker, assignment_id)
     assert result["status"] == "rejected"
     assert "changed" in by_check(result)["file"][0]["explanation"]
+
+
+def test_a_photo_of_another_size_than_announced_is_refused(app_client: Any) -> None:
+    field = Field(app_client)
+    worker = field.worker()
+    assignment_id = field.reserve(worker)
+    data = shelf(65)
+    created = app_client.post(
+        f"/api/v1/assignments/{assignment_id}/photos",
+        json={"content_type": "image/jpeg", "size_bytes": len(data) + 10},
+        headers=worker.headers,
+    ).json()
+    sent = send_upload(app_client, created["upload"], data, **{"Content-Length": str(len(data))})
+    if _local(app_client):
+        problem(sent, 400, "upload_size_mismatch")
+    else:
+        # moto does not check the signed Content-Length (S3 does): the submission does.
+        assert sent.status_code == 200
+        problem(submit(app_client, worker, assignment_id, [created["photo_id"]]), 422, "photo_size_mismatch")
+
+
+def _local(client: Any) -> bool:
+    return runtime_of(client).storage.kind == "local"
 
 
 def test_campaign_settings_force_review_or_sample_audits(app_client: Any) -> None:

@@ -130,33 +130,18 @@ def submit(
             errors=[field_error("photo_ids", f"{campaign.min_photos} to {campaign.max_photos}")],
         )
     now = utcnow()
-    missing: list[str] = []
-    oversized: list[str] = []
+    refused: dict[str, list[str]] = {}
     for photo_id in data.photo_ids:
         photo = given[photo_id]
-        # What storage holds now is recorded; the check job compares again before it reads.
-        info = storage.head(photo.storage_key)
-        if info is None or info.size == 0:
-            missing.append(str(photo_id))
+        # Frozen now: the checks, reviewers and clients will see exactly these bytes.
+        problem = photos.freeze(session, storage, settings, photo)
+        if problem is not None:
+            refused.setdefault(problem, []).append(str(photo_id))
             continue
-        if info.size > settings.photo_max_bytes:
-            oversized.append(str(photo_id))
-            continue
-        photo.stored_bytes, photo.stored_etag = info.size, info.etag
         photo.status, photo.submitted_at = PhotoStatus.submitted.value, now
         session.add(photo)
-    if missing:
-        raise Unprocessable(
-            f"{len(missing)} photo(s) have not arrived in storage yet: upload them, then submit again",
-            code="photo_not_uploaded",
-            photo_ids=missing,
-        )
-    if oversized:
-        raise Unprocessable(
-            f"{len(oversized)} photo(s) are larger than {settings.photo_max_bytes} bytes",
-            code="photo_too_large",
-            photo_ids=oversized,
-        )
+    for problem, ids in refused.items():
+        raise _unsubmittable(problem, ids, settings)
     offset = data.captured_at.utcoffset()
     submitted = transition(
         session,
@@ -240,6 +225,33 @@ def drop_photo(
     """Delete a photo not yet submitted, freeing its place (its object goes after the commit)."""
     live_reservation(session, worker_id, assignment_id)
     photos.delete_unsubmitted(session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id)
+
+
+def _unsubmittable(problem: str, photo_ids: list[str], settings: Settings) -> Unprocessable | Conflict:
+    count = len(photo_ids)
+    if problem == "missing":
+        return Unprocessable(
+            f"{count} photo(s) have not arrived in storage yet: upload them, then submit again",
+            code="photo_not_uploaded",
+            photo_ids=photo_ids,
+        )
+    if problem == "too_large":
+        return Unprocessable(
+            f"{count} photo(s) are larger than {settings.photo_max_bytes} bytes",
+            code="photo_too_large",
+            photo_ids=photo_ids,
+        )
+    if problem == "size_mismatch":
+        return Unprocessable(
+            f"{count} photo(s) in storage are not the size announced for them: delete them and upload again",
+            code="photo_size_mismatch",
+            photo_ids=photo_ids,
+        )
+    return Conflict(
+        f"{count} photo(s) changed while being submitted; submit again",
+        code="photo_changed",
+        photo_ids=photo_ids,
+    )
 
 
 def _in_schedule(campaign: Campaign, now: datetime) -> bool:

@@ -47,7 +47,7 @@ def measure_photo(
     storage: ObjectStorage, photo: Photo, *, min_short_side_px: int, max_bytes: int
 ) -> PhotoWork:
     """Read the photo as submitted (refusing one changed since), check it, make its derivatives."""
-    info = storage.head(photo.storage_key)
+    info = storage.head(photo.content_key)
     if info is None or info.etag != photo.stored_etag or info.size != photo.stored_bytes:
         report = PhotoReport()
         report.checks.append(
@@ -61,7 +61,7 @@ def measure_photo(
             )
         )
         return PhotoWork(photo, report)
-    data = storage.get_bytes(photo.storage_key)
+    data = storage.get_bytes(photo.content_key)
     report = check_photo(data, min_short_side_px=min_short_side_px, max_bytes=max_bytes)
     work = PhotoWork(photo, report)
     if (

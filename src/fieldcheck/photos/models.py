@@ -50,7 +50,10 @@ class Photo(SQLModel, table=True):
     status: str = Field(
         default=PhotoStatus.awaiting_upload.value, sa_column=Column(String(20), nullable=False)
     )
+    # Where the phone uploads (a single-use signed PUT), and the copy made at submission that
+    # the checks, reviewers and clients read: no worker ever holds a link to write it.
     storage_key: str = Field(sa_column=Column(String(300), nullable=False, unique=True))
+    frozen_key: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
     declared_type: str = Field(sa_column=Column(String(50), nullable=False))
     declared_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     stored_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
@@ -69,3 +72,13 @@ class Photo(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+    @property
+    def content_key(self) -> str:
+        """The bytes that were submitted and checked (the upload itself before submission)."""
+        return self.frozen_key or self.storage_key
+
+    @property
+    def served_type(self) -> str:
+        """The content type the photo is served with: chosen by the server, never the uploader."""
+        return {"jpeg": "image/jpeg", "png": "image/png"}.get(self.detected_type or "", self.declared_type)

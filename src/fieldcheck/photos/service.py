@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -20,6 +21,8 @@ from fieldcheck.storage import ObjectStorage, UploadInstruction
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/heic": "heic"}
 DELETE_OBJECT_JOB = "photos.delete_object"
+# An upload still in flight when its instruction expires may finish a little later.
+UPLOAD_GRACE_S = 300
 
 
 def accepted_type(content_type: str, size_bytes: int, settings: Settings) -> str:
@@ -78,10 +81,45 @@ def create_upload(
     instruction = storage.presign_upload(
         photo.storage_key,
         content_type=content_type,
-        max_bytes=settings.photo_max_bytes,
+        size_bytes=size_bytes,
         expires_s=settings.signed_url_ttl_s,
     )
     return photo, instruction
+
+
+def frozen_key_of(photo: Photo) -> str:
+    base, _, name = photo.storage_key.rpartition("/")
+    return f"{base}/submitted.{name.rpartition('.')[2]}"
+
+
+def freeze(session: Session, storage: ObjectStorage, settings: Settings, photo: Photo) -> str | None:
+    """Copy the uploaded photo to a key no worker can write, as it is now; the checks, reviewers
+    and clients read only that copy. None, with the reason, when it cannot be frozen as announced.
+
+    The upload itself stays until its instruction has expired (a second upload to it is refused
+    meanwhile), then goes.
+    """
+    info = storage.head(photo.storage_key)
+    if info is None or info.size == 0:
+        return "missing"
+    if info.size > settings.photo_max_bytes:
+        return "too_large"
+    if info.size != photo.declared_bytes or info.etag is None:
+        return "size_mismatch"
+    frozen = storage.copy(
+        photo.storage_key, frozen_key_of(photo), if_etag=info.etag, content_type=photo.declared_type
+    )
+    if frozen is None or frozen.size != info.size:
+        return "changed"
+    photo.frozen_key = frozen.key
+    photo.stored_bytes, photo.stored_etag = frozen.size, frozen.etag
+    enqueue(
+        session,
+        DELETE_OBJECT_JOB,
+        delay=timedelta(seconds=settings.signed_url_ttl_s + UPLOAD_GRACE_S),
+        key=photo.storage_key,
+    )
+    return None
 
 
 def delete_unsubmitted(
@@ -99,6 +137,8 @@ def delete_unsubmitted(
     session.delete(photo)
     # The object goes once the row is gone for good: after the commit.
     enqueue(session, DELETE_OBJECT_JOB, key=photo.storage_key)
+    if photo.frozen_key:
+        enqueue(session, DELETE_OBJECT_JOB, key=photo.frozen_key)
 
 
 def photos_of(session: Session, assignment_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Photo]]:

@@ -15,8 +15,8 @@ def photo_out(photo: Photo, storage: ObjectStorage, settings: Settings) -> Photo
         status=photo.status,
         width=photo.width,
         height=photo.height,
-        thumbnail_url=storage.presign_download(photo.thumbnail_key, expires_s=ttl)
+        thumbnail_url=storage.presign_download(photo.thumbnail_key, expires_s=ttl, content_type="image/jpeg")
         if photo.thumbnail_key
         else None,
-        url=storage.presign_download(photo.storage_key, expires_s=ttl),
+        url=storage.presign_download(photo.content_key, expires_s=ttl, content_type=photo.served_type),
     )

@@ -81,8 +81,10 @@ def item_detail(
         photos=[
             ReviewPhotoOut(
                 id=p.id,
-                url=storage.presign_download(p.storage_key, expires_s=ttl),
-                thumbnail_url=storage.presign_download(p.thumbnail_key, expires_s=ttl)
+                url=storage.presign_download(p.content_key, expires_s=ttl, content_type=p.served_type),
+                thumbnail_url=storage.presign_download(
+                    p.thumbnail_key, expires_s=ttl, content_type="image/jpeg"
+                )
                 if p.thumbnail_key
                 else None,
                 width=p.width,

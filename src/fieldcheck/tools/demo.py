@@ -273,15 +273,13 @@ def _upload(api: Any, headers: dict[str, str], assignment_id: str, data: bytes) 
     _ok(answer, 201)
     body = answer.json()
     upload = body["upload"]
-    if upload["method"] == "PUT":  # the embedded storage: answered by this same app
-        parts = urlsplit(upload["url"])
+    parts = urlsplit(upload["url"])
+    if parts.path.startswith("/storage/"):  # the embedded storage: answered by this same app
         sent = api.put(
             urlunsplit(("", "", parts.path, parts.query, "")), content=data, headers=upload["headers"]
         )
-    else:  # S3: the presigned form, sent to the storage itself
-        sent = httpx.post(
-            upload["url"], data=upload["fields"], files={"file": ("photo.jpg", data, "image/jpeg")}
-        )
+    else:  # S3: the presigned PUT, sent to the storage itself
+        sent = httpx.put(upload["url"], content=data, headers=upload["headers"])
     if sent.status_code not in (200, 201, 204):
         raise RuntimeError(f"the photo upload failed: {sent.status_code} {sent.text[:200]}")
     return str(body["photo_id"])
