@@ -94,6 +94,7 @@ def worker(threads: int | None, queues: str | None) -> None:
             "(amqp://... or redis://...) to run separate workers"
         )
     runtime = Runtime(settings)
+    runtime.bound_photo_decodes()
     runtime.jobs.start_worker(threads=threads, queues=queues.split(",") if queues else None)
     click.echo(f"worker consuming {sorted(runtime.jobs.declared_queues())}", err=True)
     try:

@@ -81,8 +81,15 @@ class Runtime:
 
         return HashIndex()
 
+    def bound_photo_decodes(self) -> None:
+        """The photo checks run in this process's workers: bound how many images they hold decoded."""
+        from fieldcheck.checks import imaging  # OpenCV loads only in processes that check photos
+
+        imaging.limit_concurrent_decodes(self.settings.max_concurrent_decodes)
+
     def start(self, *, worker: bool, relay: bool, scheduler: bool) -> None:
         if worker:
+            self.bound_photo_decodes()
             self.jobs.start_worker()
         self.jobs.start_loops(relay=relay, scheduler=scheduler)
         if relay:

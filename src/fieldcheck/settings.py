@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # How long an idle worker thread waits on its queue before looking again: also how long
     # stopping a worker takes. Lower costs a little CPU while idle.
     worker_poll_ms: int = Field(default=200, ge=1, le=10_000)
+    # Images a process holds decoded at once (each at most 64 MiB of pixels): bounds the memory
+    # of photo checks whatever arrives at once.
+    max_concurrent_decodes: int = Field(default=2, ge=1, le=64)
     relay_interval_s: float = Field(
         default=2.0, gt=0, description="How often unsent outbox rows are retried."
     )

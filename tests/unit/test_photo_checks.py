@@ -298,3 +298,96 @@ def test_recapture_score_is_low_on_a_plain_scene() -> None:
 
 
 # The operator command ------------------------------------------------------------------------
+
+
+# Memory: every decode within its budget, full-size-only formats gated lower ------------------
+def test_a_png_too_large_to_decode_safely_is_refused_before_any_decode() -> None:
+    """9999 x 9999 passes the 100 MP gate, but a PNG decodes only at full size: 300 MB in colour."""
+    data = photos.png_of_zeros(9999, 9999)
+    tracemalloc.start()
+    report = check(data, 0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert report.outcome == "fail"
+    assert "PNG this large" in report.checks[0].explanation and "decoded" not in report.measurements
+    assert peak < 20 * 1024 * 1024
+
+
+def test_a_large_progressive_jpeg_is_refused_and_a_small_one_checked() -> None:
+    big = photos.jpeg_claiming(6000, 5000).replace(b"\xff\xc0", b"\xff\xc2", 1)
+    assert imaging.is_progressive(big)
+    refused = check(big, 0)
+    assert refused.outcome == "fail" and "progressive JPEG" in refused.checks[0].explanation
+    ok, buffer = cv2.imencode(".jpg", photos.scene(1600, 1200), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok and imaging.is_progressive(bytes(buffer))
+    report = check(bytes(buffer), 1000)
+    assert report.measurements["progressive"] is True and report.measurements["decoded"]
+    assert report.outcome == "pass", [(c.name, c.outcome) for c in report.checks]
+
+
+@pytest.mark.parametrize(
+    ("kind", "width", "height", "target", "channels", "expected"),
+    [
+        ("jpeg", 4000, 3000, 1600, 3, 2),  # the reduction the target allows already fits
+        ("jpeg", 10000, 10000, 1600, 3, 4),
+        ("jpeg", 3199, 3199, 1600, 3, 1),
+        ("jpeg", 12000, 8000, 6000, 3, 4),  # a larger target: the budget asks for more
+        ("png", 5400, 4000, 1600, 3, 1),  # 21.6 MP: fits
+        ("png", 6000, 5000, 1600, 3, None),  # 30 MP at full size: does not
+        ("png", 6000, 5000, 512, 1, 1),  # in grey it would, but colour decides at the gate
+    ],
+)
+def test_every_decode_fits_the_budget(
+    kind: str, width: int, height: int, target: int, channels: int, expected: int | None
+) -> None:
+    factor = imaging.reduction_within_budget(kind, width, height, target=target, channels=channels)
+    assert factor == expected
+    if factor is not None:
+        assert imaging.decoded_bytes(width, height, factor, channels) <= imaging.MAX_DECODED_BYTES
+
+
+def test_a_process_holds_only_so_many_images_decoded_at_once() -> None:
+    import threading
+    import time
+
+    imaging.limit_concurrent_decodes(2)
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def decode() -> None:
+        nonlocal inside, most
+        with imaging.decoding():
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.02)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=decode) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 2
+    imaging.limit_concurrent_decodes(imaging.DEFAULT_CONCURRENT_DECODES)
+
+
+def test_markup_appended_to_a_jpeg_fails_the_file_check() -> None:
+    data = photos.jpeg(photos.scene(1200, 900)) + b"\n<html><body><script>alert(document.cookie)</script>"
+    report = check(data, 0)
+    assert report.outcome == "fail"
+    assert "web page or script" in report.checks[0].explanation
+
+
+def test_faces_are_found_the_same_from_several_threads_at_once() -> None:
+    """A face cascade is not safe to share between threads: each thread has its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = photos.real("phone_galaxy_s_faces_rot90_gps.jpg")
+    header = imaging.read_header(data)
+    image = imaging.upright(imaging.decode(data, factor=1, color=True), header.orientation)  # type: ignore[arg-type]
+    alone = detect_faces(image)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        together = list(pool.map(lambda _: detect_faces(image), range(12)))
+    assert alone and all(found == alone for found in together)

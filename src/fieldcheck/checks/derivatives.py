@@ -7,7 +7,7 @@ copy also has bystanders' faces blurred (OpenCV's Haar cascade for frontal faces
 
 from __future__ import annotations
 
-import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,13 +38,20 @@ CASCADES = {"haarcascade_frontalface_alt2.xml": 5, "haarcascade_profileface.xml"
 SCALE_STEP = 1.15
 
 
-@functools.cache
+# A CascadeClassifier is not safe to share between threads (concurrent detections trip its
+# internal assertions): each worker thread loads its own, once.
+_detectors = threading.local()
+
+
 def _detector(name: str) -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + name  # type: ignore[attr-defined]
-    detector = cv2.CascadeClassifier(path)
-    if detector.empty():
-        raise RuntimeError(f"the face cascade {name} is missing from OpenCV ({path})")
-    return detector
+    loaded: dict[str, cv2.CascadeClassifier] = _detectors.__dict__.setdefault("by_name", {})
+    if name not in loaded:
+        path = cv2.data.haarcascades + name  # type: ignore[attr-defined]
+        detector = cv2.CascadeClassifier(path)
+        if detector.empty():
+            raise RuntimeError(f"the face cascade {name} is missing from OpenCV ({path})")
+        loaded[name] = detector
+    return loaded[name]
 
 
 def detect_faces(image: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -100,17 +107,26 @@ def encode_jpeg(image: np.ndarray) -> bytes:
 
 
 def make_derivatives(
-    data: bytes, *, width: int, height: int, orientation: int, detected_type: str
+    data: bytes, *, width: int, height: int, orientation: int, detected_type: str, progressive: bool = False
 ) -> Derivatives:
     """Decode once at the size the client-safe copy needs; the thumbnail comes from that."""
-    long_side = max(width, height)
-    factor = imaging.reduction_for(long_side, SAFE_LONG_SIDE) if detected_type == "jpeg" else 1
-    image = imaging.decode(data, factor=factor, color=True)
-    if image is None:
-        raise ValueError("the image could not be decoded")
-    image = imaging.upright(image, orientation)
-    if max(image.shape[:2]) > SAFE_LONG_SIDE:
-        image = imaging.resize_long_side(image, SAFE_LONG_SIDE)
+    factor = imaging.reduction_within_budget(
+        detected_type,
+        width,
+        height,
+        target=SAFE_LONG_SIDE,
+        channels=imaging.COLOUR_BYTES,
+        progressive=progressive,
+    )
+    if factor is None:
+        raise ValueError("no decode of this image fits the memory budget")
+    with imaging.decoding():
+        image = imaging.decode(data, factor=factor, color=True)
+        if image is None:
+            raise ValueError("the image could not be decoded")
+        if max(image.shape[:2]) > SAFE_LONG_SIDE:  # smaller first: the rotation then costs little
+            image = imaging.resize_long_side(image, SAFE_LONG_SIDE)
+        image = imaging.upright(image, orientation)
     faces = detect_faces(image)
     safe = blur_faces(image, faces)
     thumbnail = (

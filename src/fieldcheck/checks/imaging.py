@@ -2,6 +2,11 @@
 
 Nothing here decodes pixels before the pixel count read from the header has passed the gate, and
 OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS) is set before cv2 is first imported.
+
+Memory is bounded whatever the file: each decode holds at most MAX_DECODED_BYTES of pixels (a
+JPEG is decoded at 1/2, 1/4 or 1/8 when needed; a PNG or a progressive JPEG, which cannot be, is
+refused above the pixels that fit), and a process decodes at most a few images at a time
+(`decoding()`, `limit_concurrent_decodes`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ import io
 import math
 import os
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -25,6 +33,30 @@ from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 cv2.setNumThreads(1)  # jobs run in parallel already; one photo, one core
+
+# The pixels one decode may hold (colour: 3 bytes each): 64 MiB is a 21 MP colour image.
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+COLOUR_BYTES = 3
+# Formats decoded at full size only: a PNG, and a progressive JPEG (libjpeg keeps all its DCT
+# coefficients while decoding, about 3 bytes a pixel, whatever the reduction asked for).
+FULL_SIZE_MAX_PIXELS = MAX_DECODED_BYTES // COLOUR_BYTES
+DEFAULT_CONCURRENT_DECODES = 2
+_decodes = threading.BoundedSemaphore(DEFAULT_CONCURRENT_DECODES)
+
+
+def limit_concurrent_decodes(count: int) -> None:
+    """How many images this process may hold decoded at once (set at start, before any decode)."""
+    global _decodes
+    _decodes = threading.BoundedSemaphore(count)
+
+
+@contextmanager
+def decoding() -> Iterator[None]:
+    """Hold one of the process's decode slots while full-size pixels exist."""
+    slots = _decodes
+    with slots:
+        yield
+
 
 EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
@@ -42,6 +74,8 @@ FOREIGN_SIGNATURES = {
     b"<?xml": "an XML document",
     b"<svg": "an SVG document",
 }
+# Markup anywhere after an image: what a browser might run if the file were ever taken for a page.
+MARKUP = (b"<html", b"<!doctype", b"<script", b"<body", b"<iframe", b"<?php", b"<svg", b"<object")
 
 
 def sniff_type(data: bytes) -> str:
@@ -103,6 +137,28 @@ def png_structure(data: bytes) -> Structure:
 
 
 SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def is_progressive(data: bytes) -> bool:
+    """A progressive JPEG (SOF2, SOF6, SOF10, SOF14): decoded only at full size."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            position += 2
+            continue
+        if marker in SOF_MARKERS:
+            return marker in (0xC2, 0xC6, 0xCA, 0xCE)
+        if marker == 0xDA:
+            return False
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        position += 2 + length
+    return False
 
 
 def declared_size(data: bytes, kind: str) -> tuple[int, int] | None:
@@ -179,6 +235,9 @@ def _foreign(trailer: bytes) -> str | None:
     for signature, what in FOREIGN_SIGNATURES.items():
         if stripped.startswith(signature) or (signature == b"PK\x03\x04" and signature in trailer):
             return what
+    lowered = trailer.lower()
+    if any(tag in lowered for tag in MARKUP):
+        return "a web page or script"
     return None
 
 
@@ -302,6 +361,24 @@ def reduction_for(long_side: int, target: int) -> int:
         if long_side / factor >= target:
             return factor
     return 1
+
+
+def decoded_bytes(width: int, height: int, factor: int, channels: int) -> int:
+    return math.ceil(width / factor) * math.ceil(height / factor) * channels
+
+
+def reduction_within_budget(
+    kind: str, width: int, height: int, *, target: int, channels: int, progressive: bool = False
+) -> int | None:
+    """The decode reduction for `target` pixels on the long side, stronger if the budget asks
+    for it; None when no reduction fits (a PNG or a progressive JPEG over the gate)."""
+    reducible = kind == "jpeg" and not progressive
+    factor = reduction_for(max(width, height), target) if reducible else 1
+    while decoded_bytes(width, height, factor, channels) > MAX_DECODED_BYTES:
+        if not reducible or factor == 8:
+            return None
+        factor *= 2
+    return factor
 
 
 def decode(data: bytes, *, factor: int, color: bool) -> np.ndarray | None:

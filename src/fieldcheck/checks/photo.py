@@ -165,6 +165,16 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
         )
     if width == 0 or height == 0:
         return fail("The image has no pixels. Send the photo again.", f"{width}x{height}")
+    progressive = kind == "jpeg" and imaging.is_progressive(data)
+    if (kind == "png" or progressive) and width * height > imaging.FULL_SIZE_MAX_PIXELS:
+        what = "PNG" if kind == "png" else "progressive JPEG"
+        return fail(
+            f"A {what} this large cannot be checked safely. Send the photo as the camera saves it "
+            "(a standard JPEG).",
+            f"{width}x{height} ({width * height / 1e6:.0f} MP, {what})",
+            f"a {what} of at most {imaging.FULL_SIZE_MAX_PIXELS / 1e6:.0f} MP",
+        )
+    report.measurements["progressive"] = progressive
     try:
         header = imaging.read_header(data)
     except (imaging.UnidentifiedImageError, OSError, ValueError, Image_DecompressionBombError) as exc:
@@ -222,9 +232,20 @@ def _resolution(report: PhotoReport, min_short_side_px: int) -> None:
 def _working_copy(data: bytes, report: PhotoReport) -> np.ndarray | None:
     assert report.width is not None
     assert report.height is not None
-    long_side = max(report.width, report.height)
-    factor = imaging.reduction_for(long_side, WORKING_LONG_SIDE) if report.detected_type == "jpeg" else 1
-    gray = imaging.decode(data, factor=factor, color=False)
+    factor = imaging.reduction_within_budget(
+        report.detected_type or "",
+        report.width,
+        report.height,
+        target=WORKING_LONG_SIDE,
+        channels=1,
+        progressive=bool(report.measurements.get("progressive")),
+    )
+    if factor is None:  # the gates of the file check keep this from happening
+        raise ValueError("no decode of this image fits the memory budget")
+    with imaging.decoding():
+        gray = imaging.decode(data, factor=factor, color=False)
+        if gray is not None and max(gray.shape) > WORKING_LONG_SIDE:
+            gray = imaging.resize_long_side(gray, WORKING_LONG_SIDE)
     if gray is None:
         report.checks.append(
             Check(
@@ -237,7 +258,7 @@ def _working_copy(data: bytes, report: PhotoReport) -> np.ndarray | None:
         )
         return None
     report.measurements.update(decoded=True, decode_factor=factor)
-    return imaging.resize_long_side(gray, WORKING_LONG_SIDE) if max(gray.shape) > WORKING_LONG_SIDE else gray
+    return gray
 
 
 # 3. Blur -------------------------------------------------------------------------------------

@@ -77,6 +77,7 @@ def measure_photo(
                 height=report.height,
                 orientation=report.orientation,
                 detected_type=report.detected_type,
+                progressive=bool(report.measurements.get("progressive")),
             )
         except ValueError:
             log.warning("no derivatives for photo %s", photo.id)

@@ -26,7 +26,7 @@ import click
 
 from fieldcheck.settings import Settings
 
-DEFAULT_FOLDERS = (Path("../shared/photos"), Path(__file__).resolve().parents[4] / "shared" / "photos")
+DEFAULT_FOLDERS = (Path("../shared/photos"), Path(__file__).resolve().parents[5] / "shared" / "photos")
 SLOTS_PER_STORE = 10
 NO_LOGIN = "!"  # not an argon2 hash: these seeded accounts cannot sign in
 

@@ -4,8 +4,9 @@ For each photo, in the same run and the same process: the median time of the who
 check (file safety, header, EXIF, resolution, blur, exposure, hashes, screen recapture), of a
 full-resolution colour decode (cv2.imdecode IMREAD_COLOR) and of a 1/8 reduced grayscale decode
 (the floor: entropy decoding every check must pay). Then the peak memory of one check on the
-largest photo, measured in a fresh process, and the time of one duplicate lookup against a
-million stored perceptual hashes.
+largest photo, measured in a fresh process; the peak memory of eight worst-case images checked
+at once (what fits under each format's gate, at its largest), with the process's decode cap and
+without it; and the time of one duplicate lookup against a million stored perceptual hashes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -30,8 +32,9 @@ from fieldcheck.checks.photo import check_photo
 
 REPEATS = 9
 PHONE_SIZE_PIXELS = 2_000_000  # the ratios are judged on phone-size photos
-DEFAULT_FOLDERS = (Path("../shared/photos"), Path(__file__).resolve().parents[4] / "shared" / "photos")
+DEFAULT_FOLDERS = (Path("../shared/photos"), Path(__file__).resolve().parents[5] / "shared" / "photos")
 HASHES = 1_000_000
+CONCURRENT_RUNS = 3
 LOOKUPS = 300
 
 
@@ -112,6 +115,85 @@ def peak_memory(path: Path) -> dict[str, float]:
     }
 
 
+CONCURRENT_SCRIPT = """
+import json, sys, threading
+from pathlib import Path
+def status(field):
+    return int(next(l for l in open('/proc/self/status') if l.startswith(field)).split()[1])
+from fieldcheck.checks import imaging
+from fieldcheck.checks.derivatives import make_derivatives
+from fieldcheck.checks.photo import check_photo
+imaging.limit_concurrent_decodes(int(sys.argv[1]))
+files = [Path(p).read_bytes() for p in sys.argv[2:]]
+before = status('VmHWM')
+outcomes = []
+def one(data):
+    report = check_photo(data, min_short_side_px=1000, max_bytes=64 << 20)
+    if report.measurements.get('decoded'):
+        make_derivatives(data, width=report.width, height=report.height, orientation=report.orientation,
+                         detected_type=report.detected_type, progressive=report.measurements['progressive'])
+    outcomes.append(report.outcome.value)
+threads = [threading.Thread(target=one, args=(data,)) for data in files]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(json.dumps({'before_kb': before, 'peak_kb': status('VmHWM'), 'outcomes': sorted(outcomes)}))
+"""
+
+
+def worst_case_images(folder: Path) -> list[Path]:
+    """Eight images that cost the most memory the gates let through (and one they stop)."""
+    rng = np.random.default_rng(9)
+
+    def scene(width: int, height: int) -> np.ndarray:
+        image = np.zeros((height, width, 3), dtype=np.uint8)
+        image[:] = np.linspace(40, 220, width, dtype=np.uint8)[None, :, None]
+        for _ in range(300):
+            x, y = int(rng.integers(0, width - 400)), int(rng.integers(0, height - 400))
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cv2.rectangle(image, (x, y), (x + 400, y + 400), colour, -1)
+        return image
+
+    def write(name: str, image: np.ndarray, *params: int) -> Path:
+        ok, buffer = cv2.imencode(Path(name).suffix, image, list(params))
+        assert ok
+        path = folder / name
+        path.write_bytes(bytes(buffer))
+        return path
+
+    full_size = scene(5400, 4000)  # 21.6 MP: the largest a PNG or a progressive JPEG may be
+    huge = scene(10000, 10000)  # 100 MP: the largest any image may be
+    made = [
+        write("png-21mp-a.png", full_size, cv2.IMWRITE_PNG_COMPRESSION, 9),
+        write("png-21mp-b.png", full_size[:, ::-1].copy(), cv2.IMWRITE_PNG_COMPRESSION, 9),
+        write("progressive-21mp-a.jpg", full_size, cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+        write("progressive-21mp-b.jpg", full_size[::-1].copy(), cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+        write("baseline-100mp-a.jpg", huge, cv2.IMWRITE_JPEG_QUALITY, 80),
+        write("baseline-100mp-b.jpg", huge[:, ::-1].copy(), cv2.IMWRITE_JPEG_QUALITY, 80),
+        write("baseline-100mp-c.jpg", huge[::-1].copy(), cv2.IMWRITE_JPEG_QUALITY, 80),
+    ]
+    bomb = folder / "png-100mp-zeros.png"  # passes the 100 MP gate; refused by the PNG one
+    bomb.write_bytes(cv2.imencode(".png", np.zeros((9999, 9999), dtype=np.uint8))[1].tobytes())
+    return [*made, bomb]
+
+
+def concurrent_peak(paths: list[Path], decodes: int) -> dict[str, Any]:
+    """The images checked at once (check and derivatives) in a fresh process: its peak memory."""
+    answer = subprocess.run(  # noqa: S603 - our interpreter, our script
+        [sys.executable, "-c", CONCURRENT_SCRIPT, str(decodes), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+        env={**os.environ},
+    )
+    figures = json.loads(answer.stdout)
+    return {
+        "peak_mb": figures["peak_kb"] / 1024,
+        "before_mb": figures["before_kb"] / 1024,
+        "outcomes": figures["outcomes"],
+    }
+
+
 def time_duplicate_lookup(count: int = HASHES, lookups: int = LOOKUPS) -> float:
     from fieldcheck.checks.duplicates import HashIndex
 
@@ -166,6 +248,22 @@ def run(folder: Path | None, echo: Callable[[str], None] = click.echo) -> dict[s
     echo(
         f"peak memory of one check on {largest[0]} ({largest[1] / 1e6:.0f} MP): {memory['peak_mb']:.0f} MB for the "
         f"whole process, {memory['added_mb']:.0f} MB added by the check (target < 200 MB)"
+    )
+    with tempfile.TemporaryDirectory(prefix="fieldcheck-bench-") as scratch_dir:
+        paths = worst_case_images(Path(scratch_dir))
+        runs = [
+            (concurrent_peak(paths, imaging.DEFAULT_CONCURRENT_DECODES), concurrent_peak(paths, len(paths)))
+            for _ in range(CONCURRENT_RUNS)
+        ]
+    capped = statistics.median(run[0]["peak_mb"] for run in runs)
+    uncapped = statistics.median(run[1]["peak_mb"] for run in runs)
+    summary["concurrent_peak_mb"], summary["uncapped_peak_mb"] = capped, uncapped
+    echo(
+        f"peak memory of {len(paths)} worst-case images checked at once (2 PNG and 2 progressive JPEG of "
+        f"21.6 MP, 3 JPEG of 100 MP, a 100 MP PNG refused at its header), median of {CONCURRENT_RUNS} fresh "
+        f"processes: {capped:.0f} MB with {imaging.DEFAULT_CONCURRENT_DECODES} decodes at a time (target < 1024 "
+        f"MB), {uncapped:.0f} MB with all {len(paths)} at once ({runs[0][0]['before_mb']:.0f} MB before they "
+        f"start; outcomes {', '.join(runs[0][0]['outcomes'])})"
     )
     lookup = time_duplicate_lookup()
     summary["lookup_ms"] = lookup
