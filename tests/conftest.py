@@ -11,8 +11,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from tests.support.backends import (
     wait_for_port,
 )
 from tests.support.browser import chromium
+from tests.support.server import running
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -217,25 +216,10 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a loopback port, for tests that need real concurrent HTTP."""
+    """The app under uvicorn on a loopback port, for tests that need real concurrent HTTP.
 
-    import uvicorn
-
-    from fieldcheck.app import create_app
-
-    port = free_port()
-    live = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(live), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    It shares the database with `app_client`'s runtime; its relay loop stays idle so that jobs
+    the test's own requests commit run in the test's worker, which `jobs.join` waits for (the
+    server still relays what its own requests commit)."""
+    with running(settings.model_copy(update={"relay_interval_s": 3600.0})) as url:
+        yield url

@@ -12,13 +12,13 @@ from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 from sqlmodel import Session
 
-from fieldcheck import __version__
+from fieldcheck import __version__, contract
+from fieldcheck.apidocs import SwaggerUIPage
 from fieldcheck.assignments.controllers import (
     AssignmentController,
     MyAssignmentController,
@@ -30,7 +30,14 @@ from fieldcheck.auth.controllers import (
     AuthController,
     MeController,
 )
-from fieldcheck.auth.security import Passwords, Principal, Tokens, bearer_auth_middleware, current_principal
+from fieldcheck.auth.security import (
+    AccountGate,
+    Passwords,
+    Principal,
+    Tokens,
+    bearer_auth_middleware,
+    current_principal,
+)
 from fieldcheck.campaigns.controllers import CampaignController
 from fieldcheck.console.controllers import CONSOLE_TEMPLATES, console_router
 from fieldcheck.discovery.controllers import TaskController
@@ -39,13 +46,23 @@ from fieldcheck.exports.controllers import CampaignExportController, ExportContr
 from fieldcheck.health import HealthController
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
+from fieldcheck.proxies import trusted_proxies_middleware
+from fieldcheck.ratelimit import RateLimits
 from fieldcheck.results.controllers import CampaignResultsController
 from fieldcheck.reviews.controllers import AdminAssignmentController, AppealController, ReviewController
 from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
 from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
 from fieldcheck.stores.controllers import StoreController
-from fieldcheck.web import FINISHED_KEY, discard_unit_of_work, finish_unit_of_work
+from fieldcheck.web import (
+    FINISHED_KEY,
+    ApiRequest,
+    FieldStrictPydantic,
+    allow_every_method,
+    discard_unit_of_work,
+    finish_unit_of_work,
+    refuse_nul_in_url_middleware,
+)
 from fieldcheck.webhooks.controllers import WebhookController
 
 log = logging.getLogger("fieldcheck.app")
@@ -101,6 +118,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         "storage": Provide(lambda: rt.storage, sync_to_thread=False, use_cache=True),
         "passwords": Provide(lambda: rt.passwords, sync_to_thread=False, use_cache=True),
         "tokens": Provide(lambda: rt.tokens, sync_to_thread=False, use_cache=True),
+        "account_gate": Provide(lambda: rt.account_gate, sync_to_thread=False, use_cache=True),
+        "rate_limits": Provide(lambda: rt.rate_limits, sync_to_thread=False, use_cache=True),
         "payments": Provide(lambda: rt.payment_provider, sync_to_thread=False, use_cache=True),
     }
     handlers: list[Any] = [
@@ -133,7 +152,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         route_handlers=handlers,
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_id_middleware, bearer_auth_middleware(rt.tokens)],
+        request_class=ApiRequest,
+        plugins=[FieldStrictPydantic()],
+        middleware=[
+            request_id_middleware,
+            refuse_nul_in_url_middleware,
+            trusted_proxies_middleware(settings.trusted_proxy_networks),
+            bearer_auth_middleware(rt.tokens, rt.account_gate),
+        ],
         lifespan=[lifespan],
         openapi_config=_openapi_config(),
         cors_config=CORSConfig(
@@ -150,12 +176,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "LocalStorage": LocalStorage,
             "Passwords": Passwords,
             "Tokens": Tokens,
+            "AccountGate": AccountGate,
+            "RateLimits": RateLimits,
             "Principal": Principal,
         },
         template_config=TemplateConfig(directory=CONSOLE_TEMPLATES, engine=JinjaTemplateEngine),
         debug=False,
     )
     app.state.runtime = rt
+    allow_every_method(app)
+    contract.complete(app, settings)
     return app
 
 
@@ -165,7 +195,7 @@ def _openapi_config() -> OpenAPIConfig:
         version=__version__,
         description="Field micro-task work: tasks, photo checks, human review, ledger and audits.",
         path="/schema",
-        render_plugins=[RedocRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[SwaggerUIPage()],  # served from here: no CDN, closed networks included
         components=Components(
             security_schemes={
                 "BearerToken": SecurityScheme(

@@ -72,7 +72,8 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        proxy_headers=True,
+        # X-Forwarded-For is read by the app itself, through FIELDCHECK_TRUSTED_PROXIES only.
+        proxy_headers=False,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
     )

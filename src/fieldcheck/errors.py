@@ -12,6 +12,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.exc import DataError
 
 log = logging.getLogger("fieldcheck.errors")
 
@@ -86,6 +87,12 @@ class PayloadTooLarge(DomainError):
     status_code = 413
     code = "payload_too_large"
     title = "Payload too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
 
 
 class Unprocessable(DomainError):
@@ -230,8 +237,25 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
+def data_error_handler(request: Request[Any, Any, Any], exc: DataError) -> Response[dict[str, Any]]:
+    """The database refused a value (a number out of range, text it cannot store).
+
+    Requests are validated before they reach it, so this is a safety net: the request changed
+    nothing (its transaction is rolled back) and gets a 400, and the gap is logged to be closed.
+    """
+    log.warning("the database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+    return problem_response(
+        request,
+        status=400,
+        code="invalid_value",
+        title="Invalid value",
+        detail="a value of the request is out of range or cannot be stored; nothing was changed",
+    )
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: domain_error_handler,
+    DataError: data_error_handler,
     ValidationException: validation_error_handler,
     HTTPException: http_exception_handler,
     Exception: internal_error_handler,

@@ -1,7 +1,7 @@
 """Every table model, imported once so that Alembic and the schema test see the whole schema."""
 
 from fieldcheck.assignments.models import Assignment, AssignmentEvent
-from fieldcheck.auth.models import LoginFailure, User
+from fieldcheck.auth.models import LoginFailure, RevokedToken, User
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks.models import CheckResultRow, PhotoHash
 from fieldcheck.console.models import ConsoleSession
@@ -19,6 +19,7 @@ from fieldcheck.ledger.models import (
 )
 from fieldcheck.organizations.models import Organization
 from fieldcheck.photos.models import Photo
+from fieldcheck.ratelimit import RateCounter
 from fieldcheck.reviews.models import Appeal, Review, ReviewClaim
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
@@ -45,8 +46,10 @@ __all__ = [
     "PayoutDetails",
     "Photo",
     "PhotoHash",
+    "RateCounter",
     "Review",
     "ReviewClaim",
+    "RevokedToken",
     "ScheduleSlot",
     "Store",
     "Task",

@@ -19,7 +19,7 @@ from sqlalchemy import tuple_
 from sqlmodel import Session
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
-from fieldcheck.errors import BadRequest
+from fieldcheck.errors import Unprocessable, field_error
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -46,7 +46,12 @@ def decode_cursor(cursor: str | None) -> Position | None:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
         return Position(datetime.fromisoformat(str(value["t"])), uuid.UUID(str(value["i"])))
     except (binascii.Error, ValueError, UnicodeDecodeError, TypeError, KeyError):
-        raise BadRequest("the cursor is not one this API gave out", code="invalid_cursor") from None
+        # Well-formed text, but not a cursor this API gave out: a rule no schema can state (422).
+        raise Unprocessable(
+            "the cursor is not one this API gave out",
+            code="invalid_cursor",
+            errors=[field_error("cursor", "not a cursor of this list", "query")],
+        ) from None
 
 
 @overload

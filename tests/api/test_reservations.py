@@ -14,6 +14,7 @@ from fieldcheck.db import Database
 from fieldcheck.jobs import enqueue
 from fieldcheck.settings import Settings
 from fieldcheck.tasks.models import Task
+from tests.support import photos
 from tests.support.factories import (
     make_account,
     make_campaign,
@@ -24,6 +25,8 @@ from tests.support.factories import (
     runtime_of,
     task_ids_of,
 )
+from tests.support.server import running
+from tests.support.submissions import Field, checked, submit, upload
 
 
 def one_task(client: Any, account: Any, **campaign: Any) -> str:
@@ -39,7 +42,8 @@ def slots_taken(client: Any, task_id: str) -> int:
         return task.slots_taken
 
 
-def test_reserve_cancel_and_the_history(app_client: Any) -> None:
+def test_reserve_cancel_and_the_history(app_client: Any, settings: Settings) -> None:
+    settings.new_worker_max_reservations = settings.max_reservations_per_worker
     runtime = runtime_of(app_client)
     client, worker = make_account(runtime, Role.client), make_account(runtime, Role.worker)
     task_id = one_task(app_client, client, slots_per_store=2, reservation_minutes=30)
@@ -107,18 +111,26 @@ def test_no_slot_left_and_unavailable_tasks(app_client: Any) -> None:
     problem(reserve(app_client, second, task_ids_of(app_client, draft["id"])[0]), 409, "task_not_available")
 
 
-def test_a_worker_holds_at_most_the_configured_number_of_reservations(
+def test_a_worker_holds_one_reservation_until_a_first_approved_visit_then_the_cap(
     app_client: Any, settings: Settings
 ) -> None:
-    runtime = runtime_of(app_client)
-    client, worker = make_account(runtime, Role.client), make_account(runtime, Role.worker)
-    stores = [make_store(app_client, client)["id"] for _ in range(settings.max_reservations_per_worker + 1)]
-    campaign = make_campaign(app_client, client, stores)
-    tasks = task_ids_of(app_client, campaign["id"])
-    for task_id in tasks[:-1]:
-        assert reserve(app_client, worker, task_id).status_code == 201
-    body = problem(reserve(app_client, worker, tasks[-1]), 409, "reservation_limit_reached")
+    field = Field(app_client, stores=settings.max_reservations_per_worker + 2)
+    worker = field.worker()
+    first = field.reserve(worker, 0)
+    body = problem(reserve(app_client, worker, field.tasks[1]), 409, "reservation_limit_reached")
+    assert body["limit"] == settings.new_worker_max_reservations == 1
+    assert "first visit" in body["detail"]
+
+    # A first visit, approved by the checks: the normal cap applies from then on.
+    photo = photos.jpeg(photos.scene(seed=5))
+    answer = submit(app_client, worker, first, [upload(app_client, worker, first, photo)])
+    assert answer.status_code == 202, answer.text
+    assert checked(app_client, worker, first)["status"] == "approved"
+    for task in range(1, settings.max_reservations_per_worker + 1):
+        field.reserve(worker, task)
+    body = problem(reserve(app_client, worker, field.tasks[-1]), 409, "reservation_limit_reached")
     assert body["limit"] == settings.max_reservations_per_worker == 3
+    assert "first visit" not in body["detail"]
     mine = app_client.get(
         "/api/v1/me/assignments", params={"status": "reserved"}, headers=worker.headers
     ).json()
@@ -173,7 +185,8 @@ def test_a_reservation_frees_overdue_ones_of_the_same_task_at_once(app_client: A
     assert slots_taken(app_client, task_id) == 1
 
 
-def test_my_assignments_page_by_page(app_client: Any) -> None:
+def test_my_assignments_page_by_page(app_client: Any, settings: Settings) -> None:
+    settings.new_worker_max_reservations = settings.max_reservations_per_worker
     runtime = runtime_of(app_client)
     client, worker = make_account(runtime, Role.client), make_account(runtime, Role.worker)
     stores = [make_store(app_client, client)["id"] for _ in range(3)]
@@ -235,10 +248,15 @@ def test_never_more_reservations_than_slots(live_server: str, settings: Settings
     runtime.close()
 
 
-def test_one_worker_racing_themselves(live_server: str, settings: Settings) -> None:
+def test_one_worker_racing_themselves(settings: Settings) -> None:
     from fieldcheck.runtime import Runtime
 
-    runtime = Runtime(settings)
+    settings.new_worker_max_reservations = settings.max_reservations_per_worker
+    with running(settings) as live_server:
+        _race_for_reservations(live_server, settings, Runtime(settings))
+
+
+def _race_for_reservations(live_server: str, settings: Settings, runtime: Any) -> None:
     client, worker = make_account(runtime, Role.client), make_account(runtime, Role.worker)
     with httpx.Client(base_url=live_server, timeout=60) as http:
         stores = [

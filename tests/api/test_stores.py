@@ -47,7 +47,7 @@ def test_create_and_list_stores_page_by_page(app_client: Any) -> None:
     assert seen == [s["id"] for s in created]
     problem(
         app_client.get("/api/v1/stores", params={"cursor": "garbage!"}, headers=client.headers),
-        400,
+        422,
         "invalid_cursor",
     )
     problem(app_client.get("/api/v1/stores", params={"limit": 100000}, headers=client.headers), 400)
@@ -193,7 +193,7 @@ def test_import_refuses_non_utf8_and_other_media_types(app_client: Any) -> None:
     latin1 = (HEADER + "L1,Café,,1,1,\n").encode("latin-1")
     body = problem(import_csv(app_client, client, latin1), 422, "invalid_store_file")
     assert "UTF-8" in body["errors"][0]["message"]
-    problem(import_csv(app_client, client, "{}", "application/json"), 400, "unsupported_media_type")
+    problem(import_csv(app_client, client, "{}", "application/json"), 415, "unsupported_media_type")
     assert store_count(app_client) == 0
 
 

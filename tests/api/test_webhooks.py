@@ -285,10 +285,10 @@ def test_a_delivery_is_signed_and_retried_with_growing_delays(app_client: Any, r
     assert body == delivery["payload"]
     assert first.body == body_bytes(body)  # compact JSON
 
-    # Exponential backoff: base, then twice the base (never sooner; jitter only adds).
+    # Exponential backoff: base, then twice the base (never sooner; jitter and a busy machine
+    # only add, so the observed waits are compared with these floors, not with each other).
     waits = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
     assert waits[0] >= BACKOFF_BASE_S and waits[1] >= 2 * BACKOFF_BASE_S, waits
-    assert waits[1] > waits[0], waits
 
 
 def test_giving_up_after_the_last_attempt_then_redelivering(app_client: Any, receiver: Receiver) -> None:

@@ -153,7 +153,11 @@ def test_serve_runs_the_embedded_default_from_nothing(tmp_path: Path) -> None:
             f"{base}/api/v1/auth/register",
             json={"email": "w@example.com", "password": "tall-tree-river-7", "display_name": "W"},
         )
-        assert registered.status_code == 201
+        assert registered.status_code == 202, registered.text
+        worker = httpx.post(
+            f"{base}/api/v1/auth/token", json={"email": "w@example.com", "password": "tall-tree-river-7"}
+        )
+        assert worker.status_code == 200, worker.text
         # The CLI shares the data folder with the running server (SQLite WAL, busy timeout).
         made = _run(
             "users",

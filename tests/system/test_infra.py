@@ -90,6 +90,8 @@ def test_kubernetes_manifests() -> None:
     assert ("Job", "fieldcheck-migrate") in kinds
     config = next(d for d in documents if d["kind"] == "ConfigMap")
     assert set(config["data"]) <= SETTING_NAMES
+    parsed = Settings(**{k.removeprefix("FIELDCHECK_").lower(): v for k, v in config["data"].items()})
+    assert parsed.trusted_proxies == ["10.0.0.0/8"]  # the ingress, whose X-Forwarded-For is believed
     for document in documents:
         if document["kind"] in ("Deployment", "Job"):
             spec = document["spec"]["template"]["spec"]

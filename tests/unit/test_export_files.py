@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fieldcheck.exports import files
+from fieldcheck.spreadsheet import safe_cell
 
 
 @pytest.mark.parametrize(
@@ -21,4 +21,4 @@ from fieldcheck.exports import files
     ],
 )
 def test_formula_cells_are_escaped(value: object, expected: object) -> None:
-    assert files.safe_cell(value) == expected
+    assert safe_cell(value) == expected

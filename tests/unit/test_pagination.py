@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fieldcheck.errors import BadRequest
+from fieldcheck.errors import Unprocessable
 from fieldcheck.pagination import Position, decode_cursor, encode_cursor
 
 # Hypothesis takes naive bounds and adds the time zone itself.
@@ -45,7 +45,7 @@ def test_no_cursor_is_the_first_page() -> None:
     ],
 )
 def test_anything_else_is_a_clear_400(cursor: str) -> None:
-    with pytest.raises(BadRequest) as refused:
+    with pytest.raises(Unprocessable) as refused:
         decode_cursor(cursor)
     assert refused.value.code == "invalid_cursor"
 
@@ -53,9 +53,9 @@ def test_anything_else_is_a_clear_400(cursor: str) -> None:
 @given(st.text(max_size=80))
 def test_no_input_crashes_the_codec(cursor: str) -> None:
     """Any text decodes to a position or is refused as invalid_cursor; nothing else escapes."""
-    refused: BadRequest | None = None
+    refused: Unprocessable | None = None
     try:
         decode_cursor(cursor)
-    except BadRequest as error:
+    except Unprocessable as error:
         refused = error
     assert refused is None or refused.code == "invalid_cursor"

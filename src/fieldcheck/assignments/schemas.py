@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from fieldcheck.assignments.models import DecidedBy, PaymentStatus
 from fieldcheck.checks.models import Outcome
@@ -68,9 +68,9 @@ class AssignmentOut(BaseModel):
 class DeviceLocation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    accuracy_m: float = Field(ge=0, le=100_000)
+    lat: StrictFloat = Field(ge=-90, le=90)
+    lon: StrictFloat = Field(ge=-180, le=180)
+    accuracy_m: StrictFloat = Field(ge=0, le=100_000)
     is_mock: bool = False
 
 

@@ -37,6 +37,22 @@ EXPIRY_BATCH = 500
 EXPIRED_REASON = "The reservation time ran out before photos were submitted; the slot went back to the task."
 
 
+def reservation_limit(session: Session, worker_id: uuid.UUID, settings: Settings) -> int:
+    """How many reservations a worker may hold at once: fewer until a first visit is approved.
+
+    New accounts cost nothing to make; holding many slots before any work was accepted is how
+    fresh accounts crowd out the workers who do the visits.
+    """
+    proven = session.exec(
+        select(Assignment.id)
+        .where(Assignment.worker_id == worker_id, Assignment.status == AssignmentStatus.approved.value)
+        .limit(1)
+    ).first()
+    if proven is not None:
+        return settings.max_reservations_per_worker
+    return min(settings.new_worker_max_reservations, settings.max_reservations_per_worker)
+
+
 def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, settings: Settings) -> Assignment:
     now = utcnow()
     # One worker's reservations queue on their own row, so the cap below cannot be raced past.
@@ -51,11 +67,18 @@ def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, setti
             col(Assignment.expires_at) > now,
         )
     ).one()
-    if held >= settings.max_reservations_per_worker:
+    limit = reservation_limit(session, worker_id, settings)
+    if held >= limit:
+        first = (
+            " until a first visit of yours is approved"
+            if limit < settings.max_reservations_per_worker
+            else ""
+        )
         raise Conflict(
-            f"you already hold {held} reservations, the most at once; submit or cancel one first",
+            f"you already hold {held} reservation{'s' if held != 1 else ''}, the most at once{first}; "
+            "submit or cancel one first",
             code="reservation_limit_reached",
-            limit=settings.max_reservations_per_worker,
+            limit=limit,
         )
     found = session.exec(
         select(Task, Campaign)

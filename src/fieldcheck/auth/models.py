@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, String, Uuid
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, Uuid
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import UTCDateTime, new_id, utcnow
@@ -41,6 +41,8 @@ class User(SQLModel, table=True):
         sa_column=Column(Uuid, ForeignKey("organizations.id"), nullable=True, index=True),
     )
     is_active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, default=True))
+    # Written into every token; raising it (new password, deactivation) revokes every older token.
+    token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
@@ -57,3 +59,14 @@ class LoginFailure(SQLModel, table=True):
     email: str = Field(sa_column=Column(String(320), nullable=False))
     address: str = Field(sa_column=Column(String(64), nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class RevokedToken(SQLModel, table=True):
+    """Tokens signed out before they expire; rows go once the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)
+
+    token_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.id"), nullable=False, index=True))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from fieldcheck.auth.models import Role
+from fieldcheck.auth.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from fieldcheck.organizations.schemas import OrganizationOut
 
 
@@ -20,17 +21,38 @@ class RegisterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    password: str = Field(max_length=256)
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     display_name: str = Field(min_length=1, max_length=100)
 
     _name = field_validator("display_name")(_clean_name)
+
+
+class RegisterAccepted(BaseModel):
+    """The same answer whether or not the address already had an account."""
+
+    email: str
+    detail: str = Field(
+        default=(
+            "If no account used this e-mail address, yours is ready: sign in with it and your "
+            "password (POST /api/v1/auth/token). If one already did, nothing was changed: sign in "
+            "with that account's password."
+        )
+    )
+    sign_in: str = "/api/v1/auth/token"
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 
 
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
 class TokenOut(BaseModel):
@@ -44,7 +66,7 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    password: str = Field(max_length=256)
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     role: Role
     organization_id: uuid.UUID | None = None
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
@@ -61,6 +83,7 @@ class UserOut(BaseModel):
     display_name: str
     role: Role
     organization_id: uuid.UUID | None
+    is_active: bool
     created_at: datetime
 
 

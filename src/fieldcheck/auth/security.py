@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import math
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import jwt
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
@@ -17,8 +20,11 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy import false
+from sqlmodel import select
 
-from fieldcheck.auth.models import Role
+from fieldcheck.auth.models import RevokedToken, Role, User
+from fieldcheck.db import Database
 from fieldcheck.errors import Forbidden, Unauthorized, Unprocessable
 from fieldcheck.settings import Settings
 
@@ -75,6 +81,10 @@ class Principal:
     user_id: uuid.UUID
     role: Role
     organization_id: uuid.UUID | None
+    # Of the bearer token (none for a console session): what signing out and revocation act on.
+    token_id: str | None = None
+    token_version: int = 0
+    expires_at: float | None = None
 
     def require_organization(self) -> uuid.UUID:
         if self.organization_id is None:
@@ -136,7 +146,9 @@ class Tokens:
         # its expiry every time (failures are not cached).
         self._verified = functools.lru_cache(maxsize=VERIFIED_TOKEN_CACHE)(self._verify)
 
-    def issue(self, *, user_id: uuid.UUID, role: str, organization_id: uuid.UUID | None) -> str:
+    def issue(
+        self, *, user_id: uuid.UUID, role: str, organization_id: uuid.UUID | None, version: int = 0
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": TOKEN_ISSUER,
@@ -147,7 +159,8 @@ class Tokens:
             "iat": now,
             "nbf": now,
             "exp": now + self.ttl_s,
-            "jti": secrets.token_hex(8),
+            "jti": secrets.token_hex(16),
+            "ver": version,
         }
         return jwt.encode(claims, self._key, algorithm=TOKEN_ALGORITHM)
 
@@ -165,21 +178,94 @@ class Tokens:
                 algorithms=[TOKEN_ALGORITHM],
                 audience=TOKEN_AUDIENCE,
                 issuer=TOKEN_ISSUER,
-                options={"require": ["exp", "sub", "iat"]},
+                options={"require": ["exp", "sub", "iat", "jti"]},
             )
+            expires = float(claims["exp"])
             principal = Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 role=Role(claims["role"]),
                 organization_id=uuid.UUID(claims["org"]) if claims.get("org") else None,
+                token_id=str(claims["jti"])[:64],
+                token_version=int(claims.get("ver", 0)),
+                expires_at=expires,
             )
-            return principal, float(claims["exp"])
+            return principal, expires
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the access token has expired; sign in again", code="token_expired") from None
-        except (jwt.InvalidTokenError, ValueError, KeyError):
+        except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
             raise Unauthorized("the access token is not valid", code="invalid_token") from None
 
 
-def bearer_auth_middleware(tokens: Tokens) -> Callable[[ASGIApp], ASGIApp]:
+class AccountGate:
+    """Refuses the tokens of deactivated accounts, revoked tokens and tokens older than a new password.
+
+    Every authenticated request passes here. A process trusts a good answer for
+    `account_check_cache_s` seconds (so a token used many times a second costs one query per
+    period), a revoked token's refusal for good (it never comes back: deactivation raises the
+    account's token version, so reactivating it does not revive old tokens). Revocations made by
+    this process take effect here at once; other processes see them within the cache period.
+    """
+
+    MAX_ENTRIES = 65536
+
+    def __init__(self, database: Database, ttl_s: float) -> None:
+        self._database = database
+        self._ttl_s = ttl_s
+        self._good: dict[tuple[uuid.UUID, str | None, int], float] = {}
+        self._refused: dict[tuple[uuid.UUID, str | None, int], tuple[Unauthorized, float]] = {}
+        self._lock = threading.Lock()
+
+    async def check(self, principal: Principal) -> None:
+        key = (principal.user_id, principal.token_id, principal.token_version)
+        refused = self._refused.get(key)
+        if refused is not None and refused[1] > time.monotonic():
+            raise refused[0]
+        checked = self._good.get(key)
+        if checked is not None and time.monotonic() - checked < self._ttl_s:
+            return
+        await anyio.to_thread.run_sync(self.check_now, principal)
+
+    def check_now(self, principal: Principal) -> None:
+        key = (principal.user_id, principal.token_id, principal.token_version)
+        revoked = (
+            select(RevokedToken.token_id).where(RevokedToken.token_id == principal.token_id).exists()
+            if principal.token_id
+            else false()
+        )
+        with self._database.transaction(read_only=True) as session:
+            row = session.exec(
+                select(User.is_active, User.token_version, revoked).where(User.id == principal.user_id)
+            ).first()
+        refusal: Unauthorized | None = None
+        # A revoked token never comes back; an account's state may change, so that is asked again.
+        refused_until = math.inf
+        if principal.token_version != (row[1] if row else None) or (row and row[2]):
+            refusal = Unauthorized("this access token was revoked; sign in again", code="token_revoked")
+        if row is None or not row[0]:
+            refusal = Unauthorized("this account is deactivated", code="account_inactive")
+            refused_until = time.monotonic() + self._ttl_s
+        with self._lock:
+            if len(self._good) >= self.MAX_ENTRIES:
+                self._good.clear()
+            if len(self._refused) >= self.MAX_ENTRIES:
+                self._refused.clear()
+            if refusal is None:
+                self._good[key] = time.monotonic()
+            else:
+                self._good.pop(key, None)
+                self._refused[key] = (refusal, refused_until)
+        if refusal is not None:
+            raise refusal
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        """This account changed (signed out, new password, deactivated): ask the database again."""
+        with self._lock:
+            for cache in (self._good, self._refused):
+                for key in [k for k in cache if k[0] == user_id]:
+                    del cache[key]
+
+
+def bearer_auth_middleware(tokens: Tokens, gate: AccountGate) -> Callable[[ASGIApp], ASGIApp]:
     """Read the bearer token into `request.user` (a Principal or None); guards decide what it may do."""
 
     def factory(app: ASGIApp) -> ASGIApp:
@@ -196,7 +282,9 @@ def bearer_auth_middleware(tokens: Tokens) -> Callable[[ASGIApp], ASGIApp]:
                         )
                     else:
                         try:
-                            scope["user"] = tokens.read(value.strip())
+                            principal = tokens.read(value.strip())
+                            await gate.check(principal)
+                            scope["user"] = principal
                         except Unauthorized as exc:
                             scope["auth"] = exc
             await app(scope, receive, send)

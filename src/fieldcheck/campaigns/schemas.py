@@ -3,7 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from fieldcheck.web import JsonInt
 
 MAX_PHOTOS = 20
 
@@ -11,15 +13,9 @@ MAX_PHOTOS = 20
 class PhotoRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    min_photos: int = Field(default=1, ge=1, le=MAX_PHOTOS)
-    max_photos: int = Field(default=5, ge=1, le=MAX_PHOTOS)
-    min_short_side_px: int = Field(default=1000, ge=0, le=10_000)
-
-    @model_validator(mode="after")
-    def _counts(self) -> PhotoRules:
-        if self.max_photos < self.min_photos:
-            raise ValueError("max_photos must be at least min_photos")
-        return self
+    min_photos: JsonInt = Field(default=1, ge=1, le=MAX_PHOTOS)
+    max_photos: JsonInt = Field(default=5, ge=1, le=MAX_PHOTOS)
+    min_short_side_px: JsonInt = Field(default=1000, ge=0, le=10_000)
 
 
 class CampaignCreate(BaseModel):
@@ -27,18 +23,20 @@ class CampaignCreate(BaseModel):
 
     title: str = Field(min_length=1, max_length=200)
     instructions: str = Field(min_length=1, max_length=10_000)
-    reward_cents: int = Field(gt=0, le=1_000_000)
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")
-    estimated_minutes: int = Field(gt=0, le=24 * 60)
-    slots_per_store: int = Field(default=1, gt=0, le=1000)
+    reward_cents: JsonInt = Field(gt=0, le=1_000_000)
+    currency: str = Field(
+        min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR"
+    )
+    estimated_minutes: JsonInt = Field(gt=0, le=24 * 60)
+    slots_per_store: JsonInt = Field(default=1, gt=0, le=1000)
     store_ids: list[uuid.UUID] = Field(min_length=1)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    reservation_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60)
-    review_deadline_hours: int = Field(default=72, ge=1, le=30 * 24)
+    reservation_minutes: JsonInt = Field(default=120, ge=5, le=7 * 24 * 60)
+    review_deadline_hours: JsonInt = Field(default=72, ge=1, le=30 * 24)
     photo_rules: PhotoRules = Field(default_factory=PhotoRules)
     review_all: bool = Field(default=False, description="Send every submission to a person.")
-    audit_sample_percent: int = Field(
+    audit_sample_percent: JsonInt = Field(
         default=0,
         ge=0,
         le=100,
@@ -51,12 +49,6 @@ class CampaignCreate(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value.strip()
-
-    @model_validator(mode="after")
-    def _schedule(self) -> CampaignCreate:
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must come after starts_at")
-        return self
 
 
 class CampaignOut(BaseModel):

@@ -53,6 +53,21 @@ def create_campaign(
             code="unsupported_currency",
             errors=[field_error("currency", f"one of {accepted}")],
         )
+    # Rules between fields: no schema states them, so they are 422 problems naming the field.
+    if data.photo_rules.max_photos < data.photo_rules.min_photos:
+        raise Unprocessable(
+            "max_photos must be at least min_photos",
+            code="invalid_photo_rules",
+            errors=[
+                field_error("photo_rules.max_photos", f"at least min_photos ({data.photo_rules.min_photos})")
+            ],
+        )
+    if data.starts_at and data.ends_at and data.ends_at <= data.starts_at:
+        raise Unprocessable(
+            "the campaign must end after it starts",
+            code="invalid_schedule",
+            errors=[field_error("ends_at", "after starts_at")],
+        )
     store_ids = list(dict.fromkeys(data.store_ids))
     if len(store_ids) > settings.campaign_max_stores:
         raise Unprocessable(

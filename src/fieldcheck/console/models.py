@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, Uuid
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Uuid
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import UTCDateTime, utcnow
@@ -21,4 +21,6 @@ class ConsoleSession(SQLModel, table=True):
     csrf_token: str = Field(sa_column=Column(String(64), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # The account's token version when it signed in: a new password ends older sessions too.
+    token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))

@@ -3,7 +3,8 @@
 The cookie is a random 256-bit token; the database keeps its SHA-256, so a leaked table signs
 nobody in. Every state-changing request carries the session's CSRF token (a hidden form field,
 or a header from the console's script) and is refused without it; the sign-in form, which has
-no session yet, uses a double-submit cookie. Signing out deletes the session row.
+no session yet, uses a double-submit cookie. Signing out deletes the session row; a new password
+or a deactivation of the account ends every session (they carry the account's token version).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def start(session: Session, user: User, settings: Settings, *, user_agent: str |
             csrf_token=new_token(),
             created_at=now,
             expires_at=now + timedelta(hours=settings.console_session_hours),
+            token_version=user.token_version,
             user_agent=(user_agent or "")[:300] or None,
         )
     )
@@ -86,6 +88,8 @@ def load(session: Session, token: str | None) -> Viewer | None:
         return None
     console_session, user = row
     if not user.is_active or Role(user.role) not in HOME_OF:
+        return None
+    if console_session.token_version != user.token_version:  # a new password since this sign-in
         return None
     return Viewer(user=user, csrf_token=console_session.csrf_token)
 

@@ -34,6 +34,7 @@ class TaskController(Controller):
         settings: NamedDependency[Settings],
         lat: Annotated[float, Parameter(ge=-90, le=90)],
         lon: Annotated[float, Parameter(ge=-180, le=180)],
+        # Their maxima are the settings in force (written into the OpenAPI document by contract.py).
         radius_m: Annotated[float, Parameter(gt=0)] = 5000,
         limit: Annotated[int, Parameter(ge=1)] = 50,
     ) -> NearbyPage:

@@ -17,6 +17,7 @@ from typing import IO
 from fieldcheck.assignments.models import AssignmentStatus
 from fieldcheck.checks.models import Outcome
 from fieldcheck.results.views import ResultRow
+from fieldcheck.spreadsheet import safe_cell
 
 Progress = Callable[[int, str], None]  # (items done, stage in words)
 PhotoLinks = Callable[[ResultRow], list[str]]
@@ -39,16 +40,7 @@ CSV_HEADER = (
     "assignment_id",
     "submitted_at",
 )
-# A spreadsheet treats a cell starting with one of these as a formula (OWASP CSV injection).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_cell(value: object) -> object:
-    """Text a spreadsheet could run is prefixed with an apostrophe; numbers stay numbers."""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
-        return "'" + value
-    return value
 
 
 def _iso(value: datetime | None) -> str:

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
+from fieldcheck.spreadsheet import safe_cell
 from fieldcheck.storage import ObjectStorage
 
 
@@ -100,13 +101,15 @@ class SepaCsvPayoutProvider:
         # One file per batch key: a retried batch rewrites the same file, it never adds a second one.
         key = batch_key
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(
             ["end_to_end_id", "creditor_name", "creditor_iban", "amount", "currency", "remittance"]
         )
         for order in valid:
+            # The holder's name is the worker's text: defused, the file is opened in spreadsheets.
             writer.writerow(
-                [
+                safe_cell(cell)
+                for cell in [
                     order.payout_id,
                     order.account_holder,
                     order.iban.replace(" ", "").upper(),

@@ -5,12 +5,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fieldcheck.web import Cents
+
 
 class DepositIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_cents: int = Field(gt=0)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount_cents: Cents
+    currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
 
 
 class DepositOut(BaseModel):
@@ -65,8 +67,8 @@ class PayoutDetailsOut(BaseModel):
 class PayoutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_cents: int = Field(gt=0)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount_cents: Cents
+    currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
 
 
 class PayoutOut(BaseModel):

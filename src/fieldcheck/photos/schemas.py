@@ -5,12 +5,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fieldcheck.web import JsonInt
+
 
 class PhotoUploadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content_type: str = Field(min_length=1, max_length=100, examples=["image/jpeg"])
-    size_bytes: int = Field(gt=0, description="Size of the file the phone will upload.")
+    size_bytes: JsonInt = Field(gt=0, le=2**40, description="Size of the file the phone will upload.")
 
 
 class UploadOut(BaseModel):

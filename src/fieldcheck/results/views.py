@@ -144,6 +144,13 @@ class Summary:
         return self.approved / self.slots_total if self.slots_total else 0.0
 
 
+def status_pattern() -> str:
+    """What one `status` query value may be: delivered statuses, comma-separated (for the
+    OpenAPI document, so that generated clients send only what `parse_statuses` takes)."""
+    one = "(" + "|".join(sorted(s.value for s in DELIVERED)) + ")"
+    return f"^{one}(,{one})*$"
+
+
 def parse_statuses(raw: list[str] | None) -> list[str]:
     allowed = {s.value for s in DELIVERED}
     wanted = [s for part in raw or [] for s in part.split(",") if s]

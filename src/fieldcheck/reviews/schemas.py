@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,7 +80,7 @@ class ItemOut(BaseModel):
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    decision: str = Field(pattern="^(approve|reject)$")
+    decision: Literal["approve", "reject"]
     reasons: list[ReasonCode] = Field(default_factory=list, max_length=7)
     comment: str = Field(default="", max_length=2000)
 

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
-from fieldcheck.errors import BadRequest
+from fieldcheck.errors import BadRequest, UnsupportedMediaType
 from fieldcheck.settings import Settings
 from fieldcheck.stores import service
 from fieldcheck.stores.schemas import StoreCreate, StoreImportResult, StoreOut
@@ -81,9 +81,7 @@ class StoreController(Controller):
         elif content_type in CSV_TYPES:
             body = await spool_body(request, settings.store_import_max_bytes)
         else:
-            raise BadRequest(
-                "send the CSV as text/csv, or as one file in a multipart form", code="unsupported_media_type"
-            )
+            raise UnsupportedMediaType("send the CSV as text/csv, or as one file in a multipart form")
         try:
             created, updated = await anyio.to_thread.run_sync(
                 lambda: service.import_stores(

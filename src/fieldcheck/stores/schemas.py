@@ -4,9 +4,10 @@ import math
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from fieldcheck.stores.models import DEFAULT_GEOFENCE_M
+from fieldcheck.web import JsonInt
 
 MAX_GEOFENCE_M = 10_000
 
@@ -15,10 +16,10 @@ class StoreCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: StrictFloat = Field(ge=-90, le=90)
+    lon: StrictFloat = Field(ge=-180, le=180)
     address: str | None = Field(default=None, max_length=500)
-    geofence_m: int = Field(default=DEFAULT_GEOFENCE_M, gt=0, le=MAX_GEOFENCE_M)
+    geofence_m: JsonInt = Field(default=DEFAULT_GEOFENCE_M, gt=0, le=MAX_GEOFENCE_M)
     external_ref: str | None = Field(default=None, min_length=1, max_length=100)
 
     @field_validator("lat", "lon")
