@@ -391,5 +391,17 @@ def bench() -> None:
     """Benchmarks: commands that print figures (medians, p99 and ratios measured in one run)."""
 
 
+@main.group(
+    "eval",
+    cls=_LazyGroup,
+    lazy={
+        "photos": "fieldcheck.tools.evaluate.photos_command",
+        "variants": "fieldcheck.tools.evaluate.variants_command",
+    },
+)
+def eval_group() -> None:
+    """How right the photo checks are on labelled photos (yours, or a set built from ../shared/photos)."""
+
+
 if __name__ == "__main__":
     main()

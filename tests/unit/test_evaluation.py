@@ -1,0 +1,133 @@
+"""`fieldcheck eval`: the labelled set built from ../shared/photos, and the scores of the checks."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fieldcheck.cli import main
+from fieldcheck.tools import evalset
+from fieldcheck.tools.evaluate import LabelsError, evaluate, read_labels
+from tests.support import photos
+from tests.support.backends import ROOT
+
+COMMITTED = ROOT / "eval" / "shared-photos.csv"
+
+
+def test_the_committed_labels_are_what_the_set_builder_writes() -> None:
+    written = io.StringIO()
+    evalset.write_labels(evalset.labels(), written)
+    assert COMMITTED.read_text() == written.getvalue()
+
+
+def test_every_variant_is_labelled_as_what_it_is() -> None:
+    rows = {label.file: label for label in evalset.labels()}
+    assert rows["v_phone_oppo_r7plus_13mp_sharp.jpg"].blurred is False
+    assert rows["v_phone_oppo_r7plus_13mp_gauss1.5.jpg"].blurred is True
+    assert rows["v_phone_oppo_r7plus_13mp_motion25.jpg"].blurred is True
+    assert rows["v_phone_oppo_r7plus_13mp_noise12.jpg"].blurred is False  # noise is not blur
+    assert rows["v_phone_oppo_r7plus_13mp_dark.jpg"].bad_exposure is True
+    assert rows["v_phone_oppo_r7plus_13mp_dark.jpg"].blurred is None  # nothing to judge it by
+    # One shutter press (HDR on and off) is one picture; three shots of a scene are not copies.
+    assert rows["neardup_iphone6_hdr_on_gps.jpg"].duplicate_group == "hdr"
+    assert rows["v_neardup_iphone6_hdr_off_crop4.jpg"].duplicate_group == "hdr"
+    sharp, defocus = rows["blur_honor7x_176_sharp.jpg"], rows["blur_honor7x_176_defocus.jpg"]
+    assert sharp.duplicate_group != defocus.duplicate_group
+    assert sharp.reference_group == defocus.reference_group == "honor7x-176"
+    assert "v_phone_iphone5_flowers_rot180_upright.jpg" in rows  # only the turned photo
+    assert "v_phone_oppo_r7plus_13mp_upright.jpg" not in rows
+
+
+def test_the_variants_of_a_photo_are_written_at_2400_px(tmp_path: Path) -> None:
+    photos.real("phone_oppo_r7plus_13mp_gps.jpg")  # a clear failure when the folder is missing
+    one = (evalset.Original("phone_oppo_r7plus_13mp_gps.jpg", variants=True),)
+    labels = evalset.build(photos.PHOTOS_DIR, tmp_path, echo=lambda _: None, originals=one)
+    cases = read_labels(labels)
+    assert len(cases) == 1 + len(evalset.VARIANTS) - 1  # no upright copy: it is stored upright
+    sharp = photos.cv2.imread(
+        str(tmp_path / "v_phone_oppo_r7plus_13mp_sharp.jpg"), photos.cv2.IMREAD_GRAYSCALE
+    )
+    blurred = photos.cv2.imread(
+        str(tmp_path / "v_phone_oppo_r7plus_13mp_gauss2.0.jpg"), photos.cv2.IMREAD_GRAYSCALE
+    )
+    assert max(sharp.shape) == 2400
+    detail = [float(np.var(photos.cv2.Laplacian(image, photos.cv2.CV_32F))) for image in (sharp, blurred)]
+    assert detail[1] < detail[0] / 4
+
+
+def _labelled_set(folder: Path) -> Path:
+    """A real sharp photo, its real out-of-focus shot, a re-saved copy and a black frame."""
+    sharp = photos.real("blur_honor10_180_sharp.jpg")
+    (folder / "sharp.jpg").write_bytes(sharp)
+    (folder / "defocus.jpg").write_bytes(photos.real("blur_honor10_180_defocus.jpg"))
+    decoded = photos.cv2.imdecode(np.frombuffer(sharp, np.uint8), photos.cv2.IMREAD_COLOR)
+    (folder / "copy.jpg").write_bytes(photos.jpeg(decoded, quality=60))
+    (folder / "black.jpg").write_bytes(photos.jpeg(np.zeros((1200, 1600, 3), np.uint8)))
+    labels = folder / "labels.csv"
+    labels.write_text(
+        "file,blurred,bad_exposure,duplicate_group,reference_group,screen\n"
+        "sharp.jpg,0,0,a,scene,\n"
+        "defocus.jpg,1,0,,scene,\n"
+        "copy.jpg,0,0,a,scene,\n"
+        "black.jpg,,1,,,\n"
+    )
+    return labels
+
+
+def test_scores_count_what_each_check_got_right_and_wrong(tmp_path: Path) -> None:
+    result = evaluate(read_labels(_labelled_set(tmp_path)))
+    blur, exposure, duplicate = (result["families"][n] for n in ("blur", "exposure", "duplicate"))
+    assert result["photos"] == 4
+    assert (blur["labelled"], blur["true_positives"], blur["true_negatives"]) == (3, 1, 2)
+    assert blur["accuracy"] == 1.0 and blur["false_flags"] == 0
+    assert (exposure["labelled"], exposure["true_positives"], exposure["true_negatives"]) == (4, 1, 3)
+    # The two copies are found; the defocused shot of the scene and the black frame are nobody's copy.
+    assert (duplicate["true_positives"], duplicate["true_negatives"], duplicate["false_flags"]) == (2, 2, 0)
+    assert result["families"]["screen"]["labelled"] == 0
+
+
+def test_a_wrong_answer_is_named_with_what_was_measured(tmp_path: Path) -> None:
+    labels = _labelled_set(tmp_path)
+    labels.write_text(labels.read_text().replace("defocus.jpg,1,", "defocus.jpg,0,"))
+    blur = evaluate(read_labels(labels))["families"]["blur"]
+    assert blur["false_flags"] == 1
+    assert blur["wrong"] == [
+        {"file": "defocus.jpg", "expected": "not flagged", "measured": blur["wrong"][0]["measured"]}
+    ]
+    assert blur["wrong"][0]["measured"].startswith("fail ")
+
+
+def test_the_command_prints_a_report_or_one_json_object(tmp_path: Path) -> None:
+    labels = _labelled_set(tmp_path)
+    runner = CliRunner()
+    text = runner.invoke(main, ["eval", "photos", "--labels", str(labels)])
+    assert text.exit_code == 0, text.output
+    assert "blur: accuracy 1.000" in text.output
+    assert "duplicate: accuracy 1.000" in text.output
+    as_json = runner.invoke(main, ["eval", "photos", "--labels", str(labels), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["families"]["exposure"]["recall"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("name,blurred\nx.jpg,1\n", "no `file` column"),
+        ("file,blurred\nsharp.jpg,maybe\n", "line 2: blurred is 'maybe'"),
+        ("file,blurred\nnowhere.jpg,1\n", "missing, first nowhere.jpg"),
+        ("file,blurred\n,1\n", "line 2: empty `file`"),
+    ],
+)
+def test_a_bad_labels_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "sharp.jpg").write_bytes(photos.real("blur_honor10_180_sharp.jpg"))
+    labels = tmp_path / "labels.csv"
+    labels.write_text(content)
+    with pytest.raises(LabelsError, match=message.replace("(", r"\(")):
+        read_labels(labels)
+    answer = CliRunner().invoke(main, ["eval", "photos", "--labels", str(labels)])
+    assert answer.exit_code == 1 and message in answer.output
