@@ -229,11 +229,7 @@ class AdminUserController(Controller):
         principal: NamedDependency[Principal],
         account_gate: NamedDependency[AccountGate],
     ) -> UserOut:
-        user = service.set_active(db_session, actor=principal, user_id=user_id, active=False)
-        out = user_out(user)
-        db_session.commit()
-        account_gate.forget(user_id)
-        return out
+        return _set_active(db_session, principal, account_gate, user_id, active=False)
 
     @post(
         "/{user_id:uuid}/reactivate",
@@ -247,11 +243,7 @@ class AdminUserController(Controller):
         principal: NamedDependency[Principal],
         account_gate: NamedDependency[AccountGate],
     ) -> UserOut:
-        user = service.set_active(db_session, actor=principal, user_id=user_id, active=True)
-        out = user_out(user)
-        db_session.commit()
-        account_gate.forget(user_id)
-        return out
+        return _set_active(db_session, principal, account_gate, user_id, active=True)
 
 
 class AdminOrganizationController(Controller):
@@ -268,3 +260,13 @@ class AdminOrganizationController(Controller):
     ) -> OrganizationOut:
         organization = organizations.create_organization(db_session, name=data.name)
         return OrganizationOut.model_validate(organization, from_attributes=True)
+
+
+def _set_active(
+    session: Session, principal: Principal, gate: AccountGate, user_id: uuid.UUID, *, active: bool
+) -> UserOut:
+    """Commit the change, then make this process's cache forget the account (others within seconds)."""
+    out = user_out(service.set_active(session, actor=principal, user_id=user_id, active=active))
+    session.commit()
+    gate.forget(user_id)
+    return out
