@@ -300,21 +300,52 @@ def demo(ctx: click.Context, city: str, then_serve: bool, any_database: bool) ->
 @click.option(
     "--max-bytes", default=None, type=int, help="Largest file accepted (default FIELDCHECK_PHOTO_MAX_BYTES)."
 )
-def check_photos(files: tuple[str, ...], as_json: bool, min_short_side: int, max_bytes: int | None) -> None:
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A reference photo (repeat, 1 to 5): each file's reference match is run against them.",
+)
+def check_photos(
+    files: tuple[str, ...],
+    as_json: bool,
+    min_short_side: int,
+    max_bytes: int | None,
+    references: tuple[str, ...],
+) -> None:
     """Run the photo checks on local files, and the duplicate check among them.
 
     Prints each check's outcome, measured value, threshold and explanation, to calibrate the
-    thresholds on your own photos.
+    thresholds on your own photos. With --reference, the reference match too (which reference
+    matched, and where the photo lies in it).
     """
     from pathlib import Path
 
     from fieldcheck.checks.models import Outcome
-    from fieldcheck.checks.photo import Check, check_photo, same_picture
+    from fieldcheck.checks.photo import Check, check_photo, reference_features, same_picture
 
     limit = max_bytes or _settings().photo_max_bytes
+    if len(references) > 5:
+        raise click.BadParameter("at most 5 reference photos", param_hint="--reference")
+    reference_set = []
+    for name in references:
+        found, problem = reference_features(Path(name).read_bytes(), max_bytes=limit)
+        if found is None:
+            raise click.BadParameter(f"{name}: {problem}", param_hint="--reference")
+        reference_set.append(found)
     reports: list[tuple[str, Any]] = []
     for name in files:
-        report = check_photo(Path(name).read_bytes(), min_short_side_px=min_short_side, max_bytes=limit)
+        report = check_photo(
+            Path(name).read_bytes(),
+            min_short_side_px=min_short_side,
+            max_bytes=limit,
+            references=reference_set if references else None,
+        )
+        if report.reference_index is not None:
+            report.measurements["reference"] = references[report.reference_index]
+            if report.reference_match is not None and report.reference_match.same_scene:
+                report.measurements["reference_outline"] = report.reference_match.corners
         for earlier_name, earlier in reports:
             same_bytes = earlier.sha256 == report.sha256
             twin, distance = (

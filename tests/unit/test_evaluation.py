@@ -131,3 +131,16 @@ def test_a_bad_labels_file_is_a_clear_error(tmp_path: Path, content: str, messag
         read_labels(labels)
     answer = CliRunner().invoke(main, ["eval", "photos", "--labels", str(labels)])
     assert answer.exit_code == 1 and message in answer.output
+
+
+def test_reference_pairs_are_scored_within_and_across_groups(tmp_path: Path) -> None:
+    labels = _labelled_set(tmp_path)
+    (tmp_path / "other.jpg").write_bytes(photos.real("phone_nexus4_night_gps.jpg"))
+    labels.write_text(labels.read_text() + "other.jpg,,,,elsewhere,\n")
+    scores = evaluate(read_labels(labels))["families"]["reference_match"]
+    # sharp, defocus and copy: 3 pairs that must match; each with the night photo: 3 that must not.
+    assert (scores["labelled"], scores["true_positives"], scores["true_negatives"]) == (6, 3, 3)
+    labels.write_text(labels.read_text().replace("other.jpg,,,,elsewhere,", "other.jpg,,,,scene,"))
+    wrong = evaluate(read_labels(labels))["families"]["reference_match"]
+    assert wrong["false_negatives"] == 3
+    assert all(" ~ " in w["file"] and "points" in w["measured"] for w in wrong["wrong"])

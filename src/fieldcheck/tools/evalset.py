@@ -62,8 +62,10 @@ ORIGINALS = (
     Original("blur_honor10_180_sharp.jpg", scene="honor10-180"),
     Original("blur_honor10_180_defocus.jpg", blurred=True, scene="honor10-180"),
     Original("blur_honor10_180_motion.jpg", blurred=True, scene="honor10-180"),
-    Original("shelf_grocery_milk_001.jpg"),
-    Original("shelf_grocery_milk_002_inhand.jpg"),
+    # One product (the same milk carton) on the shelf and in a hand: not copies, but a reference
+    # of each other.
+    Original("shelf_grocery_milk_001.jpg", scene="arla-milk"),
+    Original("shelf_grocery_milk_002_inhand.jpg", scene="arla-milk"),
     Original("shelf_grocery_orange_juice_001.jpg"),
     Original("shelf_grocery_apple_juice_001.jpg"),
 )

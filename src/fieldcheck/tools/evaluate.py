@@ -4,8 +4,10 @@ The labels file has the columns `file,blurred,bad_exposure,duplicate_group,refer
 screen` (1 or 0; empty = not labelled; files relative to the labels file). For each check family
 it prints accuracy, precision, recall, false flags and the files it got wrong. A photo counts as
 flagged by a check when its outcome is not a pass (a warning sends it to a person, a failure
-refuses it). Duplicates: every file of a `duplicate_group` must be flagged as a copy of another
-file of its group, and no file as a copy of a file outside its group.
+refuses it). Reference match: every pair of files of one `reference_group` must match (copies of
+one picture included: a copy matches its original), and no pair of different groups. Duplicates:
+every file of a `duplicate_group` must be flagged as a copy of another file of its group, and no
+file as a copy of a file outside its group.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from typing import Any
 
 import click
 
+from fieldcheck.checks import reference
 from fieldcheck.checks.models import Outcome
 from fieldcheck.checks.photo import PhotoReport, check_photo, same_picture
 
 FAMILIES = {"blurred": "blur", "bad_exposure": "exposure", "screen": "screen"}
 MIN_SHORT_SIDE = 300  # the resolution rule is not what is measured here
 MAX_BYTES = 64 << 20
+SHOWN_WRONG = 40  # per family in the printed report
 
 
 class LabelsError(click.ClickException):
@@ -147,7 +151,10 @@ def _outcome(report: PhotoReport, name: str) -> tuple[bool | None, str | None]:
 
 def evaluate(cases: list[Case], *, threads: int = 2) -> dict[str, Any]:
     def run(case: Case) -> PhotoReport:
-        return check_photo(case.path.read_bytes(), min_short_side_px=MIN_SHORT_SIDE, max_bytes=MAX_BYTES)
+        # references=(): the reference match is not measured, but each photo's features are kept
+        return check_photo(
+            case.path.read_bytes(), min_short_side_px=MIN_SHORT_SIDE, max_bytes=MAX_BYTES, references=()
+        )
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         reports = list(pool.map(run, cases))
@@ -165,6 +172,7 @@ def evaluate(cases: list[Case], *, threads: int = 2) -> dict[str, Any]:
             score.count(expected, flagged, case.file, measured)
         scores[check] = score
     scores["duplicate"] = _duplicates(cases, reports)
+    scores["reference_match"] = _references(cases, reports, threads=threads)
     return {
         "photos": len(cases),
         "families": {name: score.as_dict() for name, score in scores.items()},
@@ -196,6 +204,26 @@ def _duplicates(cases: list[Case], reports: list[PhotoReport]) -> Score:
     return score
 
 
+def _references(cases: list[Case], reports: list[PhotoReport], *, threads: int) -> Score:
+    """Every pair of labelled files: those of one reference_group must match, others must not."""
+    labelled = [i for i, case in enumerate(cases) if case.reference_group and reports[i].features is not None]
+    pairs = list(combinations(labelled, 2))
+
+    def run(pair: tuple[int, int]) -> reference.Match:
+        first, second = (reports[k].features for k in pair)
+        assert first is not None and second is not None
+        return reference.match(first, second)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        matches = list(pool.map(run, pairs))
+    score = Score("reference_match")
+    for (i, j), found in zip(pairs, matches, strict=True):
+        expected = cases[i].reference_group == cases[j].reference_group
+        measured = f"{found.inliers} points ({found.share:.0%} of {found.matches} matches)"
+        score.count(expected, found.same_scene, f"{cases[i].file} ~ {cases[j].file}", measured)
+    return score
+
+
 def render(result: dict[str, Any], echo: Callable[[str], None] = click.echo) -> None:
     echo(f"{result['photos']} photos")
     for name, score in result["families"].items():
@@ -210,8 +238,10 @@ def render(result: dict[str, Any], echo: Callable[[str], None] = click.echo) -> 
         )
         if score["not_measured"]:
             echo(f"  not measured on {score['not_measured']} photo(s) (counted as not flagged)")
-        for wrong in score["wrong"]:
+        for wrong in score["wrong"][:SHOWN_WRONG]:
             echo(f"  wrong: {wrong['file']}: expected {wrong['expected']}, measured {wrong['measured']}")
+        if len(score["wrong"]) > SHOWN_WRONG:
+            echo(f"  ... and {len(score['wrong']) - SHOWN_WRONG} more wrong (--json lists them all)")
 
 
 def _text(value: float | None) -> str:
