@@ -1,7 +1,8 @@
 """`fieldcheck bench photos`: the cost of checking a photo, next to the cost of merely decoding it.
 
 For each photo, in the same run and the same process: the median time of the whole per-photo
-check (file safety, header, EXIF, resolution, blur, exposure, hashes, screen recapture), of a
+check (file safety, header, EXIF, resolution, blur, exposure, hashes, screen recapture, and the
+reference match against five stored references, as a campaign with five reference photos has), of a
 full-resolution colour decode (cv2.imdecode IMREAD_COLOR) and of a 1/8 reduced grayscale decode
 (the floor: entropy decoding every check must pay). Then the peak memory of one check on the
 largest photo, measured in a fresh process; the peak memory of eight worst-case images checked
@@ -28,7 +29,8 @@ import numpy as np
 
 from fieldcheck.checks import imaging
 from fieldcheck.checks.imaging import cv2
-from fieldcheck.checks.photo import check_photo
+from fieldcheck.checks import reference
+from fieldcheck.checks.photo import check_photo, reference_features
 
 REPEATS = 9
 PHONE_SIZE_PIXELS = 2_000_000  # the ratios are judged on phone-size photos
@@ -76,10 +78,27 @@ def photo_files(folder: Path | None) -> list[tuple[str, bytes]]:
     return [("synthetic-12mp.jpg", synthetic_12mp())]
 
 
-def time_photo(data: bytes) -> dict[str, float]:
+REFERENCES = 5
+
+
+def five_references(files: list[tuple[str, bytes]]) -> list[reference.Features]:
+    """Stored features of the five largest photos (as the check job reads them: computed once)."""
+    found = []
+    for _, data in sorted(files, key=lambda f: -len(f[1])):
+        features, _ = reference_features(data, max_bytes=64 << 20)
+        if features is not None:
+            found.append(reference.Features.from_bytes(features.to_bytes()))
+        if len(found) == REFERENCES:
+            break
+    return found
+
+
+def time_photo(data: bytes, references: list[reference.Features]) -> dict[str, float]:
     buffer = np.frombuffer(data, dtype=np.uint8)
     return {
-        "check": _median_ms(lambda: check_photo(data, min_short_side_px=1000, max_bytes=64 << 20)),
+        "check": _median_ms(
+            lambda: check_photo(data, min_short_side_px=1000, max_bytes=64 << 20, references=references)
+        ),
         "full": _median_ms(lambda: cv2.imdecode(buffer, cv2.IMREAD_COLOR)),
         "r8": _median_ms(lambda: cv2.imdecode(buffer, cv2.IMREAD_REDUCED_GRAYSCALE_8)),
     }
@@ -90,10 +109,11 @@ import json, sys
 from pathlib import Path
 def status(field):
     return int(next(l for l in open('/proc/self/status') if l.startswith(field)).split()[1])
-from fieldcheck.checks.photo import check_photo
+from fieldcheck.checks.photo import check_photo, reference_features
 data = Path(sys.argv[1]).read_bytes()
 before = status('VmHWM')
-check_photo(data, min_short_side_px=1000, max_bytes=64 << 20)
+references = [reference_features(data, max_bytes=64 << 20)[0]] * 5
+check_photo(data, min_short_side_px=1000, max_bytes=64 << 20, references=references)
 print(json.dumps({'before_kb': before, 'peak_kb': status('VmHWM')}))
 """
 
@@ -214,11 +234,13 @@ def time_duplicate_lookup(count: int = HASHES, lookups: int = LOOKUPS) -> float:
 
 def run(folder: Path | None, echo: Callable[[str], None] = click.echo) -> dict[str, Any]:
     files = photo_files(folder)
+    references = five_references(files)
+    echo(f"reference match against {len(references)} stored references included in every check")
     echo(f"{'photo':42} {'size':>11} {'check':>8} {'full':>8} {'1/8':>8}  check/full  check/(1/8)")
     rows = []
     for name, data in files:
         header = imaging.read_header(data)
-        times = time_photo(data)
+        times = time_photo(data, references)
         rows.append((name, header.pixels, times))
         echo(
             f"{name[:42]:42} {header.width:>5}x{header.height:<5} {times['check']:7.1f}ms {times['full']:7.1f}ms "
@@ -233,7 +255,7 @@ def run(folder: Path | None, echo: Callable[[str], None] = click.echo) -> dict[s
     }
     echo(
         f"phone-size photos ({summary['photos']}): median check {summary['median_check_ms']:.1f} ms; median ratios "
-        f"check/full decode {summary['ratio_full']:.2f} (target <= 0.8), check/(1/8 decode) {summary['ratio_r8']:.2f} "
+        f"check/full decode {summary['ratio_full']:.2f} (target <= 1.0), check/(1/8 decode) {summary['ratio_r8']:.2f} "
         "(target <= 1.5)"
     )
     largest = max(rows, key=lambda r: r[1])
