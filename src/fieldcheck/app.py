@@ -48,6 +48,7 @@ from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMon
 from fieldcheck.logs import configure_logging
 from fieldcheck.proxies import trusted_proxies_middleware
 from fieldcheck.ratelimit import RateLimits
+from fieldcheck.references.controllers import ReferencePhotoController
 from fieldcheck.results.controllers import CampaignResultsController
 from fieldcheck.reviews.controllers import AdminAssignmentController, AppealController, ReviewController
 from fieldcheck.runtime import Runtime
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         AdminUserController,
         StoreController,
         CampaignController,
+        ReferencePhotoController,
         TaskController,
         ReservationController,
         AssignmentController,

@@ -3,7 +3,7 @@
 from fieldcheck.assignments.models import Assignment, AssignmentEvent
 from fieldcheck.auth.models import LoginFailure, RevokedToken, User
 from fieldcheck.campaigns.models import Campaign
-from fieldcheck.checks.models import CheckResultRow, PhotoHash
+from fieldcheck.checks.models import CheckResultRow, PhotoFeatures, PhotoHash, ReferencePhoto
 from fieldcheck.console.models import ConsoleSession
 from fieldcheck.db import metadata
 from fieldcheck.exports.models import Export
@@ -45,8 +45,10 @@ __all__ = [
     "Payout",
     "PayoutDetails",
     "Photo",
+    "PhotoFeatures",
     "PhotoHash",
     "RateCounter",
+    "ReferencePhoto",
     "Review",
     "ReviewClaim",
     "RevokedToken",

@@ -35,6 +35,7 @@ JOB_MODULES = (
     "fieldcheck.auth.jobs",
     "fieldcheck.assignments.jobs",
     "fieldcheck.photos.jobs",
+    "fieldcheck.references.jobs",
     "fieldcheck.idempotency",
     "fieldcheck.ledger.jobs",
     "fieldcheck.reviews.jobs",

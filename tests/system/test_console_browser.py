@@ -208,3 +208,52 @@ def test_a_client_follows_a_campaign_and_downloads_an_export(
         assert browser.elsewhere == [] and browser.errors == []
     finally:
         browser.close()
+
+
+def test_a_reviewer_sees_the_matched_reference_with_the_photo_outlined(
+    app_client: Any, live_server: str, chromium: Any, artifacts_dir: Path
+) -> None:
+    from tests.api.test_reference_photos import RULES, attach
+    from tests.support import photos
+    from tests.support.submissions import checked, submit, upload
+
+    runtime = runtime_of(app_client)
+    field = Field(app_client, photo_rules=RULES)
+    from fieldcheck.checks.imaging import cv2
+
+    shelf = photos.scene(seed=31)
+    assert attach(app_client, field, photos.jpeg(shelf))["status"] == "ready"
+    # The worker's photo: the same shelf from a step to the side and closer (not a copy).
+    height, width = shelf.shape[:2]
+    turned = cv2.getRotationMatrix2D((width * 0.4, height * 0.45), 6, 1.35)
+    closer = cv2.warpAffine(shelf, turned, (width, height), borderMode=cv2.BORDER_REFLECT)
+    worker = field.worker()
+    assignment_id = field.reserve(worker)
+    photo_id = upload(app_client, worker, assignment_id, photos.jpeg(closer))
+    assert submit(app_client, worker, assignment_id, [photo_id], accuracy_m=120.0).status_code == 202
+    # An imprecise position: a person looks at it.
+    assert checked(app_client, worker, assignment_id)["status"] == "in_review"
+    reviewer = make_account(runtime, Role.reviewer, display_name="Rita Reviewer")
+    browser = Browser(chromium, live_server)
+    try:
+        page = browser.page
+        browser.sign_in(reviewer)
+        page.goto(f"{live_server}/console/review/{assignment_id}")
+        page.wait_for_load_state("networkidle")
+        reference = page.locator(".reference.matched")
+        assert "the client's reference photo" in reference.locator("h3").inner_text()
+        image = reference.locator("img")
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+        points = reference.locator("polygon").get_attribute("points") or ""
+        corners = [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
+        assert len(corners) == 4
+        # The closer shot is a smaller region inside the reference.
+        assert all(0.0 < x < 1.0 and 0.0 < y < 1.0 for x, y in corners)
+        box = reference.locator("svg").bounding_box()
+        shown = image.bounding_box()
+        assert box is not None and shown is not None and abs(box["width"] - shown["width"]) < 2
+        reference.scroll_into_view_if_needed()
+        browser.shot(artifacts_dir, "review-item-reference")
+        assert browser.elsewhere == [] and browser.errors == []
+    finally:
+        browser.close()

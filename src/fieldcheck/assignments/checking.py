@@ -23,6 +23,7 @@ from fieldcheck.checks import service as checks
 from fieldcheck.checks import visit
 from fieldcheck.checks.duplicates import HashIndex, lock_for_duplicates
 from fieldcheck.checks.imaging import exif_time_utc
+from fieldcheck.checks.models import PhotoFeatures
 from fieldcheck.checks.photo import Check
 from fieldcheck.checks.service import PhotoWork
 from fieldcheck.checks.visit import Verdict
@@ -95,6 +96,37 @@ def load_submission(session: Session, assignment_id: uuid.UUID) -> Submission | 
     return Submission(assignment, campaign, store, photos, previous)
 
 
+MAX_REFERENCES = 5  # compared with each photo: the check's time budget counts five
+
+
+def load_references(session: Session, submission: Submission) -> checks.ReferenceSet:
+    """The campaign's reference photos, then this store's most recent approved photos of the same
+    campaign (another campaign at the store may ask for another shelf), five at most in all."""
+    found = checks.ReferenceSet()
+    for photo in checks.campaign_references(session, submission.campaign.id, MAX_REFERENCES):
+        assert photo.features is not None
+        found.add("campaign", photo.id, photo.features)
+    room = MAX_REFERENCES - len(found.features)
+    if room > 0:
+        earlier = session.exec(
+            select(Photo.id, PhotoFeatures.features)
+            .join(PhotoFeatures, col(PhotoFeatures.photo_id) == col(Photo.id))
+            .join(Assignment, col(Assignment.id) == col(Photo.assignment_id))
+            .join(Task, col(Task.id) == col(Assignment.task_id))
+            .where(
+                Assignment.campaign_id == submission.campaign.id,
+                Task.store_id == submission.store.id,
+                Assignment.status == AssignmentStatus.approved.value,
+                Assignment.id != submission.assignment.id,
+            )
+            .order_by(col(Photo.checked_at).desc(), col(Photo.id))
+            .limit(room)
+        ).all()
+        for photo_id, stored in earlier:
+            found.add("store", photo_id, stored)
+    return found
+
+
 def visit_checks(submission: Submission, works: list[PhotoWork]) -> tuple[list[Check], float | None]:
     """The checks of the visit (place, accuracy, travel) and of each photo's own time and place.
 
@@ -148,9 +180,15 @@ def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID
     if submission is None or submission.assignment.status != AssignmentStatus.submitted.value:
         return
     campaign = submission.campaign
+    with ctx.reading() as reading:
+        references = load_references(reading, submission)
     works = [
         checks.measure_photo(
-            storage, photo, min_short_side_px=campaign.min_short_side_px, max_bytes=settings.photo_max_bytes
+            storage,
+            photo,
+            min_short_side_px=campaign.min_short_side_px,
+            max_bytes=settings.photo_max_bytes,
+            references=references,
         )
         for photo in submission.photos
     ]

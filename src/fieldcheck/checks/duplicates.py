@@ -28,12 +28,12 @@ DUPLICATE_LOCK_KEY = 727_100_002
 
 @dataclass(frozen=True)
 class Candidate:
-    photo_id: uuid.UUID
+    photo_id: uuid.UUID  # a photo's id, or a reference photo's
     distance: int
 
 
 class HashIndex:
-    """Every stored perceptual hash of the platform, in this process's memory."""
+    """Every stored perceptual hash of the platform (photos and reference photos), in memory."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -69,14 +69,14 @@ class HashIndex:
         with self._lock:
             while True:
                 rows = session.exec(
-                    select(PhotoHash.seq, PhotoHash.photo_id, PhotoHash.phash)
+                    select(PhotoHash.seq, PhotoHash.photo_id, PhotoHash.reference_id, PhotoHash.phash)
                     .where(col(PhotoHash.seq) > self._last_seq)
                     .order_by(col(PhotoHash.seq))
                     .limit(batch)
                 ).all()
                 if not rows:
                     return loaded
-                self._append([(int(s or 0), p, h) for s, p, h in rows])
+                self._append([(int(s or 0), _owner(p, r), h) for s, p, r, h in rows])
                 loaded += len(rows)
 
     def candidates(self, phash: int, max_distance: int = PHASH_MAX_DISTANCE) -> list[Candidate]:
@@ -93,6 +93,12 @@ class HashIndex:
             np.bitwise_count(xor[:size], out=count[:size])
             found = np.flatnonzero(count[:size] <= max_distance)
             return [Candidate(self._ids[i], int(count[i])) for i in found]
+
+
+def _owner(photo_id: uuid.UUID | None, reference_id: uuid.UUID | None) -> uuid.UUID:
+    owner = photo_id or reference_id
+    assert owner is not None  # the table's one_owner constraint
+    return owner
 
 
 def lock_for_duplicates(session: Session) -> None:

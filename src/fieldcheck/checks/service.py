@@ -12,11 +12,19 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
+from fieldcheck.checks import reference
 from fieldcheck.checks.derivatives import make_derivatives
 from fieldcheck.checks.duplicates import HashIndex
-from fieldcheck.checks.models import CheckResultRow, Outcome, PhotoHash
+from fieldcheck.checks.models import (
+    CheckResultRow,
+    Outcome,
+    PhotoFeatures,
+    PhotoHash,
+    ReferencePhoto,
+    ReferenceStatus,
+)
 from fieldcheck.checks.photo import Check, PhotoReport, check_photo, same_picture
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.storage import ObjectStorage
@@ -24,6 +32,36 @@ from fieldcheck.storage import ObjectStorage
 log = logging.getLogger("fieldcheck.checks")
 
 DUPLICATE_THRESHOLD = "not an earlier photo (same file, or the same picture re-saved)"
+
+
+@dataclass
+class ReferenceSet:
+    """What the photos of one submission are compared with: the campaign's reference photos, then
+    the store's earlier approved photos of the campaign; where each came from, in the same order."""
+
+    features: list[reference.Features] = field(default_factory=list)
+    sources: list[tuple[str, uuid.UUID]] = field(default_factory=list)  # ("campaign" | "store", id)
+
+    def add(self, kind: str, owner: uuid.UUID, stored: bytes) -> None:
+        self.features.append(reference.Features.from_bytes(stored))
+        self.sources.append((kind, owner))
+
+
+def campaign_references(session: Session, campaign_id: uuid.UUID, limit: int) -> list[ReferencePhoto]:
+    """The campaign's usable reference photos, oldest first."""
+    return list(
+        session.exec(
+            select(ReferencePhoto)
+            .where(
+                ReferencePhoto.campaign_id == campaign_id,
+                ReferencePhoto.status == ReferenceStatus.ready.value,
+                col(ReferencePhoto.deleted_at).is_(None),
+                col(ReferencePhoto.features).is_not(None),
+            )
+            .order_by(col(ReferencePhoto.created_at), col(ReferencePhoto.id))
+            .limit(limit)
+        ).all()
+    )
 
 
 @dataclass
@@ -44,7 +82,12 @@ class PhotoWork:
 
 
 def measure_photo(
-    storage: ObjectStorage, photo: Photo, *, min_short_side_px: int, max_bytes: int
+    storage: ObjectStorage,
+    photo: Photo,
+    *,
+    min_short_side_px: int,
+    max_bytes: int,
+    references: ReferenceSet | None = None,
 ) -> PhotoWork:
     """Read the photo as submitted (refusing one changed since), check it, make its derivatives."""
     info = storage.head(photo.content_key)
@@ -62,7 +105,21 @@ def measure_photo(
         )
         return PhotoWork(photo, report)
     data = storage.get_bytes(photo.content_key)
-    report = check_photo(data, min_short_side_px=min_short_side_px, max_bytes=max_bytes)
+    found = references or ReferenceSet()
+    report = check_photo(
+        data, min_short_side_px=min_short_side_px, max_bytes=max_bytes, references=found.features
+    )
+    if report.reference_index is not None and report.reference_match is not None:
+        kind, owner = found.sources[report.reference_index]
+        matched = report.reference_match
+        report.measurements["reference"] = {
+            "kind": kind,
+            "id": str(owner),
+            "inliers": matched.inliers,
+            "share": round(matched.share, 3),
+            "matched": matched.same_scene,
+            "outline": matched.corners if matched.same_scene else None,
+        }
     work = PhotoWork(photo, report)
     if (
         report.width
@@ -110,8 +167,24 @@ def duplicate_checks(session: Session, index: HashIndex, works: list[PhotoWork])
             )
             .limit(1)
         ).first()
-        near = None if exact is not None else _near_duplicate(session, index, report, mine)
-        if exact is not None:
+        reference = session.exec(
+            select(ReferencePhoto.id).where(ReferencePhoto.sha256 == report.sha256).limit(1)
+        ).first()
+        near, near_reference = (
+            (None, False) if exact or reference else _near_duplicate(session, index, report, mine)
+        )
+        if reference is not None or near_reference:
+            work.extra.append(
+                Check(
+                    "duplicate",
+                    Outcome.fail,
+                    "identical file" if reference is not None else f"{near} of 64 bits differ",
+                    DUPLICATE_THRESHOLD,
+                    "This photo is a copy of the client's reference photo, not a photo taken during "
+                    "the visit. Each task needs new photos of the shelf.",
+                )
+            )
+        elif exact is not None:
             work.extra.append(
                 Check(
                     "duplicate",
@@ -148,24 +221,27 @@ def duplicate_checks(session: Session, index: HashIndex, works: list[PhotoWork])
 
 def _near_duplicate(
     session: Session, index: HashIndex, report: PhotoReport, mine: set[uuid.UUID]
-) -> int | None:
-    """The bit distance to an earlier photo that is the same picture, if there is one."""
+) -> tuple[int | None, bool]:
+    """The bit distance to an earlier photo (or reference photo: True) that is the same picture."""
     if not report.comparable or report.phash is None:
-        return None
+        return None, False
     candidates = [c for c in index.candidates(report.phash) if c.photo_id not in mine]
     if not candidates:
-        return None
+        return None, False
+    ids = [c.photo_id for c in candidates]
     stored = {
-        row.photo_id: row
+        row.owner_id: row
         for row in session.exec(
-            select(PhotoHash).where(col(PhotoHash.photo_id).in_([c.photo_id for c in candidates]))
+            select(PhotoHash).where(
+                or_(col(PhotoHash.photo_id).in_(ids), col(PhotoHash.reference_id).in_(ids))
+            )
         ).all()
     }
     for candidate in sorted(candidates, key=lambda c: c.distance):
         row = stored.get(candidate.photo_id)
         if row is not None and same_picture(report, row.model_dump())[0]:
-            return candidate.distance
-    return None
+            return candidate.distance, row.reference_id is not None
+    return None, False
 
 
 def _twins(works: list[PhotoWork]) -> None:
@@ -216,6 +292,8 @@ def store_measurements(session: Session, work: PhotoWork, now: datetime) -> None
                 photo_id=photo.id, phash=report.phash, dhash=report.dhash, fingerprint=report.fingerprint
             )
         )
+    if report.features is not None and len(report.features) >= reference.MIN_MATCHES:
+        session.merge(PhotoFeatures(photo_id=photo.id, features=report.features.to_bytes()))
 
 
 def record_results(

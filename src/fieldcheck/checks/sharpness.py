@@ -129,8 +129,10 @@ def _tile_widths(groups: np.ndarray, widths: np.ndarray) -> np.ndarray:
     low = np.floor(position).astype(np.int64)
     fraction = position - low
     values = keys - ordered_groups * 1e4
-    percentile = values[starts + low] * (1 - fraction) + values[starts + np.minimum(low + 1, counts - 1)] * fraction
+    percentile = (
+        values[starts + low] * (1 - fraction) + values[starts + np.minimum(low + 1, counts - 1)] * fraction
+    )
     tiles = ordered_groups[starts] // 4
-    unique, first, per_tile = np.unique(tiles, return_index=True, return_counts=True)
+    _, first, per_tile = np.unique(tiles, return_index=True, return_counts=True)
     worst = np.maximum.reduceat(percentile, first) if len(first) else np.empty(0)
     return worst[per_tile >= MIN_DIRECTIONS]

@@ -32,6 +32,19 @@ class ClaimOut(BaseModel):
     lease_expires_at: datetime
 
 
+class ReviewReferenceOut(BaseModel):
+    kind: str = Field(
+        description="campaign (a client's reference photo) or store (an earlier approved photo)"
+    )
+    url: str | None = Field(description="the reference, signed, expiring")
+    matched: bool
+    inliers: int
+    outline: list[tuple[float, float]] | None = Field(
+        description="where the photo lies in the reference: its four corners, as shares of the "
+        "reference's width and height (top left, top right, bottom right, bottom left)"
+    )
+
+
 class ReviewPhotoOut(BaseModel):
     id: uuid.UUID
     url: str = Field(description="full size, signed, expiring")
@@ -39,6 +52,9 @@ class ReviewPhotoOut(BaseModel):
     width: int | None
     height: int | None
     measurements: dict[str, Any]
+    reference: ReviewReferenceOut | None = Field(
+        default=None, description="the reference photo it was compared with (the best match)"
+    )
 
 
 class EarlierPhotoOut(BaseModel):

@@ -9,12 +9,20 @@ from sqlmodel import Session, col, select
 from fieldcheck.assignments import service as assignments
 from fieldcheck.assignments.models import Assignment, AssignmentStatus
 from fieldcheck.assignments.views import check_out
+from fieldcheck.checks.models import ReferencePhoto
 from fieldcheck.checks.service import results_of
 from fieldcheck.errors import NotFound
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.reviews import service
 from fieldcheck.reviews.models import Appeal, ReviewClaim
-from fieldcheck.reviews.schemas import EarlierPhotoOut, ItemOut, Position, QueueItemOut, ReviewPhotoOut
+from fieldcheck.reviews.schemas import (
+    EarlierPhotoOut,
+    ItemOut,
+    Position,
+    QueueItemOut,
+    ReviewPhotoOut,
+    ReviewReferenceOut,
+)
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
 from fieldcheck.tasks.models import Task
@@ -90,6 +98,7 @@ def item_detail(
                 width=p.width,
                 height=p.height,
                 measurements=p.measurements,
+                reference=_reference_of(session, storage, ttl, p),
             )
             for p in photos
         ],
@@ -112,6 +121,34 @@ def item_detail(
             for e in events
         ],
         lease_expires_at=claim.expires_at if mine and claim else None,
+    )
+
+
+def _reference_of(
+    session: Session, storage: ObjectStorage, ttl: int, photo: Photo
+) -> ReviewReferenceOut | None:
+    """The reference the photo was compared with, and where the photo lies in it."""
+    found = photo.measurements.get("reference")
+    if not isinstance(found, dict):
+        return None
+    try:
+        owner = uuid.UUID(str(found.get("id")))
+    except ValueError:
+        return None
+    key: str | None = None
+    if found.get("kind") == "campaign":
+        reference = session.get(ReferencePhoto, owner)
+        key = reference.display_key if reference is not None and reference.deleted_at is None else None
+    else:
+        earlier = session.get(Photo, owner)
+        key = earlier.safe_key if earlier is not None else None
+    outline = found.get("outline")
+    return ReviewReferenceOut(
+        kind=str(found.get("kind")),
+        url=storage.presign_download(key, expires_s=ttl, content_type="image/jpeg") if key else None,
+        matched=bool(found.get("matched")),
+        inliers=int(found.get("inliers") or 0),
+        outline=[(float(x), float(y)) for x, y in outline] if isinstance(outline, list) else None,
     )
 
 

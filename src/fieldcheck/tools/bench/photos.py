@@ -27,9 +27,8 @@ from typing import Any
 import click
 import numpy as np
 
-from fieldcheck.checks import imaging
+from fieldcheck.checks import imaging, reference
 from fieldcheck.checks.imaging import cv2
-from fieldcheck.checks import reference
 from fieldcheck.checks.photo import check_photo, reference_features
 
 REPEATS = 9
