@@ -167,7 +167,8 @@ class Settings(BaseSettings):
     # Photos.
     photo_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest photo accepted.")
     photo_types: list[str] = Field(
-        default_factory=lambda: ["image/jpeg", "image/png"], description="Content types phones may upload."
+        default_factory=lambda: ["image/jpeg", "image/png", "image/heic", "image/heif"],
+        description="Content types phones may upload.",
     )
 
     # Exports.

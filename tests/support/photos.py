@@ -128,3 +128,30 @@ def other_formats() -> dict[str, bytes]:
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@functools.cache
+def heic(
+    width: int = 1600, height: int = 1200, seed: int = 3, orientation: int = 1, make: str = "Apple"
+) -> bytes:
+    """A HEIC photo as an iPhone writes one (HEVC in a HEIF container, EXIF inside)."""
+    import pillow_heif
+
+    image = Image.fromarray(np.ascontiguousarray(scene(width=width, height=height, seed=seed)[:, :, ::-1]))
+    exif = Image.Exif()
+    exif[0x010F] = make
+    exif[0x0110] = "iPhone 15"
+    if orientation != 1:
+        exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(image).save(buffer, quality=70, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def heic_claiming(width: int, height: int) -> bytes:
+    """A small real HEIC whose image-size property (ispe) claims width x height."""
+    data = bytearray(heic(320, 240))
+    at = data.find(b"ispe")
+    assert at > 0
+    data[at + 8 : at + 16] = struct.pack(">II", width, height)
+    return bytes(data)

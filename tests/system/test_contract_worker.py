@@ -44,7 +44,12 @@ def test_a_client_can_be_generated_from_the_document(served: Served) -> None:
                 if parameter["name"] == "Idempotency-Key":
                     assert parameter["required"] is True, (method, path)
     upload = document["components"]["schemas"]["PhotoUploadIn"]
-    assert upload["properties"]["content_type"]["enum"] == ["image/jpeg", "image/png"]
+    assert upload["properties"]["content_type"]["enum"] == [
+        "image/jpeg",
+        "image/png",
+        "image/heic",
+        "image/heif",
+    ]
     assert upload["properties"]["size_bytes"]["maximum"] == 25 * 1024 * 1024
     assert upload["additionalProperties"] is False
     nearby = {p["name"]: p for p in document["paths"]["/api/v1/tasks/nearby"]["get"]["parameters"]}

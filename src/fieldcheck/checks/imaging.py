@@ -37,6 +37,11 @@ cv2.setNumThreads(1)  # jobs run in parallel already; one photo, one core
 # The pixels one decode may hold (colour: 3 bytes each): 64 MiB is a 21 MP colour image.
 MAX_DECODED_BYTES = 64 * 1024 * 1024
 COLOUR_BYTES = 3
+# HEIC/HEIF (iPhones' default): decoded by libheif (pillow-heif) at full size only, so it has its
+# own gate: an iPhone's 24 MP photo fits (73 MB of RGB while it is turned into grey).
+HEIC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+HEIC_MAX_PIXELS = 25_000_000
+HEIF_TOP_BOXES = frozenset({b"ftyp", b"meta", b"mdat", b"free", b"skip", b"uuid", b"moov", b"idat", b"styp"})
 # Formats decoded at full size only: a PNG, and a progressive JPEG (libjpeg keeps all its DCT
 # coefficients while decoding, about 3 bytes a pixel, whatever the reduction asked for).
 FULL_SIZE_MAX_PIXELS = MAX_DECODED_BYTES // COLOUR_BYTES
@@ -91,8 +96,12 @@ def sniff_type(data: bytes) -> str:
         return "tiff"
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "webp"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif"):
-        return "heic"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in HEIC_BRANDS:
+            return "heic"
+        if brand in (b"avif", b"avis"):
+            return "avif"
     if head.startswith(b"BM"):
         return "bmp"
     if head.startswith(b"%PDF"):
@@ -134,6 +143,94 @@ def png_structure(data: bytes) -> Structure:
             return Structure(True)
         position = end
     return Structure(False, "the file ends before the image does (truncated)")
+
+
+def heic_structure(data: bytes) -> Structure:
+    """Walk the top-level ISO-BMFF boxes: ftyp first, each box whole, a meta box, nothing after."""
+    position, seen = 0, list[bytes]()
+    while position < len(data):
+        if position + 8 > len(data):
+            return Structure(False, "the file ends in the middle of a box (truncated)")
+        (size,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        if seen and not _box_name(kind):  # not a box: something appended after the image
+            what = _foreign(data[position:]) or f"{len(data) - position} bytes of other data"
+            return Structure(False, f"{what} is hidden after the end of the image")
+        header = 8
+        if size == 1:
+            if position + 16 > len(data):
+                return Structure(False, "the file ends in the middle of a box (truncated)")
+            (size,) = struct.unpack(">Q", data[position + 8 : position + 16])
+            header = 16
+        elif size == 0:  # the last box runs to the end of the file
+            size = len(data) - position
+        if size < header:
+            if not seen:
+                return Structure(False, "the file's first box is malformed")
+            what = _foreign(data[position:]) or f"{len(data) - position} bytes of other data"
+            return Structure(False, f"{what} is hidden after the end of the image")
+        if position + size > len(data):
+            if seen and kind not in HEIF_TOP_BOXES:  # not a box: something appended
+                what = _foreign(data[position:]) or f"{len(data) - position} bytes of other data"
+                return Structure(False, f"{what} is hidden after the end of the image")
+            return Structure(False, "the file ends in the middle of the image (truncated)")
+        if not seen and kind != b"ftyp":
+            return Structure(False, "the file does not start as a HEIF image does")
+        seen.append(kind)
+        position += size
+    if b"meta" not in seen:
+        return Structure(False, "the file has no image description (meta box)")
+    return Structure(True)
+
+
+def _box_name(kind: bytes) -> bool:
+    """A box type is four printable characters (ftyp, meta, mdat, ...)."""
+    return len(kind) == 4 and all(32 <= c < 127 for c in kind)
+
+
+def read_heic_header(data: bytes) -> Header:
+    """Size and EXIF from the HEIF container only (libheif parses it; no pixel is decoded here).
+
+    The size is the primary image's as shown: libheif applies the container's rotation and
+    mirroring when it decodes, so the EXIF orientation (informative only in HEIF) is not applied
+    again: the orientation is 1.
+    """
+    import pillow_heif
+
+    heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+    width, height = heif.size
+    exif: dict[str, Any] = {}
+    problem = None
+    raw = heif.info.get("exif")
+    if raw:
+        try:
+            parsed = Image.Exif()
+            parsed.load(raw[6:] if raw.startswith(b"Exif\x00\x00") else raw)
+            exif = _exif_fields(parsed)
+        except Exception as exc:  # a garbage EXIF block: treated as no EXIF, and said so
+            problem = f"the photo's EXIF block is unreadable ({type(exc).__name__})"
+    return Header(width=width, height=height, orientation=1, exif=exif, exif_problem=problem)
+
+
+def decode_heic(data: bytes, *, color: bool) -> np.ndarray | None:
+    """The primary image at full size (libheif decodes nothing smaller), grey or BGR."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+        if heif.size[0] * heif.size[1] > HEIC_MAX_PIXELS:
+            return None
+        rgb = np.asarray(heif)
+    except (ValueError, RuntimeError, OSError):
+        return None
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+        return None
+    code = (
+        (cv2.COLOR_RGBA2BGR if color else cv2.COLOR_RGBA2GRAY)
+        if rgb.shape[2] == 4
+        else (cv2.COLOR_RGB2BGR if color else cv2.COLOR_RGB2GRAY)
+    )
+    return cv2.cvtColor(rgb, code)
 
 
 SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -372,6 +469,8 @@ def reduction_within_budget(
 ) -> int | None:
     """The decode reduction for `target` pixels on the long side, stronger if the budget asks
     for it; None when no reduction fits (a PNG or a progressive JPEG over the gate)."""
+    if kind == "heic":
+        return 1 if width * height <= HEIC_MAX_PIXELS else None
     reducible = kind == "jpeg" and not progressive
     factor = reduction_for(max(width, height), target) if reducible else 1
     while decoded_bytes(width, height, factor, channels) > MAX_DECODED_BYTES:
@@ -382,6 +481,8 @@ def reduction_within_budget(
 
 
 def decode(data: bytes, *, factor: int, color: bool) -> np.ndarray | None:
+    if sniff_type(data) == "heic":
+        return decode_heic(data, color=color) if factor == 1 else None
     flags = (REDUCED_COLOR if color else REDUCED_GRAY)[factor] | cv2.IMREAD_IGNORE_ORIENTATION
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:

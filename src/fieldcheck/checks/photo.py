@@ -19,8 +19,9 @@ from fieldcheck.checks import imaging, reference, sharpness
 from fieldcheck.checks.imaging import cv2
 from fieldcheck.checks.models import Outcome
 
-ACCEPTED_TYPES = ("jpeg", "png")
-TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG"}
+ACCEPTED_TYPES = ("jpeg", "png", "heic")
+TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "heic": "HEIC"}
+ACCEPTED_NAMES = "JPEG, PNG or HEIC"
 
 # The perceptual measures (exposure, screen, hashes) are taken on a small copy of fixed size, 512
 # px on the long side; blur on a larger one (sharpness.WORKING_LONG_SIDE, 1600 px), where a
@@ -166,14 +167,24 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
             kind, f"a {kind.upper()} file, not a photo in an accepted format"
         )
         return fail(
-            f"This file is {what}. Send the photo as JPEG or PNG, as the camera saves it.",
+            f"This file is {what}. Send the photo as {ACCEPTED_NAMES}, as the camera saves it.",
             kind,
-            "JPEG or PNG",
+            ACCEPTED_NAMES,
         )
-    structure = imaging.png_structure(data) if kind == "png" else imaging.jpeg_structure(data)
+    structure = {"png": imaging.png_structure, "heic": imaging.heic_structure}.get(
+        kind, imaging.jpeg_structure
+    )(data)
     if not structure.complete:
         return fail(f"The file is damaged: {structure.problem}. Send the photo again.", kind)
-    declared = imaging.declared_size(data, kind)
+    heic_header = None
+    if kind == "heic":
+        try:
+            heic_header = imaging.read_heic_header(data)
+        except (ValueError, RuntimeError, OSError) as exc:
+            return fail(f"The HEIC file cannot be read ({_reason(exc)}). Send the photo again.", kind)
+        declared: tuple[int, int] | None = (heic_header.width, heic_header.height)
+    else:
+        declared = imaging.declared_size(data, kind)
     if declared is None:
         return fail("The file's header gives no image size. Send the photo again.", kind)
     width, height = declared
@@ -185,6 +196,13 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
         )
     if width == 0 or height == 0:
         return fail("The image has no pixels. Send the photo again.", f"{width}x{height}")
+    if kind == "heic" and width * height > imaging.HEIC_MAX_PIXELS:
+        return fail(
+            "A HEIC photo this large cannot be checked safely (HEIC is decoded only at full size). "
+            "Set the camera to a lower resolution, or to JPEG (Most Compatible).",
+            f"{width}x{height} ({width * height / 1e6:.0f} MP, HEIC)",
+            f"a HEIC of at most {imaging.HEIC_MAX_PIXELS / 1e6:.0f} MP",
+        )
     progressive = kind == "jpeg" and imaging.is_progressive(data)
     if (kind == "png" or progressive) and width * height > imaging.FULL_SIZE_MAX_PIXELS:
         what = "PNG" if kind == "png" else "progressive JPEG"
@@ -196,7 +214,7 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
         )
     report.measurements["progressive"] = progressive
     try:
-        header = imaging.read_header(data)
+        header = heic_header or imaging.read_header(data)
     except (imaging.UnidentifiedImageError, OSError, ValueError, Image_DecompressionBombError) as exc:
         return fail(f"The file's header cannot be read ({type(exc).__name__}). Send the photo again.", kind)
     report.width, report.height = header.upright_size
@@ -209,7 +227,7 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
             "file",
             Outcome.passed,
             f"{TYPE_NAMES[kind]}, {header.width}x{header.height}",
-            "JPEG or PNG",
+            ACCEPTED_NAMES,
             f"A complete {TYPE_NAMES[kind]} image.",
         )
     )
@@ -217,6 +235,11 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
 
 
 Image_DecompressionBombError = imaging.Image.DecompressionBombError
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().split("\n")[0][:120]
+    return text or type(exc).__name__
 
 
 # 2. Resolution -------------------------------------------------------------------------------

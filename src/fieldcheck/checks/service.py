@@ -124,7 +124,7 @@ def measure_photo(
     if (
         report.width
         and report.height
-        and report.detected_type in ("jpeg", "png")
+        and report.detected_type in ("jpeg", "png", "heic")
         and report.measurements.get("decoded")
     ):
         try:

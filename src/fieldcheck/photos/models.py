@@ -79,6 +79,20 @@ class Photo(SQLModel, table=True):
         return self.frozen_key or self.storage_key
 
     @property
+    def viewable_key(self) -> str:
+        """What a browser can show: the photo itself, or for HEIC (which Chromium and Firefox
+        cannot display) its JPEG rendering, once the checks made it."""
+        if self.detected_type == "heic" and self.safe_key:
+            return self.safe_key
+        return self.content_key
+
+    @property
+    def viewable_type(self) -> str:
+        return "image/jpeg" if self.viewable_key == self.safe_key else self.served_type
+
+    @property
     def served_type(self) -> str:
         """The content type the photo is served with: chosen by the server, never the uploader."""
-        return {"jpeg": "image/jpeg", "png": "image/png"}.get(self.detected_type or "", self.declared_type)
+        return {"jpeg": "image/jpeg", "png": "image/png", "heic": "image/heic"}.get(
+            self.detected_type or "", self.declared_type
+        )

@@ -19,7 +19,7 @@ from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, UploadInstruction
 
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/heic": "heic"}
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/heic": "heic", "image/heif": "heic"}
 DELETE_OBJECT_JOB = "photos.delete_object"
 # An upload still in flight when its instruction expires may finish a little later.
 UPLOAD_GRACE_S = 300

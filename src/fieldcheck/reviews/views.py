@@ -89,7 +89,7 @@ def item_detail(
         photos=[
             ReviewPhotoOut(
                 id=p.id,
-                url=storage.presign_download(p.content_key, expires_s=ttl, content_type=p.served_type),
+                url=storage.presign_download(p.viewable_key, expires_s=ttl, content_type=p.viewable_type),
                 thumbnail_url=storage.presign_download(
                     p.thumbnail_key, expires_s=ttl, content_type="image/jpeg"
                 )
