@@ -208,6 +208,19 @@ def test_uniform_and_black_images_never_match_each_other() -> None:
             assert not same_picture(a, b)[0]
 
 
+def test_a_much_darker_copy_is_still_the_same_picture() -> None:
+    # A fraudster's trick: the same photo made eight times darker. Little detail is left, but
+    # enough to compare (the hashes do not depend on brightness or contrast).
+    source = imaging.decode(photos.real("phone_oppo_r7plus_13mp_gps.jpg"), factor=2, color=True)
+    assert source is not None
+    original = check(_jpeg(source), 0)
+    dark = check(_jpeg(cv2.convertScaleAbs(source, alpha=0.12)), 0)
+    assert dark.comparable and dark.detail is not None and dark.detail < 6
+    assert same_picture(original, dark)[0]
+    noise = np.random.default_rng(5).normal(8, 3, source.shape).clip(0, 255).astype(np.uint8)
+    assert not same_picture(dark, check(_jpeg(noise), 0))[0]
+
+
 def test_screen_recapture_warns_and_real_photos_do_not() -> None:
     for name in (
         "phone_iphone4_receipt_gps.jpg",
