@@ -156,6 +156,27 @@ def db_revision(message: str) -> None:
 
 
 @main.group()
+def checks() -> None:
+    """The automated checks' stored data."""
+
+
+@checks.command("rehash")
+def checks_rehash() -> None:
+    """Bring the duplicate index's stored hashes to the current version (run once after upgrading
+    past the version that takes hashes upright; safe to run again, and while serving)."""
+    from fieldcheck.checks.service import rehash_turned
+    from fieldcheck.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        with runtime.db.session() as session:
+            seen, changed = rehash_turned(session, runtime.storage)
+    finally:
+        runtime.close()
+    click.echo(f"{seen} stored hashes looked at, {changed} replaced (photos stored turned)")
+
+
+@main.group()
 def users() -> None:
     """Accounts."""
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlmodel import func, select, update
@@ -526,3 +527,50 @@ def test_every_real_photo_gets_a_sensible_verdict(name: str, verdict: str) -> No
 
     report = check_photo(photos.real(name), min_short_side_px=1000, max_bytes=25 << 20)
     assert report.outcome == verdict, [(c.name, c.outcome, c.value) for c in report.checks]
+
+
+def test_an_upright_copy_of_a_turned_photo_is_caught_once_old_hashes_are_redone(app_client: Any) -> None:
+    from fieldcheck.checks.models import PhotoHash
+    from fieldcheck.checks.photo import dhash, phash
+    from fieldcheck.checks.service import rehash_turned
+
+    field = Field(app_client)
+    turned = photos.real("phone_iphone5_flowers_rot180_gps.jpg")  # stored upside down (orientation 3)
+    first = field.worker()
+    assignment_id = field.reserve(first)
+    photo_id = upload(app_client, first, assignment_id, turned)
+    assert submit(app_client, first, assignment_id, [photo_id]).status_code == 202
+    checked(app_client, first, assignment_id)
+    runtime = runtime_of(app_client)
+    # As an older version stored it: hashes of the pixels as stored, not as seen.
+    decoded = cv2.imdecode(
+        np.frombuffer(turned, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_4 | cv2.IMREAD_IGNORE_ORIENTATION
+    )
+    base = cv2.resize(
+        cv2.resize(decoded, (512, 384), interpolation=cv2.INTER_AREA), (64, 64), interpolation=cv2.INTER_AREA
+    )
+    with runtime.db.transaction() as session:
+        row = session.exec(select(PhotoHash).where(PhotoHash.photo_id == uuid.UUID(photo_id))).one()
+        upright_hash = row.phash
+        row.phash, row.dhash = phash(base), dhash(base)
+        session.add(row)
+    with runtime.db.session() as session:
+        seen, changed = rehash_turned(session, runtime.storage)
+    assert changed == 1 and seen >= 1
+    with runtime.db.session() as session:
+        assert rehash_turned(session, runtime.storage)[1] == 0  # run again: nothing left to do
+    with runtime.db.transaction(read_only=True) as session:
+        assert (
+            session.exec(select(PhotoHash.phash).where(PhotoHash.photo_id == uuid.UUID(photo_id))).one()
+            == upright_hash
+        )
+    # An editor's upright copy (the pixels turned, the orientation tag gone) is the same picture.
+    image = Image.open(io.BytesIO(turned))
+    upright = io.BytesIO()
+    image.rotate(180).save(upright, "JPEG", quality=90)
+    second = field.worker()
+    copy_assignment = field.reserve(second)
+    copy_id = upload(app_client, second, copy_assignment, upright.getvalue())
+    assert submit(app_client, second, copy_assignment, [copy_id]).status_code == 202
+    duplicate = by_check(checked(app_client, second, copy_assignment))["duplicate"][0]
+    assert duplicate["outcome"] == "fail", duplicate

@@ -22,6 +22,8 @@ COMMANDS = [
     ["users", "create"],
     ["ledger", "verify"],
     ["check-photos"],
+    ["checks"],
+    ["checks", "rehash"],
     ["demo"],
     ["bench"],
     ["bench", "nearby"],

@@ -399,11 +399,27 @@ def _exposure(gray: np.ndarray, report: PhotoReport) -> None:
 
 # 5. Hashes for duplicate detection (compared elsewhere, against every earlier photo) ----------
 def _hashes(gray: np.ndarray, report: PhotoReport) -> None:
+    report.phash, report.dhash, report.fingerprint, report.detail = picture_hashes(gray, report.orientation)
+
+
+# Version of the perceptual hashes stored in photo_hashes: 2 = taken on the picture upright
+# (`fieldcheck checks rehash` brings older rows to it).
+HASH_VERSION = 2
+
+
+def picture_hashes(gray: np.ndarray, orientation: int) -> tuple[int, int, str, float]:
+    """(pHash, dHash, 16x16 fingerprint, detail) of a greyscale copy as stored, taken on the
+    picture as it is meant to be seen: a copy an editor saved upright is the same picture as the
+    turned original.
+
+    (Equalizing the grey levels first would also catch washed-out copies, 97.6 % of the calibration
+    set's copies against 95.3 %, but it makes two shots of one shelf from the same spot, one of them
+    out of focus, look like one picture: refusing honest work is worse than missing a copy.)
+    """
     base = cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA)  # one area pass; the rest is small
-    report.phash, report.dhash = phash(base), dhash(base)
+    base = imaging.upright(base, orientation)
     small = cv2.resize(base, (16, 16), interpolation=cv2.INTER_AREA)
-    report.fingerprint = base64.b64encode(small.tobytes()).decode()
-    report.detail = float(small.std())
+    return phash(base), dhash(base), base64.b64encode(small.tobytes()).decode(), float(small.std())
 
 
 def phash(gray: np.ndarray) -> int:

@@ -326,3 +326,74 @@ def results_of(session: Session, assignment_ids: list[uuid.UUID]) -> dict[uuid.U
         ).all():
             grouped[row.assignment_id].append(row)
     return grouped
+
+
+def rehash_turned(session: Session, storage: ObjectStorage, *, batch: int = 200) -> tuple[int, int]:
+    """Bring stored hashes to HASH_VERSION 2 (taken upright): the rows of photos and references
+    stored sideways or upside down are replaced (a new row, so every process's index loads it);
+    the others are unchanged. Returns (rows looked at, rows replaced). Safe to run again."""
+    seen = changed = 0
+    last = 0
+    while True:
+        rows = session.exec(
+            select(PhotoHash).where(col(PhotoHash.seq) > last).order_by(col(PhotoHash.seq)).limit(batch)
+        ).all()
+        if not rows:
+            return seen, changed
+        for row in rows:
+            last = max(last, int(row.seq or 0))
+            seen += 1
+            key = _stored_key(session, row)
+            data = storage.get_bytes(key) if key else None
+            fresh = _upright_hashes(data) if data else None
+            if fresh is None or (fresh[0], fresh[1]) == (row.phash, row.dhash):
+                continue
+            replacement = PhotoHash(
+                photo_id=row.photo_id,
+                reference_id=row.reference_id,
+                phash=fresh[0],
+                dhash=fresh[1],
+                fingerprint=fresh[2],
+            )
+            session.delete(row)
+            session.flush()
+            session.add(replacement)
+            changed += 1
+        session.commit()
+
+
+def _stored_key(session: Session, row: PhotoHash) -> str | None:
+    if row.photo_id is not None:
+        photo = session.get(Photo, row.photo_id)
+        return photo.content_key if photo is not None else None
+    reference = session.get(ReferencePhoto, row.reference_id)
+    return reference.storage_key if reference is not None else None
+
+
+def _upright_hashes(data: bytes) -> tuple[int, int, str] | None:
+    """The version 2 hashes of a stored photo, or None when it is not turned (nothing changes)."""
+    from fieldcheck.checks import imaging
+    from fieldcheck.checks.photo import WORKING_LONG_SIDE, picture_hashes
+
+    kind = imaging.sniff_type(data)
+    if kind != "jpeg":
+        return None  # PNG carries no orientation; HEIC is decoded upright already
+    header = imaging.read_header(data)
+    if header.orientation == 1:
+        return None
+    size = imaging.declared_size(data, kind)
+    if size is None:
+        return None
+    factor = imaging.reduction_within_budget(
+        kind, *size, target=WORKING_LONG_SIDE, channels=1, progressive=imaging.is_progressive(data)
+    )
+    if factor is None:
+        return None
+    with imaging.decoding():
+        gray = imaging.decode(data, factor=factor, color=False)
+    if gray is None:
+        return None
+    if max(gray.shape) > WORKING_LONG_SIDE:
+        gray = imaging.resize_long_side(gray, WORKING_LONG_SIDE)
+    phash, dhash, fingerprint, _ = picture_hashes(gray, header.orientation)
+    return phash, dhash, fingerprint
