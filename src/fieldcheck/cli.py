@@ -343,8 +343,9 @@ def check_photos(
     """
     from pathlib import Path
 
+    from fieldcheck.checks.hashes import same_picture
     from fieldcheck.checks.models import Outcome
-    from fieldcheck.checks.photo import Check, check_photo, reference_features, same_picture
+    from fieldcheck.checks.photo import Check, check_photo, reference_features
 
     limit = max_bytes or _settings().photo_max_bytes
     if len(references) > 5:

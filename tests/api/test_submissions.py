@@ -530,8 +530,8 @@ def test_every_real_photo_gets_a_sensible_verdict(name: str, verdict: str) -> No
 
 
 def test_an_upright_copy_of_a_turned_photo_is_caught_once_old_hashes_are_redone(app_client: Any) -> None:
+    from fieldcheck.checks.hashes import dhash, phash
     from fieldcheck.checks.models import PhotoHash
-    from fieldcheck.checks.photo import dhash, phash
     from fieldcheck.checks.service import rehash_turned
 
     field = Field(app_client)

@@ -49,7 +49,7 @@ def test_a_turned_heic_is_upright_once() -> None:
 
 
 def test_a_heic_copy_of_a_jpeg_is_the_same_picture() -> None:
-    from fieldcheck.checks.photo import same_picture
+    from fieldcheck.checks.hashes import same_picture
 
     as_jpeg = check_photo(
         photos.jpeg(photos.scene(width=1600, height=1200, seed=3)), min_short_side_px=0, max_bytes=LIMIT

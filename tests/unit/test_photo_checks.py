@@ -10,15 +10,10 @@ import pytest
 
 from fieldcheck.checks import imaging
 from fieldcheck.checks.derivatives import detect_faces, make_derivatives
+from fieldcheck.checks.hashes import PHASH_MAX_DISTANCE, hamming, same_picture
 from fieldcheck.checks.imaging import cv2
-from fieldcheck.checks.photo import (
-    PHASH_MAX_DISTANCE,
-    PhotoReport,
-    check_photo,
-    hamming,
-    recapture_score,
-    same_picture,
-)
+from fieldcheck.checks.photo import PhotoReport, check_photo
+from fieldcheck.checks.recapture import recapture_score
 from tests.support import photos
 
 LIMIT = 25 * 1024 * 1024

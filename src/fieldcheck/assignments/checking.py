@@ -22,7 +22,7 @@ from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks import service as checks
 from fieldcheck.checks import visit
 from fieldcheck.checks.duplicates import HashIndex, lock_for_duplicates
-from fieldcheck.checks.imaging import exif_time_utc
+from fieldcheck.checks.exif import exif_time_utc
 from fieldcheck.checks.models import PhotoFeatures
 from fieldcheck.checks.photo import Check
 from fieldcheck.checks.service import PhotoWork

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlmodel import Session, col, select, text
 
+from fieldcheck.checks.hashes import PHASH_MAX_DISTANCE
 from fieldcheck.checks.models import PhotoHash
-from fieldcheck.checks.photo import PHASH_MAX_DISTANCE
 
 INITIAL_CAPACITY = 1024
 # Serializes the last step of every check job on PostgreSQL: find duplicates, store the new

@@ -20,7 +20,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 # The gate and OpenCV agree on the largest image we will decode (about 100 megapixels).
@@ -30,6 +29,8 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 import cv2  # noqa: E402  (after the limit above)
 import numpy as np  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
+
+from fieldcheck.checks.exif import TAG_ORIENTATION, exif_fields  # noqa: E402
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 cv2.setNumThreads(1)  # jobs run in parallel already; one photo, one core
@@ -62,12 +63,6 @@ def decoding() -> Iterator[None]:
     with slots:
         yield
 
-
-EXIF_IFD = 0x8769
-GPS_IFD = 0x8825
-TAG_ORIENTATION = 0x0112
-TAG_DATETIME_ORIGINAL = 0x9003
-TAG_OFFSET_TIME_ORIGINAL = 0x9011
 
 # A few bytes of padding after the end of an image are common; an appended archive is not.
 FOREIGN_SIGNATURES = {
@@ -206,7 +201,7 @@ def read_heic_header(data: bytes) -> Header:
         try:
             parsed = Image.Exif()
             parsed.load(raw[6:] if raw.startswith(b"Exif\x00\x00") else raw)
-            exif = _exif_fields(parsed)
+            exif = exif_fields(parsed)
         except Exception as exc:  # a garbage EXIF block: treated as no EXIF, and said so
             problem = f"the photo's EXIF block is unreadable ({type(exc).__name__})"
     return Header(width=width, height=height, orientation=1, exif=exif, exif_problem=problem)
@@ -369,73 +364,12 @@ def read_header(data: bytes) -> Header:
             orientation = int(raw.get(TAG_ORIENTATION, 1) or 1)
             if orientation not in range(1, 9):
                 orientation = 1
-            exif = _exif_fields(raw)
+            exif = exif_fields(raw)
         except Exception as exc:  # a garbage EXIF block: treated as no EXIF, and said so
             problem = f"the photo's EXIF block is unreadable ({type(exc).__name__})"
         if problem is None and any("EXIF" in str(w.message) for w in caught):
             problem = "the photo's EXIF block is damaged; what could be read was kept"
     return Header(width=width, height=height, orientation=orientation, exif=exif, exif_problem=problem)
-
-
-def _exif_fields(raw: Image.Exif) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    camera = raw.get_ifd(EXIF_IFD) if EXIF_IFD in raw else {}
-    taken = camera.get(TAG_DATETIME_ORIGINAL) or raw.get(0x0132)
-    if isinstance(taken, str) and taken.strip():
-        fields["taken_local"] = taken.strip()
-        offset = camera.get(TAG_OFFSET_TIME_ORIGINAL)
-        if isinstance(offset, str) and offset.strip():
-            fields["taken_offset"] = offset.strip()
-    for tag, name in ((0x010F, "make"), (0x0110, "model")):
-        value = raw.get(tag)
-        if isinstance(value, str) and value.strip():
-            fields[name] = value.strip().strip("\x00")[:60]
-    gps = raw.get_ifd(GPS_IFD) if GPS_IFD in raw else {}
-    position = _gps_position(gps)
-    if position is not None:
-        fields["gps_lat"], fields["gps_lon"] = position
-    return fields
-
-
-def _gps_position(gps: dict[int, Any]) -> tuple[float, float] | None:
-    try:
-        lat = _degrees(gps[2]) * (-1 if str(gps.get(1, "N")).upper().startswith("S") else 1)
-        lon = _degrees(gps[4]) * (-1 if str(gps.get(3, "E")).upper().startswith("W") else 1)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return None
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        return None
-    return lat, lon
-
-
-def _degrees(value: Any) -> float:
-    d, m, s = (float(part) for part in value)
-    return d + m / 60 + s / 3600
-
-
-def exif_time_utc(exif: dict[str, Any], device_offset: timedelta | None) -> datetime | None:
-    """DateTimeOriginal in UTC: its own offset if the camera wrote one, else the phone's."""
-    local = exif.get("taken_local")
-    if not local:
-        return None
-    try:
-        naive = datetime.strptime(local[:19], "%Y:%m:%d %H:%M:%S")  # noqa: DTZ007 - EXIF has no offset; added below
-    except ValueError:
-        return None
-    written = exif.get("taken_offset")
-    offset = _parse_offset(written) if isinstance(written, str) else device_offset
-    if offset is None:
-        return None
-    return naive.replace(tzinfo=timezone(offset)).astimezone(UTC)
-
-
-def _parse_offset(text: str) -> timedelta | None:
-    try:
-        sign = -1 if text.startswith("-") else 1
-        hours, minutes = text.lstrip("+-").split(":")[:2]
-        return sign * timedelta(hours=int(hours), minutes=int(minutes))
-    except (ValueError, AttributeError):
-        return None
 
 
 REDUCED_GRAY = {

@@ -6,8 +6,6 @@ to and an explanation a worker understands. The thresholds are named here, with 
 
 from __future__ import annotations
 
-import base64
-import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from fieldcheck.checks import imaging, reference, sharpness
+from fieldcheck.checks.hashes import MIN_DETAIL_FOR_HASHING, picture_hashes
 from fieldcheck.checks.imaging import cv2
 from fieldcheck.checks.models import Outcome
+from fieldcheck.checks.recapture import recapture_score
 
 ACCEPTED_TYPES = ("jpeg", "png", "heic")
 TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "heic": "HEIC"}
@@ -51,20 +51,6 @@ RECAPTURE_WARN_ABOVE = 7.0
 # Below this many pixels on its short side, a photo is too small for blur, exposure or screen
 # measures to mean anything: the resolution check already says why it fails.
 MIN_MEASURABLE_SIDE = 64
-# Near duplicates: 64-bit perceptual hashes (DCT) differing by at most this many bits are the
-# same picture (re-encoded, resized, slightly cropped or brightened); unrelated photos differ by
-# about 32 bits, two different shots of one product by 20 or more.
-PHASH_MAX_DISTANCE = 10
-DHASH_MAX_DISTANCE = 14
-# Same picture cropped by 4% on each side still correlates at 0.86 or more; unrelated photos of
-# ../shared/photos at 0.66 at most (and their hashes are 20 or more bits apart anyway).
-FINGERPRINT_MIN_CORRELATION = 0.80
-# Images with almost no detail (black, uniform) all look alike to a hash: never compared. The line is
-# the standard deviation of the 16x16 fingerprint, in grey levels: a black frame measures under 1,
-# a copy of a photo made eight times darker 3 to 8. Calibrated on 556 files of the blur
-# calibration set (its first 30 originals and their variants): at 6 it found 91.5 % of the copies, at 3
-# 93.8 % with no more false pairs (none appear down to 1; 3 keeps a margin for dim, flat scenes).
-MIN_DETAIL_FOR_HASHING = 3.0
 
 
 @dataclass
@@ -402,120 +388,7 @@ def _hashes(gray: np.ndarray, report: PhotoReport) -> None:
     report.phash, report.dhash, report.fingerprint, report.detail = picture_hashes(gray, report.orientation)
 
 
-# Version of the perceptual hashes stored in photo_hashes: 2 = taken on the picture upright
-# (`fieldcheck checks rehash` brings older rows to it).
-HASH_VERSION = 2
-
-
-def picture_hashes(gray: np.ndarray, orientation: int) -> tuple[int, int, str, float]:
-    """(pHash, dHash, 16x16 fingerprint, detail) of a greyscale copy as stored, taken on the
-    picture as it is meant to be seen: a copy an editor saved upright is the same picture as the
-    turned original.
-
-    (Equalizing the grey levels first would also catch washed-out copies, 97.6 % of the calibration
-    set's copies against 95.3 %, but it makes two shots of one shelf from the same spot, one of them
-    out of focus, look like one picture: refusing honest work is worse than missing a copy.)
-    """
-    base = cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA)  # one area pass; the rest is small
-    base = imaging.upright(base, orientation)
-    small = cv2.resize(base, (16, 16), interpolation=cv2.INTER_AREA)
-    return phash(base), dhash(base), base64.b64encode(small.tobytes()).decode(), float(small.std())
-
-
-def phash(gray: np.ndarray) -> int:
-    """64-bit DCT hash: the 8x8 lowest frequencies of a 32x32 copy, each above or below their median."""
-    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-    low = cv2.dct(small)[:8, :8].flatten()
-    median = float(np.median(low[1:]))  # the DC term says only how bright the photo is
-    return _bits_to_int(low > median)
-
-
-def dhash(gray: np.ndarray) -> int:
-    """64-bit gradient hash: is each pixel of a 9x8 copy brighter than its right neighbour."""
-    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
-    return _bits_to_int((small[:, 1:] > small[:, :-1]).flatten())
-
-
-def _bits_to_int(bits: np.ndarray) -> int:
-    # Stored in a signed 64-bit column.
-    return int.from_bytes(np.packbits(bits.astype(np.uint8)).tobytes(), "big", signed=True)
-
-
-def hamming(a: int, b: int) -> int:
-    return ((a ^ b) & 0xFFFFFFFFFFFFFFFF).bit_count()
-
-
-def fingerprint_correlation(a: str, b: str) -> float:
-    x = np.frombuffer(base64.b64decode(a), dtype=np.uint8).astype(np.float32)
-    y = np.frombuffer(base64.b64decode(b), dtype=np.uint8).astype(np.float32)
-    x -= x.mean()
-    y -= y.mean()
-    denominator = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / denominator) if denominator else 0.0
-
-
-def same_picture(a: PhotoReport | dict[str, Any], b: PhotoReport | dict[str, Any]) -> tuple[bool, int]:
-    """Near-duplicate test: close perceptual hashes, confirmed by a second hash and a second look."""
-    pa, pb = _get(a, "phash"), _get(b, "phash")
-    if pa is None or pb is None:
-        return False, 64
-    distance = hamming(pa, pb)
-    if distance > PHASH_MAX_DISTANCE:
-        return False, distance
-    if hamming(_get(a, "dhash"), _get(b, "dhash")) > DHASH_MAX_DISTANCE:
-        return False, distance
-    fa, fb = _get(a, "fingerprint"), _get(b, "fingerprint")
-    return bool(fa and fb and fingerprint_correlation(fa, fb) >= FINGERPRINT_MIN_CORRELATION), distance
-
-
-def _get(item: PhotoReport | dict[str, Any], name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else getattr(item, name)
-
-
 # 7. Screen recapture -------------------------------------------------------------------------
-RECAPTURE_WINDOW = 256
-
-
-def recapture_score(gray: np.ndarray) -> float:
-    """How far the sharpest narrow peak of the spectrum climbs over its own neighbourhood.
-
-    A photo of a screen carries the screen's pixel grid as moire, and rolling shutters catch
-    refresh bands: both are point-like peaks in the 2-D spectrum. Natural scenes, even blurred
-    ones, have a spectrum that changes smoothly from one frequency to the next. The score is the
-    height of the two highest peaks over the mean of the ring of frequencies around each, in
-    units of the typical (median absolute) deviation.
-    """
-    height, width = gray.shape
-    size = min(RECAPTURE_WINDOW, height, width)
-    top, left = (height - size) // 2, (width - size) // 2
-    window = gray[top : top + size, left : left + size].astype(np.float32)
-    window -= float(window.mean())
-    window *= _hann(size)
-    spectrum = cv2.dft(window, flags=cv2.DFT_COMPLEX_OUTPUT)
-    magnitude = np.fft.fftshift(cv2.magnitude(spectrum[..., 0], spectrum[..., 1]))
-    logs = cv2.log(magnitude + 1.0)
-    outer = cv2.boxFilter(logs, -1, (11, 11), normalize=False, borderType=cv2.BORDER_REFLECT)
-    inner = cv2.boxFilter(logs, -1, (5, 5), normalize=False, borderType=cv2.BORDER_REFLECT)
-    excess = (logs - (outer - inner) * (1 / (121 - 25)))[_band_mask(size)]
-    # The typical deviation, from every 4th frequency of the band: as robust, a quarter of the work.
-    sample = excess[::4]
-    spread = float(np.median(np.abs(sample - np.median(sample)))) or 1e-6
-    return float(np.partition(excess, -2)[-2:].mean() / spread)
-
-
-@functools.cache
-def _hann(size: int) -> np.ndarray:
-    return np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
-
-
-@functools.cache
-def _band_mask(size: int) -> np.ndarray:
-    centre = size // 2
-    yy, xx = np.indices((size, size))
-    radius = np.hypot(yy - centre, xx - centre)
-    return (radius > size * 0.03) & (radius < size * 0.48)  # not the scene's broad shapes
-
-
 def _recapture(gray: np.ndarray, report: PhotoReport) -> None:
     score = recapture_score(gray)
     report.measurements["recapture_score"] = round(score, 2)

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, or_, select
 from fieldcheck.checks import reference
 from fieldcheck.checks.derivatives import make_derivatives
 from fieldcheck.checks.duplicates import HashIndex
+from fieldcheck.checks.hashes import same_picture
 from fieldcheck.checks.models import (
     CheckResultRow,
     Outcome,
@@ -25,7 +26,7 @@ from fieldcheck.checks.models import (
     ReferencePhoto,
     ReferenceStatus,
 )
-from fieldcheck.checks.photo import Check, PhotoReport, check_photo, same_picture
+from fieldcheck.checks.photo import Check, PhotoReport, check_photo
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.storage import ObjectStorage
 
@@ -373,7 +374,8 @@ def _stored_key(session: Session, row: PhotoHash) -> str | None:
 def _upright_hashes(data: bytes) -> tuple[int, int, str] | None:
     """The version 2 hashes of a stored photo, or None when it is not turned (nothing changes)."""
     from fieldcheck.checks import imaging
-    from fieldcheck.checks.photo import WORKING_LONG_SIDE, picture_hashes
+    from fieldcheck.checks.hashes import picture_hashes
+    from fieldcheck.checks.photo import WORKING_LONG_SIDE
 
     kind = imaging.sniff_type(data)
     if kind != "jpeg":

@@ -24,8 +24,9 @@ from typing import Any
 import click
 
 from fieldcheck.checks import reference
+from fieldcheck.checks.hashes import same_picture
 from fieldcheck.checks.models import Outcome
-from fieldcheck.checks.photo import PhotoReport, check_photo, same_picture
+from fieldcheck.checks.photo import PhotoReport, check_photo
 
 FAMILIES = {"blurred": "blur", "bad_exposure": "exposure", "screen": "screen"}
 MIN_SHORT_SIDE = 300  # the resolution rule is not what is measured here
