@@ -13,6 +13,7 @@ import uuid
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from fieldcheck.campaigns.models import Campaign
 from fieldcheck.campaigns.service import get_campaign
 from fieldcheck.checks.derivatives import make_derivatives
 from fieldcheck.checks.duplicates import lock_for_duplicates
@@ -42,7 +43,7 @@ def create_upload(
     campaign = get_campaign(session, organization_id, campaign_id)
     content_type = accepted_type(content_type, size_bytes, settings)
     # One at a time per campaign: the count below cannot be raced past.
-    session.exec(select(type(campaign)).where(type(campaign).id == campaign.id).with_for_update()).first()
+    session.exec(select(Campaign).where(Campaign.id == campaign.id).with_for_update()).first()
     held = session.exec(
         select(func.count())
         .select_from(ReferencePhoto)
