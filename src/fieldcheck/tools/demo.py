@@ -60,8 +60,11 @@ class DemoAccounts:
     campaign_id: str | None
 
 
+PRINT = ("YOGHURT", "NATURE", "BIO", "4x125g", "VANILLE", "0%", "FRAISE", "LAIT", "ENTIER", "DAIRY")
+
+
 def shelf_photo(seed: int, width: int = 1600, height: int = 1200) -> bytes:
-    """A synthetic shelf: coloured packs with printed lines, sharp, evenly lit."""
+    """A synthetic shelf: coloured packs with lines of small print, evenly lit, as a phone sees it."""
     rng = np.random.default_rng(seed)
     image = np.zeros((height, width, 3), dtype=np.uint8)
     image[:] = np.linspace(120, 220, width, dtype=np.uint8)[None, :, None]
@@ -73,8 +76,14 @@ def shelf_photo(seed: int, width: int = 1600, height: int = 1200) -> bytes:
             w, h = int(rng.integers(60, 140)), int(rng.integers(120, height // 4 - 60))
             colour = tuple(int(c) for c in rng.integers(30, 255, 3))
             cv2.rectangle(image, (x, top + height // 4 - 40 - h), (x + w, top + height // 4 - 40), colour, -1)
-            for line in range(top + height // 4 - 30 - h, top + height // 4 - 50, 12):
-                cv2.line(image, (x + 6, line), (x + w - 6, line), (25, 25, 25), 2)
+            line = top + height // 4 - 12 - h
+            while line < top + height // 4 - 50:
+                text = " ".join(str(word) for word in rng.choice(PRINT, int(rng.integers(1, 4))))
+                scale = float(rng.uniform(0.3, 0.5))
+                cv2.putText(
+                    image, text, (x + 5, line), cv2.FONT_HERSHEY_SIMPLEX, scale, (25, 25, 25), 1, cv2.LINE_AA
+                )
+                line += int(rng.integers(10, 27))
             cv2.putText(
                 image,
                 "YOG",
@@ -85,6 +94,13 @@ def shelf_photo(seed: int, width: int = 1600, height: int = 1200) -> bytes:
                 2,
             )
             x += w + int(rng.integers(4, 14))
+    # As a phone sees it: a little askew, through a lens, with some sensor noise.
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), float(rng.uniform(-1.5, 1.5)), 1.03)
+    image = cv2.warpAffine(
+        image, turn, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    image = cv2.GaussianBlur(image, (0, 0), 0.6)
+    image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     return bytes(buffer)
