@@ -96,12 +96,10 @@ def shelf_photo(seed: int, width: int = 1600, height: int = 1200) -> bytes:
             x += w + int(rng.integers(4, 14))
     # As a phone sees it: a little askew, through a lens, with some sensor noise.
     turn = cv2.getRotationMatrix2D((width / 2, height / 2), float(rng.uniform(-1.5, 1.5)), 1.03)
-    image = cv2.warpAffine(
-        image, turn, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-    )
-    image = cv2.GaussianBlur(image, (0, 0), 0.6)
-    image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
-    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    seen = cv2.warpAffine(image, turn, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    seen = cv2.GaussianBlur(seen, (0, 0), 0.6)
+    photo = np.clip(seen + rng.normal(0, 3, seen.shape), 0, 255).astype(np.uint8)
+    ok, buffer = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     return bytes(buffer)
 
