@@ -15,7 +15,8 @@ from fieldcheck.assignments.schemas import AssignmentOut, SubmitIn
 from fieldcheck.assignments.views import assignments_out
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
-from fieldcheck.photos.schemas import PhotoUploadIn, PhotoUploadOut, UploadOut
+from fieldcheck.photos.schemas import PhotoUploadIn, PhotoUploadOut
+from fieldcheck.photos.views import upload_out
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
 from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, delete, get, post
@@ -101,16 +102,7 @@ class AssignmentController(Controller):
             content_type=data.content_type,
             size_bytes=data.size_bytes,
         )
-        return PhotoUploadOut(
-            photo_id=photo.id,
-            upload=UploadOut(
-                method=upload.method,
-                url=upload.url,
-                headers=upload.headers,
-                fields=upload.fields,
-                expires_at=upload.expires_at,
-            ),
-        )
+        return upload_out(photo.id, upload)
 
     @delete(
         "/{assignment_id:uuid}/photos/{photo_id:uuid}",

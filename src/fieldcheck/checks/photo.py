@@ -471,7 +471,11 @@ def _reference_match(gray: np.ndarray, references: Sequence[reference.Features],
 
 def reference_features(data: bytes, *, max_bytes: int) -> tuple[reference.Features | None, str | None]:
     """A reference photo's features, read through the same gates as any photo; or why it cannot be one."""
-    report = check_photo(data, min_short_side_px=0, max_bytes=max_bytes, references=())
+    return reference_features_of(check_photo(data, min_short_side_px=0, max_bytes=max_bytes, references=()))
+
+
+def reference_features_of(report: PhotoReport) -> tuple[reference.Features | None, str | None]:
+    """The features of a photo checked with references (even none), or why it cannot be a reference."""
     failed = next(
         (c for c in report.checks if c.outcome is Outcome.fail and c.name in ("file", "decode")), None
     )

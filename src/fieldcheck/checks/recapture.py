@@ -1,5 +1,9 @@
-"""Screen recapture: how far narrow periodic peaks (moire, refresh bands) stand out of a photo's
-spectrum. The threshold and the explanation are in checks/photo.py."""
+"""Screen recapture: how many parts of a photo hold a narrow periodic peak in their spectrum.
+
+A photo of a screen carries the screen's pixel grid as moire, and rolling shutters catch refresh
+bands: both are point-like peaks in the 2-D spectrum. Natural scenes, even blurred ones, have a
+spectrum that changes smoothly from one frequency to the next. The threshold and the explanation
+are in checks/photo.py."""
 
 from __future__ import annotations
 
@@ -10,33 +14,6 @@ import numpy as np
 from fieldcheck.checks.imaging import cv2
 
 RECAPTURE_WINDOW = 256
-
-
-def recapture_score(gray: np.ndarray) -> float:
-    """How far the sharpest narrow peak of the spectrum climbs over its own neighbourhood.
-
-    A photo of a screen carries the screen's pixel grid as moire, and rolling shutters catch
-    refresh bands: both are point-like peaks in the 2-D spectrum. Natural scenes, even blurred
-    ones, have a spectrum that changes smoothly from one frequency to the next. The score is the
-    height of the two highest peaks over the mean of the ring of frequencies around each, in
-    units of the typical (median absolute) deviation.
-    """
-    height, width = gray.shape
-    size = min(RECAPTURE_WINDOW, height, width)
-    top, left = (height - size) // 2, (width - size) // 2
-    window = gray[top : top + size, left : left + size].astype(np.float32)
-    window -= float(window.mean())
-    window *= _hann(size)
-    spectrum = cv2.dft(window, flags=cv2.DFT_COMPLEX_OUTPUT)
-    magnitude = np.fft.fftshift(cv2.magnitude(spectrum[..., 0], spectrum[..., 1]))
-    logs = cv2.log(magnitude + 1.0)
-    outer = cv2.boxFilter(logs, -1, (11, 11), normalize=False, borderType=cv2.BORDER_REFLECT)
-    inner = cv2.boxFilter(logs, -1, (5, 5), normalize=False, borderType=cv2.BORDER_REFLECT)
-    excess = (logs - (outer - inner) * (1 / (121 - 25)))[_band_mask(size)]
-    # The typical deviation, from every 4th frequency of the band: as robust, a quarter of the work.
-    sample = excess[::4]
-    spread = float(np.median(np.abs(sample - np.median(sample)))) or 1e-6
-    return float(np.partition(excess, -2)[-2:].mean() / spread)
 
 
 @functools.cache
@@ -73,7 +50,7 @@ def screen_share(gray: np.ndarray, block_px: float | None = None) -> tuple[float
     keep = _peak_mask(size, None if block_px is None else round(block_px, 3))
     rows, cols = height // size, width // size
     peaks = [
-        _window_peak(gray[row * size : (row + 1) * size, col * size : (col + 1) * size], keep)
+        window_peak(gray[row * size : (row + 1) * size, col * size : (col + 1) * size], keep)
         for row in range(rows)
         for col in range(cols)
         if not ((row + col) % 2 and rows * cols > 8)
@@ -87,9 +64,10 @@ def block_period(stored_long_side: int, factor: int, working_long_side: int) -> 
     return 8.0 / factor * working_long_side / decoded
 
 
-def _window_peak(window: np.ndarray, keep: np.ndarray) -> float:
-    """The two highest narrow peaks of the window's spectrum (outside the JPEG block harmonics),
-    over the ring around each, in typical deviations from the band's median."""
+def window_peak(window: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """How far the two highest narrow peaks of a square window's spectrum (within `keep`: the band
+    without the JPEG block harmonics) climb over the ring of frequencies around each, in typical
+    (median absolute) deviations from the band's median."""
     size = window.shape[0]
     values = window.astype(np.float32)
     values -= float(values.mean())
@@ -102,7 +80,7 @@ def _window_peak(window: np.ndarray, keep: np.ndarray) -> float:
     sample = excess[_band_mask(size)][::4]
     centre = float(np.median(sample))
     spread = float(np.median(np.abs(sample - centre))) or 1e-6
-    top = np.partition(excess[keep], -2)[-2:]
+    top = np.partition(excess[_band_mask(size) if keep is None else keep], -2)[-2:]
     return float((top.mean() - centre) / spread)
 
 

@@ -372,30 +372,9 @@ def _stored_key(session: Session, row: PhotoHash) -> str | None:
 
 
 def _upright_hashes(data: bytes) -> tuple[int, int, str] | None:
-    """The version 2 hashes of a stored photo, or None when it is not turned (nothing changes)."""
-    from fieldcheck.checks import imaging
-    from fieldcheck.checks.hashes import picture_hashes
-    from fieldcheck.checks.photo import WORKING_LONG_SIDE
-
-    kind = imaging.sniff_type(data)
-    if kind != "jpeg":
-        return None  # PNG carries no orientation; HEIC is decoded upright already
-    header = imaging.read_header(data)
-    if header.orientation == 1:
+    """The hashes a check takes of this stored photo today, or None when it is not turned (its
+    hashes were already taken upright) or cannot be read."""
+    report = check_photo(data, min_short_side_px=0, max_bytes=len(data))
+    if report.orientation == 1 or report.phash is None or report.dhash is None or not report.fingerprint:
         return None
-    size = imaging.declared_size(data, kind)
-    if size is None:
-        return None
-    factor = imaging.reduction_within_budget(
-        kind, *size, target=WORKING_LONG_SIDE, channels=1, progressive=imaging.is_progressive(data)
-    )
-    if factor is None:
-        return None
-    with imaging.decoding():
-        gray = imaging.decode(data, factor=factor, color=False)
-    if gray is None:
-        return None
-    if max(gray.shape) > WORKING_LONG_SIDE:
-        gray = imaging.resize_long_side(gray, WORKING_LONG_SIDE)
-    phash, dhash, fingerprint, _ = picture_hashes(gray, header.orientation)
-    return phash, dhash, fingerprint
+    return report.phash, report.dhash, report.fingerprint

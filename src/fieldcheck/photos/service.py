@@ -44,6 +44,11 @@ def accepted_type(content_type: str, size_bytes: int, settings: Settings) -> str
     return content_type
 
 
+def extension_for(content_type: str) -> str:
+    """The file name extension a stored upload gets (the real type is read from its bytes)."""
+    return EXTENSIONS.get(content_type) or (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
+
+
 def create_upload(
     session: Session,
     storage: ObjectStorage,
@@ -66,9 +71,7 @@ def create_upload(
             limit=limit,
         )
     photo_id = uuid.uuid4()
-    extension = EXTENSIONS.get(content_type) or (mimetypes.guess_extension(content_type) or ".bin").lstrip(
-        "."
-    )
+    extension = extension_for(content_type)
     photo = Photo(
         id=photo_id,
         assignment_id=assignment_id,

@@ -9,7 +9,8 @@ from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
-from fieldcheck.photos.schemas import PhotoUploadIn, PhotoUploadOut, UploadOut
+from fieldcheck.photos.schemas import PhotoUploadIn, PhotoUploadOut
+from fieldcheck.photos.views import upload_out
 from fieldcheck.references import service
 from fieldcheck.references.schemas import ReferencePhotoOut
 from fieldcheck.references.views import reference_out
@@ -48,16 +49,7 @@ class ReferencePhotoController(Controller):
             content_type=data.content_type,
             size_bytes=data.size_bytes,
         )
-        return PhotoUploadOut(
-            photo_id=reference.id,
-            upload=UploadOut(
-                method=instruction.method,
-                url=instruction.url,
-                headers=instruction.headers,
-                fields=instruction.fields,
-                expires_at=instruction.expires_at,
-            ),
-        )
+        return upload_out(reference.id, instruction)
 
     @post(
         "/{photo_id:uuid}/uploaded",

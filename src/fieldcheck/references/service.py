@@ -18,11 +18,11 @@ from fieldcheck.campaigns.service import get_campaign
 from fieldcheck.checks.derivatives import make_derivatives
 from fieldcheck.checks.duplicates import lock_for_duplicates
 from fieldcheck.checks.models import PhotoHash, ReferencePhoto, ReferenceStatus
-from fieldcheck.checks.photo import check_photo, reference_features
+from fieldcheck.checks.photo import check_photo, reference_features_of
 from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, NotFound
 from fieldcheck.jobs import enqueue
-from fieldcheck.photos.service import DELETE_OBJECT_JOB, EXTENSIONS, accepted_type
+from fieldcheck.photos.service import DELETE_OBJECT_JOB, accepted_type, extension_for
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, UploadInstruction
 
@@ -60,7 +60,7 @@ def create_upload(
             limit=MAX_REFERENCES,
         )
     reference_id = uuid.uuid4()
-    extension = EXTENSIONS.get(content_type, "bin")
+    extension = extension_for(content_type)
     reference = ReferencePhoto(
         id=reference_id,
         campaign_id=campaign.id,
@@ -145,19 +145,20 @@ def process(session: Session, storage: ObjectStorage, settings: Settings, refere
         return
     info = storage.head(reference.storage_key)
     problem: str | None = None
+    features = None
     if info is None or info.size == 0:
         problem = "The file was not uploaded (or is empty): upload it again, then confirm."
     elif info.size > settings.photo_max_bytes:
         problem = f"The file is larger than photos may be ({settings.photo_max_bytes} bytes)."
     if problem is None:
         data = storage.get_bytes(reference.storage_key)
-        features, problem = reference_features(data, max_bytes=settings.photo_max_bytes)
+        report = check_photo(data, min_short_side_px=0, max_bytes=settings.photo_max_bytes, references=())
+        features, problem = reference_features_of(report)
     if problem is not None or features is None:
         reference.status, reference.problem = ReferenceStatus.failed.value, problem
         reference.checked_at = utcnow()
         session.add(reference)
         return
-    report = check_photo(data, min_short_side_px=0, max_bytes=settings.photo_max_bytes)
     if report.width and report.height and report.detected_type:
         try:
             derived = make_derivatives(
