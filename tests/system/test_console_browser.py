@@ -25,6 +25,7 @@ from tests.support.submissions import Field
 
 LAPTOP = {"width": 1366, "height": 800}
 TABLET = {"width": 820, "height": 1180}
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(params=[pytest.param("embedded", id="embedded")])
@@ -257,3 +258,18 @@ def test_a_reviewer_sees_the_matched_reference_with_the_photo_outlined(
         assert browser.elsewhere == [] and browser.errors == []
     finally:
         browser.close()
+    # On a phone the reference stays inside the screen, the outline on it.
+    phone = Browser(chromium, live_server, viewport=PHONE)
+    try:
+        phone.sign_in(reviewer)
+        phone.page.goto(f"{live_server}/console/review/{assignment_id}")
+        phone.page.wait_for_load_state("networkidle")
+        shown = phone.page.locator(".reference.matched img").bounding_box()
+        outline = phone.page.locator(".reference.matched svg").bounding_box()
+        assert shown is not None and outline is not None
+        assert shown["x"] >= 0 and shown["x"] + shown["width"] <= PHONE["width"] + 1
+        assert abs(outline["width"] - shown["width"]) < 2
+        phone.page.locator(".reference.matched").scroll_into_view_if_needed()
+        phone.page.screenshot(path=str(artifacts_dir / "console-review-item-reference-phone.png"))
+    finally:
+        phone.close()
