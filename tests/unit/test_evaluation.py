@@ -133,6 +133,15 @@ def test_a_bad_labels_file_is_a_clear_error(tmp_path: Path, content: str, messag
     assert answer.exit_code == 1 and message in answer.output
 
 
+def test_missing_files_say_where_they_were_looked_for_and_how_to_build_the_set(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,blurred\nnowhere.jpg,1\n")
+    answer = CliRunner().invoke(main, ["eval", "photos", "--labels", str(labels)])
+    assert answer.exit_code == 1
+    assert f"from {tmp_path}" in answer.output
+    assert "fieldcheck eval variants OUT" in answer.output
+
+
 def test_reference_pairs_are_scored_within_and_across_groups(tmp_path: Path) -> None:
     labels = _labelled_set(tmp_path)
     (tmp_path / "other.jpg").write_bytes(photos.real("phone_nexus4_night_gps.jpg"))

@@ -128,7 +128,11 @@ def read_labels(path: Path) -> list[Case]:
         raise LabelsError(f"{path} is not UTF-8 text: {exc}") from exc
     absent = [c.file for c in cases if not c.path.is_file()]
     if absent:
-        raise LabelsError(f"{len(absent)} file(s) of {path} are missing, first {absent[0]}")
+        raise LabelsError(
+            f"{len(absent)} file(s) of {path} are missing, first {absent[0]} (files are read "
+            f"relative to the CSV, from {folder}; `fieldcheck eval variants OUT` builds the labelled "
+            "set of ../shared/photos, with OUT/labels.csv beside its files)"
+        )
     return cases
 
 
