@@ -176,6 +176,23 @@ def checks_rehash() -> None:
     click.echo(f"{seen} stored hashes looked at, {changed} replaced (photos stored turned)")
 
 
+@checks.command("refeature")
+def checks_refeature() -> None:
+    """Recompute the reference match's stored features of an older kind (run once after upgrading
+    past a version that changed them; until then such references are not compared with). Safe to
+    run again, and while serving."""
+    from fieldcheck.checks.service import refeature
+    from fieldcheck.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        with runtime.db.session() as session:
+            seen, changed = refeature(session, runtime.storage)
+    finally:
+        runtime.close()
+    click.echo(f"{seen} stored features looked at, {changed} recomputed")
+
+
 @main.group()
 def users() -> None:
     """Accounts."""

@@ -163,3 +163,38 @@ def test_unusable_references_are_refused_with_a_reason(app_client: Any) -> None:
     # A worker cannot attach references at all.
     worker = field.worker()
     assert app_client.get(base, headers=worker.headers).status_code == 403
+
+
+def test_features_of_an_older_kind_are_left_out_until_recomputed(app_client: Any) -> None:
+    """After an upgrade that changes the features (AKAZE before ORB), stored ones of the old kind are
+    not compared (they could only mismatch) and `fieldcheck checks refeature` recomputes them."""
+    from fieldcheck.checks import reference as features_module
+    from fieldcheck.checks.models import PhotoFeatures, ReferencePhoto
+    from fieldcheck.checks.service import refeature
+
+    field = Field(app_client, photo_rules=RULES)
+    attached = attach(app_client, field, photos.real("blur_honor10_180_sharp.jpg"))
+    runtime = runtime_of(app_client)
+    old = features_module.Features(
+        np.zeros((40, 2), np.float32), np.zeros((40, 61), np.uint8), (400, 300), method="akaze-400-500"
+    ).to_bytes()
+    with runtime.db.transaction() as session:
+        stored = session.get(ReferencePhoto, uuid.UUID(attached["id"]))
+        assert stored is not None
+        stored.features = old
+        session.add(stored)
+    _, found = reference_check(app_client, field, photos.real("blur_honor10_180_defocus.jpg"))
+    assert (found["outcome"], found["value"]) == ("pass", "not measured")
+    with runtime.db.session() as session:
+        seen, changed = refeature(session, runtime.storage)
+        assert changed == 1 and seen >= 2  # the reference, and the checked photo's own features
+        again = session.get(ReferencePhoto, uuid.UUID(attached["id"]))
+        assert again is not None and again.features is not None
+        assert features_module.Features.from_bytes(again.features).current
+        assert all(
+            features_module.Features.from_bytes(row.features).current
+            for row in session.exec(select(PhotoFeatures)).all()
+        )
+        assert refeature(session, runtime.storage)[1] == 0  # nothing left to do
+    _, found = reference_check(app_client, field, photos.real("blur_honor10_180_motion.jpg"))
+    assert found["outcome"] == "pass", found

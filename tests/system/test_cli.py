@@ -24,6 +24,7 @@ COMMANDS = [
     ["check-photos"],
     ["checks"],
     ["checks", "rehash"],
+    ["checks", "refeature"],
     ["demo"],
     ["bench"],
     ["bench", "nearby"],
@@ -89,6 +90,9 @@ def test_users_create_makes_the_first_admin_and_a_client(tmp_path: Path) -> None
     )  # fmt: skip
     assert admin.returncode == 0, admin.stderr
     assert json.loads(admin.stdout)["role"] == "admin"
+    refeature = _run("checks", "refeature", home=tmp_path)
+    assert refeature.returncode == 0, refeature.stderr
+    assert refeature.stdout.strip() == "0 stored features looked at, 0 recomputed"
 
     # The same command in this process (it reads the same settings): a client and its new
     # organization, then what it refuses, with exit code 2 and the reason.

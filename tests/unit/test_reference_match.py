@@ -127,3 +127,24 @@ def test_check_photos_runs_the_reference_match(tmp_path: Path) -> None:
     )
     assert refused.exit_code == 2
     assert "notes.jpg" in refused.output and "not a photo" in refused.output
+
+
+def test_stored_features_say_their_kind_and_older_kinds_match_nothing() -> None:
+    found = features_of("blur_honor10_180_sharp.jpg")
+    again = reference.Features.from_bytes(found.to_bytes())
+    assert again.current and again.method == reference.METHOD
+    assert again.descriptors.shape[1] == reference.DESCRIPTOR_BYTES
+    assert reference.match(found, again).same_scene
+    # Features stored before the kind was written down (AKAZE's 61-byte descriptors).
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        points=found.points,
+        descriptors=np.zeros((len(found), 61), np.uint8),
+        size=np.array(found.size, dtype=np.int32),
+    )
+    old = reference.Features.from_bytes(buffer.getvalue())
+    assert not old.current
+    assert reference.match(found, old).inliers == 0

@@ -1,7 +1,7 @@
 """Reference match: does a photo show the same scene as a reference photo (the shelf asked for)?
 
-Local features (OpenCV's AKAZE: binary descriptors, fast to match, free of patents) are found on
-an upright greyscale copy of FEATURE_LONG_SIDE px; the photo's descriptors are matched to each
+Local features (OpenCV's ORB: FAST corners with rotated BRIEF binary descriptors, fast to find
+and to match, free of patents) are found on an upright greyscale copy of FEATURE_LONG_SIDE px; the photo's descriptors are matched to each
 reference's (two nearest neighbours, Lowe's ratio test), and the matched points must agree on one
 perspective transform (a RANSAC homography): the inliers, and their share of the matches, are the
 measure. Two photos of one shelf taken a step apart, out of focus or shaken still share dozens of
@@ -20,18 +20,23 @@ import numpy as np
 
 from fieldcheck.checks.imaging import cv2
 
-FEATURE_LONG_SIDE = 400  # 8 ms of AKAZE on a phone photo; 640 px cost 30 ms and told scenes apart no better
-MAX_FEATURES = 500  # the strongest; more cost matching time and add little
-AKAZE_THRESHOLD = 0.001
+# Which features these are: stored features of another kind (AKAZE, before 2026-12-05) are not
+# compared with, as if the reference had none, until `fieldcheck checks refeature` recomputes them.
+METHOD = "orb-400-300"
+FEATURE_LONG_SIDE = 400  # ORB: 2.5 ms a photo here (AKAZE took 9.5 ms and missed more same-scene pairs)
+MAX_FEATURES = 300  # the strongest; 500 cost twice the matching time and told scenes apart no better
+DESCRIPTOR_BYTES = 32
+ORB_EDGE = 15  # px from the border where corners are still looked for
 RATIO = 0.75  # Lowe's ratio test: the best match clearly better than the second
 RANSAC_PIXELS = 6.0  # reprojection error at FEATURE_LONG_SIDE
 MIN_MATCHES = 8
 # Same scene: at least this many inliers, and this share of the ratio-tested matches. Calibrated on
-# the Kwentar triplet 106 (sharp, defocused, shaken: 3 same-scene pairs) and the 432 pairs of
-# unrelated calibration photos (eval/calibration/blur-photos.md), none of them in ../shared/photos:
-# the triplet's pairs share 78 to 146 inliers (95 % or more), unrelated pairs at most 4; the line
-# is near four times that, well under the shaken and defocused pairs.
-MATCH_MIN_INLIERS = 15
+# the calibration photos (eval/calibration/blur-photos.md, none of them in ../shared/photos): 630
+# pairs of the 36 originals (the Kwentar triplet 106: sharp, defocused, shaken, the same scene) and
+# 616 pairs of an original with its variants (blurred, noisy, re-encoded, cropped, tilted): same-
+# scene pairs that match at all share 25 inliers or more (median 254), unrelated pairs at most 15
+# (one pair; all others under 10). The line is the middle of that gap.
+MATCH_MIN_INLIERS = 20
 MATCH_MIN_SHARE = 0.30
 MIN_SIDE = 32  # a reference smaller than this has nothing to match
 
@@ -39,8 +44,14 @@ MIN_SIDE = 32  # a reference smaller than this has nothing to match
 @dataclass(frozen=True, eq=False)
 class Features:
     points: np.ndarray  # float32 (n, 2), (x, y) at the feature size
-    descriptors: np.ndarray  # uint8 (n, 61): AKAZE's binary descriptors
+    descriptors: np.ndarray  # uint8 (n, DESCRIPTOR_BYTES): ORB's binary descriptors
     size: tuple[int, int]  # (width, height) of the feature copy
+    method: str = METHOD
+
+    @property
+    def current(self) -> bool:
+        """Features of the kind this version finds (others cannot be compared with them)."""
+        return self.method == METHOD
 
     def __len__(self) -> int:
         return len(self.points)
@@ -48,7 +59,11 @@ class Features:
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         np.savez_compressed(
-            buffer, points=self.points, descriptors=self.descriptors, size=np.array(self.size, dtype=np.int32)
+            buffer,
+            points=self.points,
+            descriptors=self.descriptors,
+            size=np.array(self.size, dtype=np.int32),
+            method=np.array(self.method),
         )
         return buffer.getvalue()
 
@@ -56,7 +71,8 @@ class Features:
     def from_bytes(cls, data: bytes) -> Features:
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
             size = stored["size"]
-            return cls(stored["points"], stored["descriptors"], (int(size[0]), int(size[1])))
+            method = str(stored["method"]) if "method" in stored.files else "akaze-400-500"
+            return cls(stored["points"], stored["descriptors"], (int(size[0]), int(size[1])), method)
 
 
 @dataclass(frozen=True)
@@ -78,17 +94,15 @@ def features(gray: np.ndarray) -> Features:
     """Features of an upright greyscale image (any size: it is brought to FEATURE_LONG_SIDE)."""
     height, width = gray.shape[:2]
     if min(height, width) < MIN_SIDE:
-        return Features(np.empty((0, 2), np.float32), np.empty((0, 61), np.uint8), (width, height))
+        return _none((width, height))
     scale = FEATURE_LONG_SIDE / max(height, width)
     if scale < 1:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    detector = cv2.AKAZE.create(threshold=AKAZE_THRESHOLD)
+    detector = cv2.ORB.create(nfeatures=MAX_FEATURES, edgeThreshold=ORB_EDGE)
     keypoints, descriptors = detector.detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
-        return Features(
-            np.empty((0, 2), np.float32), np.empty((0, 61), np.uint8), (gray.shape[1], gray.shape[0])
-        )
+        return _none((gray.shape[1], gray.shape[0]))
     if len(keypoints) > MAX_FEATURES:
         strongest = np.argsort([-k.response for k in keypoints], kind="stable")[:MAX_FEATURES]
         keypoints = [keypoints[i] for i in strongest]
@@ -97,9 +111,13 @@ def features(gray: np.ndarray) -> Features:
     return Features(points, np.ascontiguousarray(descriptors, dtype=np.uint8), (gray.shape[1], gray.shape[0]))
 
 
+def _none(size: tuple[int, int]) -> Features:
+    return Features(np.empty((0, 2), np.float32), np.empty((0, DESCRIPTOR_BYTES), np.uint8), size)
+
+
 def match(photo: Features, reference: Features) -> Match:
-    """How well the photo matches one reference."""
-    if len(photo) < 2 or len(reference) < 2:
+    """How well the photo matches one reference (features of another kind match nothing)."""
+    if len(photo) < 2 or len(reference) < 2 or photo.method != reference.method:
         return Match(0, 0, None)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     pairs = matcher.knnMatch(photo.descriptors, reference.descriptors, k=2)

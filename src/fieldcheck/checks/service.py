@@ -26,7 +26,7 @@ from fieldcheck.checks.models import (
     ReferencePhoto,
     ReferenceStatus,
 )
-from fieldcheck.checks.photo import Check, PhotoReport, check_photo
+from fieldcheck.checks.photo import Check, PhotoReport, check_photo, reference_features_of
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.storage import ObjectStorage
 
@@ -43,9 +43,17 @@ class ReferenceSet:
     features: list[reference.Features] = field(default_factory=list)
     sources: list[tuple[str, uuid.UUID]] = field(default_factory=list)  # ("campaign" | "store", id)
 
-    def add(self, kind: str, owner: uuid.UUID, stored: bytes) -> None:
-        self.features.append(reference.Features.from_bytes(stored))
+    def add(self, kind: str, owner: uuid.UUID, stored: bytes) -> bool:
+        """Add stored features; those of an older kind are left out (`fieldcheck checks refeature`)."""
+        features = reference.Features.from_bytes(stored)
+        if not features.current:
+            log.warning(
+                "%s %s has features of an older kind (%s): not compared", kind, owner, features.method
+            )
+            return False
+        self.features.append(features)
         self.sources.append((kind, owner))
+        return True
 
 
 def campaign_references(session: Session, campaign_id: uuid.UUID, limit: int) -> list[ReferencePhoto]:
@@ -378,3 +386,56 @@ def _upright_hashes(data: bytes) -> tuple[int, int, str] | None:
     if report.orientation == 1 or report.phash is None or report.dhash is None or not report.fingerprint:
         return None
     return report.phash, report.dhash, report.fingerprint
+
+
+def refeature(session: Session, storage: ObjectStorage, *, batch: int = 100) -> tuple[int, int]:
+    """Recompute stored local features of an older kind (reference.METHOD changed): those of the
+    usable reference photos and of checked photos, from their stored files. Returns (features
+    looked at, recomputed). Safe to run again, and while serving."""
+    seen = changed = 0
+    for stored_ref in session.exec(
+        select(ReferencePhoto).where(
+            col(ReferencePhoto.features).is_not(None), col(ReferencePhoto.deleted_at).is_(None)
+        )
+    ).all():
+        seen += 1
+        assert stored_ref.features is not None
+        if reference.Features.from_bytes(stored_ref.features).current:
+            continue
+        fresh = _features_of(storage, stored_ref.storage_key)
+        stored_ref.features = fresh.to_bytes() if fresh is not None else None
+        session.add(stored_ref)
+        changed += 1
+    session.commit()
+    last: uuid.UUID | None = None
+    while True:
+        query = select(PhotoFeatures).order_by(col(PhotoFeatures.photo_id)).limit(batch)
+        if last is not None:
+            query = query.where(col(PhotoFeatures.photo_id) > last)
+        rows = session.exec(query).all()
+        if not rows:
+            return seen, changed
+        for row in rows:
+            last = row.photo_id
+            seen += 1
+            if reference.Features.from_bytes(row.features).current:
+                continue
+            photo = session.get(Photo, row.photo_id)
+            fresh = _features_of(storage, photo.content_key) if photo is not None else None
+            if fresh is None:
+                session.delete(row)
+            else:
+                row.features = fresh.to_bytes()
+                session.add(row)
+            changed += 1
+        session.commit()
+
+
+def _features_of(storage: ObjectStorage, key: str | None) -> reference.Features | None:
+    data = storage.get_bytes(key) if key else None
+    if not data:
+        return None
+    features, _problem = reference_features_of(
+        check_photo(data, min_short_side_px=0, max_bytes=len(data), references=())
+    )
+    return features
