@@ -42,7 +42,7 @@ MAX_POINTS = 120_000  # edge candidates kept (evenly spread beyond that)
 # (dy, dx) of one step across an edge, for gradient directions of 0, 45, 90 and 135 degrees.
 _STEPS = np.array([(0, 1), (1, 1), (1, 0), (1, -1)], dtype=np.intp)
 _STEP_LENGTH = np.array([1.0, np.sqrt(2.0), 1.0, np.sqrt(2.0)], dtype=np.float32)
-_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+_NOISE_KERNEL_1D = np.array([1, -2, 1], dtype=np.float32)  # its outer product is Immerkaer's 3 x 3 operator
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Sharpness:
 def noise_deviation(gray: np.ndarray) -> float:
     """The sensor noise's standard deviation (Immerkaer 1996), from the quietest tenth of tiles."""
     response = cv2.convertScaleAbs(
-        cv2.filter2D(gray, cv2.CV_16S, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT)
+        cv2.sepFilter2D(gray, cv2.CV_16S, _NOISE_KERNEL_1D, _NOISE_KERNEL_1D, borderType=cv2.BORDER_REFLECT)
     )  # exact integers, saturating at 255 (only the quiet tiles count)
     height, width = response.shape
     rows, cols = max(1, height // TILES), max(1, width // TILES)
@@ -77,9 +77,7 @@ def measure(gray: np.ndarray) -> Sharpness:
     found = np.flatnonzero(inner > max(6.0 * noise, 4.0))
     if len(found) > MAX_POINTS:
         found = found[:: -(-len(found) // MAX_POINTS)]
-    rows, cols = np.divmod(found, inner.shape[1])
-    ys, xs = rows + margin, cols + margin
-    at = ys * width + xs
+    at = found + (found // inner.shape[1]) * (2 * margin) + (margin * width + margin)  # index in the image
     direction = _direction(gx.ravel()[at], gy.ravel()[at])
     del gx, gy
     offset = _STEPS[direction, 0] * width + _STEPS[direction, 1]
@@ -87,15 +85,17 @@ def measure(gray: np.ndarray) -> Sharpness:
     here = flat_magnitude[at]
     peak = (here >= flat_magnitude[at + offset]) & (here >= flat_magnitude[at - offset])
     del magnitude, flat_magnitude
-    at, ys, xs, direction, offset = at[peak], ys[peak], xs[peak], direction[peak], offset[peak]
+    at, direction, offset = at[peak], direction[peak], offset[peak]
     image = gray.ravel().astype(np.int16)
     centre = image[at]
     contrast = np.abs(image[at + REACH * offset] - image[at - REACH * offset])
     step = np.maximum(np.abs(image[at + offset] - centre), np.abs(centre - image[at - offset]))
     clear = contrast > max(NOISE_CONTRAST * noise, MIN_CONTRAST)
-    widths = contrast[clear] / np.maximum(step[clear], 1).astype(np.float32) * _STEP_LENGTH[direction[clear]]
-    tile = (ys[clear] * TILES // height) * TILES + (xs[clear] * TILES // width)
-    tile_widths = _tile_widths(tile * 4 + direction[clear], widths)
+    direction = direction[clear]
+    widths = contrast[clear] / np.maximum(step[clear], 1).astype(np.float32) * _STEP_LENGTH[direction]
+    ys, xs = np.divmod(at[clear], width)
+    tile = (ys * TILES // height) * TILES + (xs * TILES // width)
+    tile_widths = _tile_widths(tile * 4 + direction, widths)
     if len(tile_widths) < SHARPEST_TILE:
         return Sharpness(None, len(tile_widths), round(noise, 2))
     return Sharpness(float(np.sort(tile_widths)[SHARPEST_TILE - 1]), len(tile_widths), round(noise, 2))
