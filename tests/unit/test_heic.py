@@ -95,3 +95,44 @@ def test_a_heic_whose_size_lies_fails_to_decode() -> None:
 def test_a_heic_serves_as_a_reference() -> None:
     found, problem = reference_features(photos.heic(), max_bytes=LIMIT)
     assert problem is None and found is not None and len(found) > 50
+
+
+def test_a_heic_is_decoded_once_for_its_checks_and_its_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libheif decodes only at full size: the check keeps the colour pixels the copies need, and the
+    copies and the checks come out the same as with a decode each."""
+    from fieldcheck.checks.derivatives import SAFE_LONG_SIDE
+
+    data = photos.heic(orientation=6)
+    plain = check_photo(data, min_short_side_px=0, max_bytes=LIMIT)
+    separate = make_derivatives(data, width=1200, height=1600, orientation=1, detected_type="heic")
+    calls: list[bool] = []
+    real = imaging.decode_heic
+
+    def counted(blob: bytes, *, color: bool) -> Any:
+        calls.append(color)
+        return real(blob, color=color)
+
+    monkeypatch.setattr(imaging, "decode_heic", counted)
+    report = check_photo(data, min_short_side_px=0, max_bytes=LIMIT, colour_long_side=SAFE_LONG_SIDE)
+    assert report.colour is not None and report.colour.ndim == 3
+    once = make_derivatives(
+        data,
+        width=1200,
+        height=1600,
+        orientation=report.orientation,
+        detected_type="heic",
+        decoded=report.colour,
+    )
+    assert calls == [True]  # one decode, in colour, for both
+    assert [(c.name, c.outcome, c.value) for c in report.checks] == [
+        (c.name, c.outcome, c.value) for c in plain.checks
+    ]
+    assert (report.phash, report.measurements) == (plain.phash, plain.measurements)
+    assert (once.safe, once.thumbnail) == (separate.safe, separate.thumbnail)
+    # Without the request nothing is kept, and a JPEG never keeps colour pixels.
+    assert check_photo(data, min_short_side_px=0, max_bytes=LIMIT).colour is None
+    jpeg = photos.jpeg(photos.scene(width=1600, height=1200, seed=3))
+    assert (
+        check_photo(jpeg, min_short_side_px=0, max_bytes=LIMIT, colour_long_side=SAFE_LONG_SIDE).colour
+        is None
+    )

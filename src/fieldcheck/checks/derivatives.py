@@ -107,9 +107,19 @@ def encode_jpeg(image: np.ndarray) -> bytes:
 
 
 def make_derivatives(
-    data: bytes, *, width: int, height: int, orientation: int, detected_type: str, progressive: bool = False
+    data: bytes,
+    *,
+    width: int,
+    height: int,
+    orientation: int,
+    detected_type: str,
+    progressive: bool = False,
+    decoded: np.ndarray | None = None,
 ) -> Derivatives:
-    """Decode once at the size the client-safe copy needs; the thumbnail comes from that."""
+    """Decode once at the size the client-safe copy needs (or take `decoded`: colour pixels in the
+    stored orientation, as the check kept them of a HEIC); the thumbnail comes from that."""
+    if decoded is not None:
+        return _from_pixels(decoded, orientation)
     factor = imaging.reduction_within_budget(
         detected_type,
         width,
@@ -124,9 +134,13 @@ def make_derivatives(
         image = imaging.decode(data, factor=factor, color=True)
         if image is None:
             raise ValueError("the image could not be decoded")
-        if max(image.shape[:2]) > SAFE_LONG_SIDE:  # smaller first: the rotation then costs little
-            image = imaging.resize_long_side(image, SAFE_LONG_SIDE)
-        image = imaging.upright(image, orientation)
+        return _from_pixels(image, orientation)
+
+
+def _from_pixels(image: np.ndarray, orientation: int) -> Derivatives:
+    if max(image.shape[:2]) > SAFE_LONG_SIDE:  # smaller first: the rotation then costs little
+        image = imaging.resize_long_side(image, SAFE_LONG_SIDE)
+    image = imaging.upright(image, orientation)
     faces = detect_faces(image)
     safe = blur_faces(image, faces)
     thumbnail = (

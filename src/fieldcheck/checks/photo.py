@@ -91,6 +91,9 @@ class PhotoReport:
     features: reference.Features | None = None  # local features, when references were given
     reference_index: int | None = None  # the reference it matched best
     reference_match: reference.Match | None = None
+    # A HEIC's colour pixels at `colour_long_side` (stored orientation), when the caller asked for
+    # them: libheif decodes only at full size, so the derivatives take these instead of a second decode.
+    colour: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def outcome(self) -> Outcome:
@@ -114,13 +117,15 @@ def check_photo(
     max_bytes: int,
     max_pixels: int = imaging.MAX_PIXELS,
     references: Sequence[reference.Features] | None = None,
+    colour_long_side: int | None = None,
 ) -> PhotoReport:
-    """Every per-photo check; with `references` (even none), the reference match too."""
+    """Every per-photo check; with `references` (even none), the reference match too. With
+    `colour_long_side`, a HEIC's colour pixels at that size are kept in `report.colour`."""
     report = PhotoReport(sha256=hashlib.sha256(data).hexdigest())
     if not _file_safety(data, report, max_bytes=max_bytes, max_pixels=max_pixels):
         return report
     _resolution(report, min_short_side_px)
-    detailed = _working_copy(data, report)
+    detailed = _working_copy(data, report, colour_long_side)
     if detailed is None:
         return report
     gray = (
@@ -263,7 +268,7 @@ def _resolution(report: PhotoReport, min_short_side_px: int) -> None:
         )
 
 
-def _working_copy(data: bytes, report: PhotoReport) -> np.ndarray | None:
+def _working_copy(data: bytes, report: PhotoReport, colour_long_side: int | None = None) -> np.ndarray | None:
     assert report.width is not None
     assert report.height is not None
     factor = imaging.reduction_within_budget(
@@ -277,7 +282,18 @@ def _working_copy(data: bytes, report: PhotoReport) -> np.ndarray | None:
     if factor is None:  # the gates of the file check keep this from happening
         raise ValueError("no decode of this image fits the memory budget")
     with imaging.decoding():
-        gray = imaging.decode(data, factor=factor, color=False)
+        if report.detected_type == "heic" and colour_long_side:
+            colour = imaging.decode(data, factor=factor, color=True)
+            gray = None if colour is None else cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+            if colour is not None:
+                report.colour = (
+                    imaging.resize_long_side(colour, colour_long_side)
+                    if max(colour.shape[:2]) > colour_long_side
+                    else colour
+                )
+            del colour
+        else:
+            gray = imaging.decode(data, factor=factor, color=False)
         if gray is not None and max(gray.shape) > sharpness.WORKING_LONG_SIDE:
             gray = imaging.resize_long_side(gray, sharpness.WORKING_LONG_SIDE)
     if gray is None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlmodel import Session, col, or_, select
 
 from fieldcheck.checks import reference
-from fieldcheck.checks.derivatives import make_derivatives
+from fieldcheck.checks.derivatives import SAFE_LONG_SIDE, make_derivatives
 from fieldcheck.checks.duplicates import HashIndex
 from fieldcheck.checks.hashes import same_picture
 from fieldcheck.checks.models import (
@@ -116,7 +116,11 @@ def measure_photo(
     data = storage.get_bytes(photo.content_key)
     found = references or ReferenceSet()
     report = check_photo(
-        data, min_short_side_px=min_short_side_px, max_bytes=max_bytes, references=found.features
+        data,
+        min_short_side_px=min_short_side_px,
+        max_bytes=max_bytes,
+        references=found.features,
+        colour_long_side=SAFE_LONG_SIDE,
     )
     if report.reference_index is not None and report.reference_match is not None:
         kind, owner = found.sources[report.reference_index]
@@ -144,6 +148,7 @@ def measure_photo(
                 orientation=report.orientation,
                 detected_type=report.detected_type,
                 progressive=bool(report.measurements.get("progressive")),
+                decoded=report.colour,
             )
         except ValueError:
             log.warning("no derivatives for photo %s", photo.id)
@@ -153,6 +158,7 @@ def measure_photo(
             storage.put(work.thumbnail_key, derived.thumbnail, content_type="image/jpeg")
             storage.put(work.safe_key, derived.safe, content_type="image/jpeg")
             work.faces_blurred = derived.faces_blurred
+    report.colour = None  # used; not kept while the submission's other photos are checked
     return work
 
 

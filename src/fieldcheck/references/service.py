@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.campaigns.service import get_campaign
-from fieldcheck.checks.derivatives import make_derivatives
+from fieldcheck.checks.derivatives import SAFE_LONG_SIDE, make_derivatives
 from fieldcheck.checks.duplicates import lock_for_duplicates
 from fieldcheck.checks.models import PhotoHash, ReferencePhoto, ReferenceStatus
 from fieldcheck.checks.photo import check_photo, reference_features_of
@@ -152,7 +152,13 @@ def process(session: Session, storage: ObjectStorage, settings: Settings, refere
         problem = f"The file is larger than photos may be ({settings.photo_max_bytes} bytes)."
     if problem is None:
         data = storage.get_bytes(reference.storage_key)
-        report = check_photo(data, min_short_side_px=0, max_bytes=settings.photo_max_bytes, references=())
+        report = check_photo(
+            data,
+            min_short_side_px=0,
+            max_bytes=settings.photo_max_bytes,
+            references=(),
+            colour_long_side=SAFE_LONG_SIDE,
+        )
         features, problem = reference_features_of(report)
     if problem is not None or features is None:
         reference.status, reference.problem = ReferenceStatus.failed.value, problem
@@ -168,6 +174,7 @@ def process(session: Session, storage: ObjectStorage, settings: Settings, refere
                 orientation=report.orientation,
                 detected_type=report.detected_type,
                 progressive=bool(report.measurements.get("progressive")),
+                decoded=report.colour,
             )
         except ValueError:
             pass
