@@ -47,10 +47,10 @@ def screen_share(gray: np.ndarray, block_px: float | None = None) -> tuple[float
     height, width = gray.shape
     if min(height, width) < size:
         return 0.0, 0
-    keep = _peak_mask(size, None if block_px is None else round(block_px, 3))
+    outside = _outside(size, None if block_px is None else round(block_px, 3))
     rows, cols = height // size, width // size
     peaks = [
-        window_peak(gray[row * size : (row + 1) * size, col * size : (col + 1) * size], keep)
+        _window_peak(gray[row * size : (row + 1) * size, col * size : (col + 1) * size], outside)
         for row in range(rows)
         for col in range(cols)
         if not ((row + col) % 2 and rows * cols > 8)
@@ -69,19 +69,92 @@ def window_peak(window: np.ndarray, keep: np.ndarray | None = None) -> float:
     without the JPEG block harmonics) climb over the ring of frequencies around each, in typical
     (median absolute) deviations from the band's median."""
     size = window.shape[0]
+    return _window_peak(window, _outside(size, None) if keep is None else ~keep)
+
+
+def _window_peak(window: np.ndarray, outside: np.ndarray) -> float:
+    """window_peak, the peaks looked for where `outside` (in the centred layout) is False."""
+    size = window.shape[0]
     values = window.astype(np.float32)
     values -= float(values.mean())
     values *= _hann(size)
     spectrum = cv2.dft(values, flags=cv2.DFT_COMPLEX_OUTPUT)
-    logs = cv2.log(np.fft.fftshift(cv2.magnitude(spectrum[..., 0], spectrum[..., 1])) + 1.0)
+    # A real window's spectrum is symmetric: F(-u, -v) is the conjugate of F(u, v), of the same
+    # magnitude, so the columns 0..size/2 hold every magnitude; log(1 + magnitude) is taken there,
+    # then laid out in full with the zero frequency in the middle (as np.fft.fftshift would).
+    half = spectrum[:, : size // 2 + 1]
+    logs_half = cv2.magnitude(half[..., 0], half[..., 1], _aligned((size, size // 2 + 1)))
+    np.add(logs_half, 1.0, out=logs_half)
+    cv2.log(logs_half, logs_half)
+    logs = _centred(logs_half)
+    # Each frequency's log-magnitude less the mean of the ring around it (the 11x11 square without
+    # the 5x5 one).
     outer = cv2.boxFilter(logs, -1, (11, 11), normalize=False, borderType=cv2.BORDER_REFLECT)
     inner = cv2.boxFilter(logs, -1, (5, 5), normalize=False, borderType=cv2.BORDER_REFLECT)
-    excess = logs - (outer - inner) * (1 / (121 - 25))
-    sample = excess[_band_mask(size)][::4]
-    centre = float(np.median(sample))
-    spread = float(np.median(np.abs(sample - centre))) or 1e-6
-    top = np.partition(excess[_band_mask(size) if keep is None else keep], -2)[-2:]
-    return float((top.mean() - centre) / spread)
+    excess = np.subtract(outer, inner, out=outer)
+    excess *= 1 / (121 - 25)
+    np.subtract(logs, excess, out=excess)
+    sample = excess.take(_band_sample(size))
+    centre = _median(sample)
+    sample -= centre  # the deviations from the median (their order does not matter)
+    spread = _median(np.abs(sample, out=sample)) or 1e-6
+    # The two highest where the peaks are looked for: the highest, then the highest of the rest.
+    np.copyto(excess, -np.inf, where=outside)
+    highest = int(excess.argmax())
+    first = excess.flat[highest]
+    excess.flat[highest] = -np.inf
+    top = (first + excess.max()) / 2
+    return float((top - centre) / spread)
+
+
+@functools.cache
+def _band_sample(size: int) -> np.ndarray:
+    """Flat indices of every 4th frequency of the band, row by row (excess[_band_mask][::4])."""
+    return np.flatnonzero(_band_mask(size))[::4]
+
+
+@functools.cache
+def _outside(size: int, block_px: float | None) -> np.ndarray:
+    """Where the peaks are not looked for: outside the band, or on the JPEG block harmonics."""
+    return ~_peak_mask(size, block_px)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a float32 sample without NaN (the same number), partly sorting `values` in place
+    rather than a copy."""
+    middle = values.size // 2
+    if values.size % 2:
+        values.partition(middle)
+        return float(values[middle])
+    values.partition((middle - 1, middle))
+    return float((values[middle - 1] + values[middle]) / 2)
+
+
+def _centred(half: np.ndarray) -> np.ndarray:
+    """The whole spectrum laid out with the zero frequency at (n/2, n/2), as np.fft.fftshift does,
+    from its columns 0..n/2 (`half`, as the DFT lays them out): row y, column x is the frequency
+    (y - n/2, x - n/2); those of the columns 1..n/2-1 (horizontal frequencies -n/2+1..-1) are read
+    at the opposite frequency (half's columns n/2-1..1, rows mirrored)."""
+    n = half.shape[0]
+    h = n // 2
+    full = np.empty((n, n), np.float32)
+    full[:h, h:] = half[h:, :h]
+    full[h:, h:] = half[:h, :h]
+    full[:h, 0] = half[h:, h]
+    full[h:, 0] = half[:h, h]
+    full[: h + 1, 1:h] = half[h::-1, h - 1 : 0 : -1]
+    full[h + 1 :, 1:h] = half[:h:-1, h - 1 : 0 : -1]
+    return full
+
+
+def _aligned(shape: tuple[int, int]) -> np.ndarray:
+    """An empty float32 array starting on a 64-byte boundary. cv2.magnitude computes the first and
+    last few values of an output not so aligned by another route, which can differ in the last bit;
+    aligned, the measure does not depend on where memory happens to fall."""
+    count = shape[0] * shape[1]
+    raw = np.empty(count + 16, np.float32)
+    start = (-raw.ctypes.data % 64) // 4
+    return raw[start : start + count].reshape(shape)
 
 
 @functools.cache

@@ -107,7 +107,7 @@ def features(gray: np.ndarray) -> Features:
         strongest = np.argsort([-k.response for k in keypoints], kind="stable")[:MAX_FEATURES]
         keypoints = [keypoints[i] for i in strongest]
         descriptors = descriptors[strongest]
-    points = np.array([k.pt for k in keypoints], dtype=np.float32)
+    points = np.asarray(cv2.KeyPoint.convert(keypoints), dtype=np.float32).reshape(-1, 2)
     return Features(points, np.ascontiguousarray(descriptors, dtype=np.uint8), (gray.shape[1], gray.shape[0]))
 
 
@@ -119,18 +119,35 @@ def match(photo: Features, reference: Features) -> Match:
     """How well the photo matches one reference (features of another kind match nothing)."""
     if len(photo) < 2 or len(reference) < 2 or photo.method != reference.method:
         return Match(0, 0, None)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    pairs = matcher.knnMatch(photo.descriptors, reference.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    nearest, distance, second = _two_nearest(photo.descriptors, reference.descriptors)
+    # The photo's points in their order, as knnMatch lists them: RANSAC's result depends on it.
+    good = np.flatnonzero(distance < RATIO * second)
     if len(good) < MIN_MATCHES:
         return Match(len(good), 0, None)
-    source = photo.points[[m.queryIdx for m in good]].reshape(-1, 1, 2)
-    target = reference.points[[m.trainIdx for m in good]].reshape(-1, 1, 2)
+    source = photo.points[good].reshape(-1, 1, 2)
+    target = reference.points[nearest[good]].reshape(-1, 1, 2)
     homography, mask = cv2.findHomography(source, target, cv2.RANSAC, RANSAC_PIXELS)
     if homography is None or mask is None:
         return Match(len(good), 0, None)
     inliers = int(mask.sum())
     return Match(len(good), inliers, _outline(homography, photo.size, reference.size))
+
+
+def _two_nearest(query: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each query descriptor: the nearest train descriptor's index, its Hamming distance, and the
+    second nearest's distance; what OpenCV's brute-force knnMatch(k=2) finds (the first of equally
+    near ones is the nearest), without making a Python object of each match."""
+    # Row i: the i-th 64 bits of every descriptor (ORB's are 32 bytes), counted 64 bits at a time.
+    query_words = np.ascontiguousarray(query).view(np.uint64).T.copy()
+    train_words = np.ascontiguousarray(train).view(np.uint64).T.copy()
+    distances = np.zeros((len(query), len(train)), np.uint16)
+    for query_word, train_word in zip(query_words, train_words, strict=True):
+        distances += np.bitwise_count(query_word[:, None] ^ train_word[None, :])
+    nearest = distances.argmin(axis=1)
+    rows = np.arange(len(query))
+    distance = distances[rows, nearest]
+    distances[rows, nearest] = np.iinfo(np.uint16).max
+    return nearest, distance, distances.min(axis=1)
 
 
 def best_match(photo: Features, references: list[Features]) -> tuple[int, Match] | None:
