@@ -17,12 +17,34 @@ from tests.support import photos
 from tests.support.backends import ROOT
 
 COMMITTED = ROOT / "eval" / "shared-photos.csv"
+COMMITTED_REVIEWED = ROOT / "eval" / "shared-photos-reviewed.csv"
 
 
 def test_the_committed_labels_are_what_the_set_builder_writes() -> None:
-    written = io.StringIO()
-    evalset.write_labels(evalset.labels(), written)
-    assert COMMITTED.read_text() == written.getvalue()
+    for path, reviewed in ((COMMITTED, False), (COMMITTED_REVIEWED, True)):
+        written = io.StringIO()
+        evalset.write_labels(evalset.labels(reviewed=reviewed), written)
+        assert path.read_text() == written.getvalue(), path
+
+
+def test_the_reviewed_labels_take_the_originals_as_a_person_saw_them() -> None:
+    rule = {label.file: label for label in evalset.labels()}
+    seen = {label.file: label for label in evalset.labels(reviewed=True)}
+    # Judged soft in the blind review: the photo and its unblurred copies should be flagged.
+    for name in ("neardup_iphone6_hdr_on_gps.jpg", "v_neardup_iphone6_hdr_on_noise12.jpg"):
+        assert rule[name].blurred is False
+        assert seen[name].blurred is True
+    # Judged borderline: left out of the blur family; its blurred variants stay blurred.
+    assert seen["phone_lumia800_sunset_lowlight_gps.jpg"].blurred is None
+    assert seen["v_phone_lumia800_sunset_lowlight_q60.jpg"].blurred is None
+    assert seen["v_phone_lumia800_sunset_lowlight_gauss1.5.jpg"].blurred is True
+    # Judged sharp: as the rule says. Other families are the same in both.
+    assert seen["v_phone_oppo_r7plus_13mp_noise12.jpg"].blurred is False
+    assert seen["v_phone_oppo_r7plus_13mp_gauss1.5.jpg"].blurred is True
+    assert all(seen[f].bad_exposure == rule[f].bad_exposure for f in rule)
+    assert all(seen[f].duplicate_group == rule[f].duplicate_group for f in rule)
+    with pytest.raises(ValueError, match="review"):
+        list(evalset.labels((evalset.Original("x.jpg", review="blurry"),)))
 
 
 def test_every_variant_is_labelled_as_what_it_is() -> None:
@@ -49,6 +71,7 @@ def test_the_variants_of_a_photo_are_written_at_2400_px(tmp_path: Path) -> None:
     labels = evalset.build(photos.PHOTOS_DIR, tmp_path, echo=lambda _: None, originals=one)
     cases = read_labels(labels)
     assert len(cases) == 1 + len(evalset.VARIANTS) - 1  # no upright copy: it is stored upright
+    assert len(read_labels(tmp_path / evalset.REVIEWED_LABELS)) == len(cases)
     sharp = photos.cv2.imread(
         str(tmp_path / "v_phone_oppo_r7plus_13mp_sharp.jpg"), photos.cv2.IMREAD_GRAYSCALE
     )

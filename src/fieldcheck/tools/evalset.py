@@ -10,6 +10,13 @@ the same picture (re-encoded, resized, brightened, cropped, slightly rotated, sa
 The labels say what each file is (`file,blurred,bad_exposure,duplicate_group,reference_group,
 screen`, empty = not labelled); the committed `eval/shared-photos.csv` is what this writes for
 ../shared/photos, and `fieldcheck eval photos --labels` measures the checks against it.
+
+Blur has two labellings. `labels.csv` follows the rule the checks were asked to meet: every
+original is sharp, its blurred variants blurred. `labels-reviewed.csv` (committed as
+`eval/shared-photos-reviewed.csv`) takes the originals as a person judged them in a blind visual
+review at 1600 px (eval/calibration/blind-review.md): an original judged soft, and its copies,
+should be flagged; one judged borderline is left out of the blur family; blurred variants stay
+blurred.
 """
 
 from __future__ import annotations
@@ -42,32 +49,35 @@ class Original:
     scene: str = ""  # the same scene shot again: not copies, but references of each other
     variants: bool = False  # large enough (2400 px or more) for the full-resolution variants
     turned: bool = False  # stored sideways or upside down (EXIF orientation): also saved upright
+    # How it looked in the blind visual review at 1600 px (eval/calibration/blind-review.md):
+    # sharp, soft (should be flagged) or borderline (not labelled for blur in the reviewed labels).
+    review: str = "sharp"
 
 
 # The real photos (the 1x1 px file is left out: nothing can be measured on it).
 ORIGINALS = (
-    Original("phone_lumia800_sunset_lowlight_gps.jpg", variants=True),
+    Original("phone_lumia800_sunset_lowlight_gps.jpg", variants=True, review="borderline"),
     Original("phone_oppo_r7plus_13mp_gps.jpg", variants=True),
     Original("phone_iphone5_flowers_rot180_gps.jpg", variants=True, turned=True),
     Original("phone_nexus4_night_gps.jpg", variants=True),
-    Original("neardup_iphone6_hdr_off_gps.jpg", group="hdr", variants=True),
-    Original("neardup_iphone6_hdr_on_gps.jpg", group="hdr", variants=True),
+    Original("neardup_iphone6_hdr_off_gps.jpg", group="hdr", variants=True, review="soft"),
+    Original("neardup_iphone6_hdr_on_gps.jpg", group="hdr", variants=True, review="soft"),
     Original("phone_iphone4_receipt_gps.jpg"),
     Original("phone_htc_desire_parkinglot_gps.jpg"),
     Original("phone_galaxy_s_faces_rot90_gps.jpg"),
     # Three shots of one scene (sharp, out of focus, shaken): the same scene, not copies.
     Original("blur_honor7x_176_sharp.jpg", scene="honor7x-176"),
-    Original("blur_honor7x_176_defocus.jpg", blurred=True, scene="honor7x-176"),
-    Original("blur_honor7x_176_motion.jpg", blurred=True, scene="honor7x-176"),
+    Original("blur_honor7x_176_defocus.jpg", blurred=True, scene="honor7x-176", review="soft"),
+    Original("blur_honor7x_176_motion.jpg", blurred=True, scene="honor7x-176", review="soft"),
     Original("blur_honor10_180_sharp.jpg", scene="honor10-180"),
-    Original("blur_honor10_180_defocus.jpg", blurred=True, scene="honor10-180"),
-    Original("blur_honor10_180_motion.jpg", blurred=True, scene="honor10-180"),
+    Original("blur_honor10_180_defocus.jpg", blurred=True, scene="honor10-180", review="soft"),
+    Original("blur_honor10_180_motion.jpg", blurred=True, scene="honor10-180", review="soft"),
     # One product (the same milk carton) on the shelf and in a hand: not copies, but a reference
     # of each other.
     Original("shelf_grocery_milk_001.jpg", scene="arla-milk"),
     Original("shelf_grocery_milk_002_inhand.jpg", scene="arla-milk"),
     Original("shelf_grocery_orange_juice_001.jpg"),
-    Original("shelf_grocery_apple_juice_001.jpg"),
+    Original("shelf_grocery_apple_juice_001.jpg", review="soft"),
 )
 
 
@@ -213,15 +223,24 @@ def variant_name(original: str, suffix: str) -> str:
     return f"v_{Path(original).stem.removesuffix('_gps')}_{suffix}.jpg"
 
 
-def labels(originals: tuple[Original, ...] = ORIGINALS) -> Iterator[Label]:
-    """Every file of the set and its labels, in the order they are written."""
+REVIEWS = ("sharp", "soft", "borderline")
+
+
+def labels(originals: tuple[Original, ...] = ORIGINALS, *, reviewed: bool = False) -> Iterator[Label]:
+    """Every file of the set and its labels, in the order they are written; with `reviewed`, the
+    originals and their unblurred copies are labelled for blur as the visual review saw them."""
     for original in originals:
+        if original.review not in REVIEWS:
+            raise ValueError(f"{original.name}: review must be one of {', '.join(REVIEWS)}")
         own = Path(original.name).stem.removesuffix("_gps")
         group = original.group or own
         scene = original.scene or group
+        as_taken: bool | None = original.blurred
+        if reviewed:
+            as_taken = {"soft": True, "borderline": None}.get(original.review, original.blurred)
         yield Label(
             original.name,
-            blurred=original.blurred,
+            blurred=as_taken,
             bad_exposure=original.bad_exposure,
             duplicate_group=group,
             reference_group=scene,
@@ -229,9 +248,12 @@ def labels(originals: tuple[Original, ...] = ORIGINALS) -> Iterator[Label]:
         if not original.variants:
             continue
         for variant in variants_of(original):
+            blurred = variant.blurred
+            if blurred is False:  # a copy is as sharp as the picture it copies
+                blurred = as_taken
             yield Label(
                 variant_name(original.name, variant.suffix),
-                blurred=variant.blurred,
+                blurred=blurred,
                 bad_exposure=variant.bad_exposure,
                 duplicate_group=group if variant.copy else "",
                 reference_group=scene,
@@ -268,7 +290,8 @@ def build(
     echo: Callable[[str], None] = print,
     originals: tuple[Original, ...] = ORIGINALS,
 ) -> Path:
-    """Copy the originals, write the variants and labels.csv into `out`; returns the labels file."""
+    """Copy the originals, write the variants, labels.csv and labels-reviewed.csv into `out`;
+    returns the labels file (labels.csv)."""
     from fieldcheck.checks.imaging import resize_long_side, upright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +316,12 @@ def build(
     target = out / "labels.csv"
     with target.open("w", newline="") as handle:
         write_labels(labels(originals), handle)
+    with (out / REVIEWED_LABELS).open("w", newline="") as handle:
+        write_labels(labels(originals, reviewed=True), handle)
     return target
+
+
+REVIEWED_LABELS = "labels-reviewed.csv"
 
 
 def _without_orientation(exif: bytes | None) -> bytes | None:
