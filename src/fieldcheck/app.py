@@ -44,6 +44,7 @@ from fieldcheck.discovery.controllers import TaskController
 from fieldcheck.errors import EXCEPTION_HANDLERS, request_id_middleware
 from fieldcheck.exports.controllers import CampaignExportController, ExportController
 from fieldcheck.health import HealthController
+from fieldcheck.i18n import language_middleware
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
 from fieldcheck.proxies import trusted_proxies_middleware
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         plugins=[FieldStrictPydantic()],
         middleware=[
             request_id_middleware,
+            language_middleware,
             refuse_nul_in_url_middleware,
             trusted_proxies_middleware(settings.trusted_proxy_networks),
             bearer_auth_middleware(rt.tokens, rt.account_gate),
@@ -166,7 +168,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         openapi_config=_openapi_config(),
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins,
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "Accept-Language",
+            ],
         )
         if settings.cors_origins
         else None,

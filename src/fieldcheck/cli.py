@@ -455,6 +455,7 @@ class _LazyGroup(click.Group):
         "nearby": "fieldcheck.tools.bench.nearby.nearby_command",
         "photos": "fieldcheck.tools.bench.photos.photos_command",
         "exports": "fieldcheck.tools.bench.exports.exports_command",
+        "instant": "fieldcheck.tools.bench.instant.instant_command",
     },
 )
 def bench() -> None:

@@ -14,6 +14,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.exc import DataError
 
+from fieldcheck.i18n import Text, _, render, text
+
 log = logging.getLogger("fieldcheck.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -22,33 +24,41 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
 class DomainError(Exception):
-    """A business rule said no. Subclasses fix the status; `code` is stable for API clients."""
+    """A business rule said no. Subclasses fix the status; `code` is stable for API clients.
+
+    `detail` is a Text (a message id of the catalogues and its values) when a worker may read it:
+    the answer gives it in the request's language; `self.detail` is its English.
+    """
 
     status_code = 400
     code = "bad_request"
-    title = "Bad request"
+    title = _("Bad request")
 
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, detail: str | Text, *, code: str | None = None, **extra: Any) -> None:
+        self.text = detail if isinstance(detail, Text) else None
+        self.detail = detail.english if isinstance(detail, Text) else detail
+        super().__init__(self.detail)
         if code is not None:
             self.code = code
         self.extra = extra
         self.headers: dict[str, str] = {}
 
+    def localized_detail(self) -> str:
+        return self.text.render() if self.text is not None else self.detail
+
 
 class BadRequest(DomainError):
     status_code = 400
     code = "bad_request"
-    title = "Bad request"
+    title = _("Bad request")
 
 
 class Unauthorized(DomainError):
     status_code = 401
     code = "unauthorized"
-    title = "Not authenticated"
+    title = _("Not authenticated")
 
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | Text, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail, code=code, **extra)
         self.headers["WWW-Authenticate"] = 'Bearer realm="fieldcheck"'
 
@@ -56,67 +66,74 @@ class Unauthorized(DomainError):
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
-    title = "Not allowed"
+    title = _("Not allowed")
 
 
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"
-    title = "Not found"
+    title = _("Not found")
 
 
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
-    title = "Conflict"
+    title = _("Conflict")
 
 
 class PreconditionFailed(DomainError):
     status_code = 412
     code = "precondition_failed"
-    title = "Precondition failed"
+    title = _("Precondition failed")
 
 
 class PreconditionRequired(DomainError):
     status_code = 428
     code = "precondition_required"
-    title = "Precondition required"
+    title = _("Precondition required")
 
 
 class PayloadTooLarge(DomainError):
     status_code = 413
     code = "payload_too_large"
-    title = "Payload too large"
+    title = _("Payload too large")
 
 
 class UnsupportedMediaType(DomainError):
     status_code = 415
     code = "unsupported_media_type"
-    title = "Unsupported media type"
+    title = _("Unsupported media type")
 
 
 class Unprocessable(DomainError):
     status_code = 422
     code = "unprocessable"
-    title = "Unprocessable request"
+    title = _("Unprocessable request")
 
 
 class TooManyRequests(DomainError):
     status_code = 429
     code = "too_many_requests"
-    title = "Too many requests"
+    title = _("Too many requests")
 
-    def __init__(self, detail: str, *, retry_after_s: int, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, detail: str | Text, *, retry_after_s: int, code: str | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail, code=code, retry_after_s=retry_after_s, **extra)
         self.headers["Retry-After"] = str(retry_after_s)
 
 
-def field_error(field: str, message: str, source: str = "body") -> dict[str, str]:
+def field_error(field: str, message: str | Text, source: str = "body") -> dict[str, str]:
     """One entry of a problem's `errors` list: which field (of the body, query or path) and why.
 
-    Every field error of the API has this shape, whether it comes from validation or a rule.
+    Every field error of the API has this shape, whether it comes from validation or a rule. A
+    Text message is written in the language of the request being served.
     """
-    return {"field": field, "message": message, "source": source}
+    return {
+        "field": field,
+        "message": render(message.message, message.params) if isinstance(message, Text) else message,
+        "source": source,
+    }
 
 
 def problem_body(
@@ -125,7 +142,7 @@ def problem_body(
     body: dict[str, Any] = {
         "type": f"urn:fieldcheck:problem:{code}",
         "code": code,
-        "title": title,
+        "title": render(title),
         "status": status,
         "detail": detail,
     }
@@ -158,7 +175,7 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
         status=exc.status_code,
         code=exc.code,
         title=exc.title,
-        detail=exc.detail,
+        detail=exc.localized_detail(),
         headers=exc.headers or None,
         **exc.extra,
     )
@@ -182,28 +199,32 @@ def validation_error_handler(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
     errors = _field_errors(exc.extra)
-    fields = ", ".join(sorted({e["field"] for e in errors})) or "the request body"
-    detail = exc.detail if not errors else f"Invalid value for: {fields}."
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    detail = (
+        text(_("Invalid value for: {fields}."), fields=fields).render()
+        if errors
+        else (exc.detail or render(_("The request is not valid.")))
+    )
     return problem_response(
         request,
         status=400,
         code="validation_error",
-        title="Invalid request",
+        title=_("Invalid request"),
         detail=detail,
         errors=errors,
     )
 
 
 _HTTP_CODES = {
-    400: ("bad_request", "Bad request"),
-    401: ("unauthorized", "Not authenticated"),
-    403: ("forbidden", "Not allowed"),
-    404: ("not_found", "Not found"),
-    405: ("method_not_allowed", "Method not allowed"),
-    409: ("conflict", "Conflict"),
-    413: ("payload_too_large", "Payload too large"),
-    415: ("unsupported_media_type", "Unsupported media type"),
-    429: ("too_many_requests", "Too many requests"),
+    400: ("bad_request", _("Bad request")),
+    401: ("unauthorized", _("Not authenticated")),
+    403: ("forbidden", _("Not allowed")),
+    404: ("not_found", _("Not found")),
+    405: ("method_not_allowed", _("Method not allowed")),
+    409: ("conflict", _("Conflict")),
+    413: ("payload_too_large", _("Payload too large")),
+    415: ("unsupported_media_type", _("Unsupported media type")),
+    429: ("too_many_requests", _("Too many requests")),
 }
 
 
@@ -211,12 +232,18 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     status = exc.status_code
     if status >= 500:
         return internal_error_handler(request, exc)
-    code, title = _HTTP_CODES.get(status, ("http_error", "Request failed"))
+    code, title = _HTTP_CODES.get(status, ("http_error", _("Request failed")))
     headers = dict(exc.headers or {})
     if status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="fieldcheck"')
     return problem_response(
-        request, status=status, code=code, title=title, detail=exc.detail or title, headers=headers or None
+        request,
+        status=status,
+        code=code,
+        title=title,
+        # Litestar's own details are English; the bare status phrase is given in the reader's language.
+        detail=exc.detail if exc.detail and exc.detail.lower() != str(title).lower() else render(title),
+        headers=headers or None,
     )
 
 
@@ -232,8 +259,8 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         request,
         status=500,
         code="internal_error",
-        title="Internal error",
-        detail="Something went wrong on our side; quote the request id if you report it.",
+        title=_("Internal error"),
+        detail=render(_("Something went wrong on our side; quote the request id if you report it.")),
     )
 
 
@@ -248,8 +275,8 @@ def data_error_handler(request: Request[Any, Any, Any], exc: DataError) -> Respo
         request,
         status=400,
         code="invalid_value",
-        title="Invalid value",
-        detail="a value of the request is out of range or cannot be stored; nothing was changed",
+        title=_("Invalid value"),
+        detail=render(_("a value of the request is out of range or cannot be stored; nothing was changed")),
     )
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Field, Session, SQLModel, col, delete, select, update
 
 from fieldcheck.db import JSONType, UTCDateTime, insert_ignore, new_id, utcnow
 from fieldcheck.errors import BadRequest, Conflict
+from fieldcheck.i18n import _, text
 from fieldcheck.jobs import JobContext, job
 
 HEADER = "Idempotency-Key"
@@ -52,13 +53,18 @@ class Replay:
 def require_key(value: str | None) -> str:
     if value is None:
         raise BadRequest(
-            f"this request changes money or work: send an {HEADER} header (any unique string, "
-            "reused on retries)",
+            text(
+                _(
+                    "this request changes money or work: send an Idempotency-Key header (any unique string, "
+                    "reused on retries)"
+                )
+            ),
             code="idempotency_key_required",
         )
     if not KEY_PATTERN.fullmatch(value):
         raise BadRequest(
-            f"{HEADER} must be 1 to 255 printable ASCII characters", code="invalid_idempotency_key"
+            text(_("Idempotency-Key must be 1 to 255 printable ASCII characters")),
+            code="invalid_idempotency_key",
         )
     return value
 
@@ -85,12 +91,16 @@ def claim(session: Session, *, owner_id: uuid.UUID, key: str, request_hash: str)
     ).one()
     if existing.request_hash != request_hash:
         raise Conflict(
-            f"this {HEADER} was already used for another request; use a new key for a new request",
+            text(
+                _(
+                    "this Idempotency-Key was already used for another request; use a new key for a new request"
+                )
+            ),
             code="idempotency_key_reused",
         )
     if existing.status_code is None:
         raise Conflict(
-            "the first request with this key is still being handled; retry shortly",
+            text(_("the first request with this key is still being handled; retry shortly")),
             code="request_in_progress",
         )
     return Replay(existing.status_code, existing.response_body)

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from fieldcheck.errors import Unprocessable, field_error
+from fieldcheck.i18n import _, text
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -48,9 +49,9 @@ def decode_cursor(cursor: str | None) -> Position | None:
     except (binascii.Error, ValueError, UnicodeDecodeError, TypeError, KeyError):
         # Well-formed text, but not a cursor this API gave out: a rule no schema can state (422).
         raise Unprocessable(
-            "the cursor is not one this API gave out",
+            text(_("the cursor is not one this API gave out")),
             code="invalid_cursor",
-            errors=[field_error("cursor", "not a cursor of this list", "query")],
+            errors=[field_error("cursor", text(_("not a cursor of this list")), "query")],
         ) from None
 
 

@@ -46,6 +46,7 @@ from fieldcheck.errors import (
     PreconditionFailed,
     PreconditionRequired,
 )
+from fieldcheck.i18n import _, text
 from fieldcheck.settings import Settings
 
 log = logging.getLogger("fieldcheck.storage")
@@ -110,7 +111,7 @@ class ObjectStorage(Protocol):
 
 def validate_key(key: str) -> str:
     if not KEY_PATTERN.fullmatch(key) or any(part in ("", ".", "..") for part in key.split("/")):
-        raise BadRequest(f"invalid object key {key!r}", code="invalid_object_key")
+        raise BadRequest(text(_("invalid object key {key}"), key=repr(key)), code="invalid_object_key")
     return key
 
 
@@ -229,7 +230,7 @@ class S3Storage:
             answer = self.client.get_object(Bucket=self.bucket, Key=validate_key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise NotFound(f"no stored object {key!r}") from exc
+                raise NotFound(text(_("no stored object {key}"), key=repr(key))) from exc
             raise
         return cast("IO[bytes]", answer["Body"])  # a StreamingBody reads like a binary file
 
@@ -269,9 +270,9 @@ class LocalStorage:
 
     def verify(self, params: dict[str, str], signature: str) -> None:
         if not hmac.compare_digest(self.sign(params), signature):
-            raise Forbidden("the signature of this URL is not valid", code="bad_signature")
+            raise Forbidden(text(_("the signature of this URL is not valid")), code="bad_signature")
         if int(params.get("exp", "0")) < time.time():
-            raise Forbidden("this URL has expired; ask for a new one", code="url_expired")
+            raise Forbidden(text(_("this URL has expired; ask for a new one")), code="url_expired")
 
     def _url(self, key: str, params: dict[str, str]) -> str:
         query = urlencode({**params, "sig": self.sign({**params, "key": key})})
@@ -280,7 +281,7 @@ class LocalStorage:
     def path_for(self, key: str) -> Path:
         path = (self.root / validate_key(key)).resolve()
         if not path.is_relative_to(self.root.resolve()):
-            raise BadRequest("invalid object key", code="invalid_object_key")
+            raise BadRequest(text(_("invalid object key")), code="invalid_object_key")
         return path
 
     # Interface ----------------------------------------------------------------------------
@@ -348,7 +349,7 @@ class LocalStorage:
         try:
             return self.path_for(key).open("rb")
         except FileNotFoundError as exc:
-            raise NotFound(f"no stored object {key!r}") from exc
+            raise NotFound(text(_("no stored object {key}"), key=repr(key))) from exc
 
     def put(self, key: str, data: bytes | IO[bytes], *, content_type: str) -> None:
         path = self.path_for(key)
@@ -478,19 +479,26 @@ class LocalStorageController(Controller):
         params = _signed_params(request, key, ("op", "exp", "ct", "size"))
         storage.verify(params, request.query_params.get("sig", ""))
         if params["op"] != "put":
-            raise Forbidden("this URL does not allow uploads", code="bad_signature")
+            raise Forbidden(text(_("this URL does not allow uploads")), code="bad_signature")
         size = int(params["size"])
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
         if content_type != params["ct"]:
-            raise Forbidden(f"Content-Type must be {params['ct']!r}, as signed", code="content_type_mismatch")
+            raise Forbidden(
+                text(_("Content-Type must be {content_type}, as signed"), content_type=repr(params["ct"])),
+                code="content_type_mismatch",
+            )
         if request.headers.get("if-none-match") != "*":
             raise PreconditionRequired(
-                "send If-None-Match: * as the instruction says: an upload never replaces an object"
+                text(_("send If-None-Match: * as the instruction says: an upload never replaces an object"))
             )
         declared = request.headers.get("content-length")
         if declared is not None and declared != str(size):
             raise BadRequest(
-                f"this upload must be exactly {size} bytes, as announced; it says {declared}",
+                text(
+                    _("this upload must be exactly {size} bytes, as announced; it says {declared}"),
+                    size=size,
+                    declared=declared,
+                ),
                 code="upload_size_mismatch",
                 size_bytes=size,
             )
@@ -506,11 +514,17 @@ class LocalStorageController(Controller):
                 async for chunk in request.stream():
                     received += len(chunk)
                     if received > size:
-                        raise PayloadTooLarge(f"this upload must be exactly {size} bytes", max_bytes=size)
+                        raise PayloadTooLarge(
+                            text(_("this upload must be exactly {size} bytes"), size=size), max_bytes=size
+                        )
                     await out.write(chunk)
             if received != size:
                 raise BadRequest(
-                    f"this upload must be exactly {size} bytes; {received} arrived",
+                    text(
+                        _("this upload must be exactly {size} bytes; {received} arrived"),
+                        size=size,
+                        received=received,
+                    ),
                     code="upload_size_mismatch",
                     size_bytes=size,
                 )
@@ -531,10 +545,10 @@ class LocalStorageController(Controller):
         params = _signed_params(request, key, wanted)
         storage.verify(params, request.query_params.get("sig", ""))
         if params["op"] != "get":
-            raise Forbidden("this URL does not allow downloads", code="bad_signature")
+            raise Forbidden(text(_("this URL does not allow downloads")), code="bad_signature")
         info = storage.head(key)
         if info is None:
-            raise NotFound("no such object")
+            raise NotFound(text(_("no such object")))
         path = storage.path_for(key)
         headers = {"Content-Length": str(info.size), "Cache-Control": "private, max-age=300", **SERVED_OBJECT}
         if "fn" in params:
@@ -555,8 +569,12 @@ SERVED_OBJECT = {
 
 def _already_uploaded() -> PreconditionFailed:
     return PreconditionFailed(
-        "something was already uploaded here; an upload never replaces it (delete the photo and ask "
-        "for a new upload to send another)",
+        text(
+            _(
+                "something was already uploaded here; an upload never replaces it (delete the photo and ask "
+                "for a new upload to send another)"
+            )
+        ),
         code="already_uploaded",
     )
 
@@ -566,14 +584,14 @@ def _signed_params(request: Request[Any, Any, Any], key: str, names: tuple[str, 
     for name in names:
         value = request.query_params.get(name)
         if value is None:
-            raise Forbidden("this URL is incomplete", code="bad_signature")
+            raise Forbidden(text(_("this URL is incomplete")), code="bad_signature")
         params[name] = value
     try:
         int(params["exp"])
         if "size" in params:
             int(params["size"])
     except ValueError:
-        raise Forbidden("this URL is malformed", code="bad_signature") from None
+        raise Forbidden(text(_("this URL is malformed")), code="bad_signature") from None
     return params
 
 

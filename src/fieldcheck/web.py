@@ -23,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from sqlmodel import Session
 
 from fieldcheck.errors import BadRequest, PayloadTooLarge
+from fieldcheck.i18n import _, text
 
 T = TypeVar("T")
 
@@ -151,7 +152,9 @@ async def spool_body(request: Any, max_bytes: int) -> IO[bytes]:
         async for chunk in request.stream():
             received += len(chunk)
             if received > max_bytes:
-                raise PayloadTooLarge(f"the body may be at most {max_bytes} bytes", max_bytes=max_bytes)
+                raise PayloadTooLarge(
+                    text(_("the body may be at most {limit} bytes"), limit=max_bytes), max_bytes=max_bytes
+                )
             await anyio.to_thread.run_sync(spooled.write, chunk)
     except BaseException:
         spooled.close()
@@ -177,18 +180,27 @@ def refuse_unsafe_text(value: Any, *, source: str) -> None:
         item, depth = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                raise BadRequest(f"text in the {source} may not contain NUL characters", code="nul_character")
+                raise BadRequest(
+                    text(_("text in the {source} may not contain NUL characters"), source=source),
+                    code="nul_character",
+                )
             if not item.isascii():
                 try:
                     item.encode()
                 except UnicodeEncodeError:  # a lone surrogate (\ud800): not text any database stores
                     raise BadRequest(
-                        f"text in the {source} is not valid Unicode", code="invalid_text"
+                        text(_("text in the {source} is not valid Unicode"), source=source),
+                        code="invalid_text",
                     ) from None
         elif isinstance(item, dict | list):
             if depth >= MAX_JSON_DEPTH:
                 raise BadRequest(
-                    f"the {source} is nested more than {MAX_JSON_DEPTH} levels deep", code="too_deeply_nested"
+                    text(
+                        _("the {source} is nested more than {limit} levels deep"),
+                        source=source,
+                        limit=MAX_JSON_DEPTH,
+                    ),
+                    code="too_deeply_nested",
                 )
             if isinstance(item, dict):
                 stack.extend((key, depth + 1) for key in item)
@@ -205,7 +217,12 @@ class ApiRequest(litestar.Request[Any, Any, Any]):
             value = await super().json()
         except RecursionError:
             raise BadRequest(
-                f"the body is nested more than {MAX_JSON_DEPTH} levels deep", code="too_deeply_nested"
+                text(
+                    _("the {source} is nested more than {limit} levels deep"),
+                    source="body",
+                    limit=MAX_JSON_DEPTH,
+                ),
+                code="too_deeply_nested",
             ) from None
         self._check_once(value)
         return value
@@ -229,7 +246,7 @@ def refuse_nul_in_url_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] == ScopeType.HTTP:
             query = scope.get("query_string", b"")
             if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
-                raise BadRequest("the URL may not contain NUL characters", code="nul_character")
+                raise BadRequest(text(_("the URL may not contain NUL characters")), code="nul_character")
         await app(scope, receive, send)
 
     return middleware

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from fieldcheck.checks import visit
 from fieldcheck.checks.models import Outcome
 from fieldcheck.checks.photo import Check
-from fieldcheck.checks.visit import Decision, Fix, Place, PreviousVisit, Verdict
+from fieldcheck.checks.visit import Fix, Place, PreviousVisit, Verdict
 from fieldcheck.geo import distance_m
 
 STORE = Place(48.8566, 2.3522, 150.0)
@@ -155,16 +155,16 @@ def test_exif_gps(gps: tuple[float | None, float | None], outcome: Outcome) -> N
 
 # The decision -----------------------------------------------------------------------------------
 def test_every_check_passing_approves() -> None:
-    assert visit.decide([check("blur", Outcome.passed)], review_all=False) == Decision(
-        Verdict.approved, ["Every automated check passed."]
-    )
+    decided = visit.decide([check("blur", Outcome.passed)], review_all=False)
+    assert (decided.verdict, decided.reasons) == (Verdict.approved, ["Every automated check passed."])
+    assert decided.reason_texts[0].render("fr") != decided.reasons[0]  # said in French too
 
 
 def test_a_doubt_goes_to_a_person_with_its_reason() -> None:
     decided = visit.decide(
         [check("blur", Outcome.passed), check("location", Outcome.warn, "drift")], review_all=False
     )
-    assert decided == Decision(Verdict.in_review, ["drift"])
+    assert (decided.verdict, decided.reasons) == (Verdict.in_review, ["drift"])
 
 
 def test_a_failure_rejects_with_every_reason_even_with_doubts() -> None:
@@ -172,7 +172,7 @@ def test_a_failure_rejects_with_every_reason_even_with_doubts() -> None:
         [check("a", Outcome.warn, "doubt"), check("b", Outcome.fail, "one"), check("c", Outcome.fail, "two")],
         review_all=False,
     )
-    assert decided == Decision(Verdict.rejected, ["one", "two"])
+    assert (decided.verdict, decided.reasons) == (Verdict.rejected, ["one", "two"])
 
 
 def test_a_campaign_can_send_everything_to_a_person() -> None:

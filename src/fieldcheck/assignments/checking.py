@@ -8,6 +8,7 @@ cannot both pass.
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from dataclasses import dataclass
@@ -24,20 +25,24 @@ from fieldcheck.checks import visit
 from fieldcheck.checks.duplicates import HashIndex, lock_for_duplicates
 from fieldcheck.checks.exif import exif_time_utc
 from fieldcheck.checks.models import PhotoFeatures
-from fieldcheck.checks.photo import Check
+from fieldcheck.checks.photo import Check, PhotoReport
+from fieldcheck.checks.reference import MIN_MATCHES
 from fieldcheck.checks.service import PhotoWork
 from fieldcheck.checks.visit import Verdict
 from fieldcheck.db import utcnow
+from fieldcheck.i18n import Text, _, text
 from fieldcheck.jobs import JobContext
-from fieldcheck.photos.models import Photo, PhotoStatus
+from fieldcheck.photos.models import CheckStatus, Photo, PhotoStatus
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
 
+log = logging.getLogger("fieldcheck.checks")
+
 # What the worker reads in the history, for each verdict of the checks.
 VERDICT_REASON = {
-    Verdict.approved: "Approved automatically: every check passed.",
-    Verdict.in_review: "Sent to a person: some checks were not sure.",
-    Verdict.rejected: "Rejected by the automated checks; you can appeal to a person.",
+    Verdict.approved: text(_("Approved automatically: every check passed.")),
+    Verdict.in_review: text(_("Sent to a person: some checks were not sure.")),
+    Verdict.rejected: text(_("Rejected by the automated checks; you can appeal to a person.")),
 }
 VERDICT_STATUS = {
     Verdict.approved: AssignmentStatus.approved,
@@ -99,11 +104,13 @@ def load_submission(session: Session, assignment_id: uuid.UUID) -> Submission | 
 MAX_REFERENCES = 5  # compared with each photo: the check's time budget counts five
 
 
-def load_references(session: Session, submission: Submission) -> checks.ReferenceSet:
+def load_references(
+    session: Session, *, campaign_id: uuid.UUID, store_id: uuid.UUID, assignment_id: uuid.UUID
+) -> checks.ReferenceSet:
     """The campaign's reference photos, then this store's most recent approved photos of the same
     campaign (another campaign at the store may ask for another shelf), five at most in all."""
     found = checks.ReferenceSet()
-    for photo in checks.campaign_references(session, submission.campaign.id, MAX_REFERENCES):
+    for photo in checks.campaign_references(session, campaign_id, MAX_REFERENCES):
         assert photo.features is not None
         found.add("campaign", photo.id, photo.features)
     room = MAX_REFERENCES - len(found.features)
@@ -114,10 +121,10 @@ def load_references(session: Session, submission: Submission) -> checks.Referenc
             .join(Assignment, col(Assignment.id) == col(Photo.assignment_id))
             .join(Task, col(Task.id) == col(Assignment.task_id))
             .where(
-                Assignment.campaign_id == submission.campaign.id,
-                Task.store_id == submission.store.id,
+                Assignment.campaign_id == campaign_id,
+                Task.store_id == store_id,
                 Assignment.status == AssignmentStatus.approved.value,
-                Assignment.id != submission.assignment.id,
+                Assignment.id != assignment_id,
             )
             .order_by(col(Photo.checked_at).desc(), col(Photo.id))
             .limit(room)
@@ -181,9 +188,17 @@ def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID
         return
     campaign = submission.campaign
     with ctx.reading() as reading:
-        references = load_references(reading, submission)
+        references = load_references(
+            reading,
+            campaign_id=campaign.id,
+            store_id=submission.store.id,
+            assignment_id=assignment_id,
+        )
+    # A photo whose instant checks ran on the very object submitted is not measured again: what
+    # they found is used (the comparison with earlier photos and the visit's checks are done now).
     works = [
-        checks.measure_photo(
+        early_work(photo)
+        or checks.measure_photo(
             storage,
             photo,
             min_short_side_px=campaign.min_short_side_px,
@@ -217,10 +232,119 @@ def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID
         to=VERDICT_STATUS[decision.verdict],
         actor_type=ActorType.system,
         actor_id=None,
-        reason=VERDICT_REASON[decision.verdict],
-        details={"reasons": decision.reasons},
+        reason=VERDICT_REASON[decision.verdict].english,
+        details={
+            "reasons": decision.reasons,
+            "reason_texts": [reason.as_json() for reason in decision.reason_texts],
+            "reason_text": VERDICT_REASON[decision.verdict].as_json(),
+        },
         values=_decision_values(decision.verdict, campaign, distance, now),
     )
+
+
+def early_work(photo: Photo) -> PhotoWork | None:
+    """What the instant checks found of this photo, when they ran on the object now submitted."""
+    if photo.check_status != CheckStatus.checked.value or not photo.early_report:
+        return None
+    work = PhotoWork(photo, PhotoReport.from_json(photo.early_report))
+    work.thumbnail_key, work.safe_key = photo.thumbnail_key, photo.safe_key
+    work.faces_blurred = int(photo.early_report.get("faces_blurred") or 0)
+    return work
+
+
+EARLY_NOTE = _("{verdict} (A first look: the check when you submit decides.)")
+
+
+def check_photo_early(ctx: JobContext, index: HashIndex, photo_id: uuid.UUID) -> None:
+    """The instant checks of an uploaded photo, while the worker is still in the store: the same
+    per-photo checks as at submission, and a first comparison with earlier photos (a hint: the one
+    made at submission, under the duplicate lock, decides). Nothing here decides or pays."""
+    storage, settings = ctx.runtime.storage, ctx.settings
+    with ctx.reading() as reading:
+        found = reading.exec(
+            select(Photo, Assignment, Campaign, Task)
+            .join(Assignment, col(Assignment.id) == col(Photo.assignment_id))
+            .join(Campaign, col(Campaign.id) == col(Assignment.campaign_id))
+            .join(Task, col(Task.id) == col(Assignment.task_id))
+            .where(Photo.id == photo_id)
+        ).first()
+        if found is None:
+            return
+        photo, assignment, campaign, task = found
+        if (
+            photo.status != PhotoStatus.awaiting_upload.value
+            or photo.check_status != CheckStatus.pending.value
+        ):
+            return  # submitted meanwhile (the submission measures it), or already done
+        etag = photo.early_etag
+        references = load_references(
+            reading, campaign_id=campaign.id, store_id=task.store_id, assignment_id=assignment.id
+        )
+    try:
+        work = checks.measure_photo(
+            storage,
+            photo,
+            min_short_side_px=campaign.min_short_side_px,
+            max_bytes=settings.photo_max_bytes,
+            references=references,
+            upload=True,
+        )
+        with ctx.reading() as reading:
+            index.refresh(reading)
+            checks.duplicate_checks(reading, index, [work])
+    except Exception:
+        log.exception("the instant checks of photo %s failed; they run again at submission", photo_id)
+        _early_failed(ctx.session, photo_id, etag)
+        return
+    session = ctx.session
+    stored = session.exec(select(Photo).where(Photo.id == photo_id).with_for_update()).first()
+    if stored is None:
+        # Deleted while being checked: what was made for it goes too.
+        for key in (work.thumbnail_key, work.safe_key):
+            if key:
+                storage.delete(key)
+        return
+    if (
+        stored.status != PhotoStatus.awaiting_upload.value
+        or stored.early_etag != etag
+        or stored.check_status != CheckStatus.pending.value
+    ):
+        return  # submitted meanwhile (its submission measures it and makes the same copies), or redone
+    hint = [_as_hint(check) if check.name == "duplicate" else check for check in work.extra]
+    stored.check_status = CheckStatus.checked.value
+    stored.early_checks = [check.to_json() for check in work.report.checks + hint]
+    stored.early_report = {**work.report.to_json(), "faces_blurred": work.faces_blurred}
+    stored.early_checked_at = utcnow()
+    stored.detected_type, stored.width, stored.height = (
+        work.report.detected_type,
+        work.report.width,
+        work.report.height,
+    )
+    stored.thumbnail_key, stored.safe_key = work.thumbnail_key, work.safe_key
+    session.add(stored)
+    features = work.report.features
+    if features is not None and len(features) >= MIN_MATCHES:
+        session.merge(PhotoFeatures(photo_id=photo_id, features=features.to_bytes()))
+
+
+def _as_hint(check: Check) -> Check:
+    """The duplicate check said early, as the hint it is."""
+    explanation = check.texts.get("explanation") or Text(check.explanation)
+    return Check.of(
+        check.name,
+        check.outcome,
+        check.texts.get("value") or check.value,
+        check.texts.get("threshold") or check.threshold,
+        text(EARLY_NOTE, verdict=explanation),
+    )
+
+
+def _early_failed(session: Session, photo_id: uuid.UUID, etag: str | None) -> None:
+    stored = session.exec(select(Photo).where(Photo.id == photo_id).with_for_update()).first()
+    if stored is not None and stored.early_etag == etag and stored.check_status == CheckStatus.pending.value:
+        stored.check_status = CheckStatus.failed_to_check.value
+        stored.early_checked_at = utcnow()
+        session.add(stored)
 
 
 def _decision_values(

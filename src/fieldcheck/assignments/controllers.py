@@ -12,10 +12,10 @@ from fieldcheck import idempotency
 from fieldcheck.assignments import service
 from fieldcheck.assignments.models import AssignmentStatus
 from fieldcheck.assignments.schemas import AssignmentOut, SubmitIn
-from fieldcheck.assignments.views import assignments_out
+from fieldcheck.assignments.views import assignments_out, photo_checks_out
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
-from fieldcheck.photos.schemas import PhotoUploadIn, PhotoUploadOut
+from fieldcheck.photos.schemas import PhotoChecksOut, PhotoUploadIn, PhotoUploadOut
 from fieldcheck.photos.views import upload_out
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
@@ -103,6 +103,53 @@ class AssignmentController(Controller):
             size_bytes=data.size_bytes,
         )
         return upload_out(photo.id, upload)
+
+    @post(
+        "/{assignment_id:uuid}/photos/{photo_id:uuid}/uploaded",
+        status_code=202,
+        summary="Say a photo's upload finished: its checks start now",
+        description="202 with the photo (check_status pending): the per-photo checks (file, resolution, "
+        "blur, exposure, screen, EXIF, reference match, and a first look for earlier copies) run at once; "
+        "GET the photo to read them. Saying it again for the same upload changes nothing; after "
+        "failed_to_check it tries again. 404 photo_not_found; 409 photo_submitted, not_reserved, "
+        "reservation_expired; 422 photo_not_uploaded, photo_size_mismatch, photo_too_large.",
+    )
+    def photo_uploaded(
+        self,
+        assignment_id: FromPath[uuid.UUID],
+        photo_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
+    ) -> PhotoChecksOut:
+        photo = service.photo_uploaded(
+            db_session,
+            storage,
+            settings,
+            worker_id=principal.user_id,
+            assignment_id=assignment_id,
+            photo_id=photo_id,
+        )
+        return photo_checks_out(photo, storage, settings)
+
+    @get(
+        "/{assignment_id:uuid}/photos/{photo_id:uuid}",
+        summary="One of my photos with its checks (check_status: pending, checked, failed_to_check)",
+    )
+    def get_photo(
+        self,
+        assignment_id: FromPath[uuid.UUID],
+        photo_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
+    ) -> PhotoChecksOut:
+        photo = service.photo_of_worker(
+            db_session, worker_id=principal.user_id, assignment_id=assignment_id, photo_id=photo_id
+        )
+        return photo_checks_out(photo, storage, settings)
 
     @delete(
         "/{assignment_id:uuid}/photos/{photo_id:uuid}",

@@ -13,6 +13,13 @@ def check_submission(ctx: JobContext, assignment_id: str) -> None:
     checking.check_submission(ctx, ctx.runtime.hash_index, uuid.UUID(assignment_id))
 
 
+# The instant checks of one uploaded photo: on the checks queue too, with few retries (the worker
+# waits in the store; a photo whose checks fail is measured again at submission).
+@job(service.CHECK_PHOTO_JOB, queue="checks", max_retries=2, min_backoff_ms=500, time_limit_ms=300_000)
+def check_photo(ctx: JobContext, photo_id: str) -> None:
+    checking.check_photo_early(ctx, ctx.runtime.hash_index, uuid.UUID(photo_id))
+
+
 @job("assignments.expire_reservations", every=timedelta(minutes=1))
 def expire_reservations(ctx: JobContext) -> None:
     service.expire_overdue(ctx.session)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -19,8 +20,10 @@ from fieldcheck.assignments.schemas import SubmitIn
 from fieldcheck.assignments.transitions import record_event, transition
 from fieldcheck.auth.models import User
 from fieldcheck.campaigns.models import Campaign, CampaignStatus
+from fieldcheck.checks.models import PhotoFeatures
 from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
+from fieldcheck.i18n import Text, _, text
 from fieldcheck.jobs import enqueue
 from fieldcheck.pagination import paginate
 from fieldcheck.photos import service as photos
@@ -32,9 +35,17 @@ from fieldcheck.tasks.models import Task
 from fieldcheck.tasks.service import take_slot
 
 CHECK_SUBMISSION_JOB = "assignments.check_submission"
+CHECK_PHOTO_JOB = "assignments.check_photo"
 
 EXPIRY_BATCH = 500
-EXPIRED_REASON = "The reservation time ran out before photos were submitted; the slot went back to the task."
+EXPIRED_REASON = text(
+    _("The reservation time ran out before photos were submitted; the slot went back to the task.")
+)
+
+
+def said(reason: Text) -> dict[str, Any]:
+    """An event's reason as a Text, kept in its details to be read in the worker's language."""
+    return {"reason_text": reason.as_json()}
 
 
 def reservation_limit(session: Session, worker_id: uuid.UUID, settings: Settings) -> int:
@@ -69,27 +80,36 @@ def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, setti
     ).one()
     limit = reservation_limit(session, worker_id, settings)
     if held >= limit:
-        first = (
-            " until a first visit of yours is approved"
-            if limit < settings.max_reservations_per_worker
-            else ""
-        )
-        raise Conflict(
-            f"you already hold {held} reservation{'s' if held != 1 else ''}, the most at once{first}; "
-            "submit or cancel one first",
-            code="reservation_limit_reached",
-            limit=limit,
-        )
+        newcomer = limit < settings.max_reservations_per_worker
+        if held == 1:
+            message = (
+                _(
+                    "you already hold {held} reservation, the most at once until a first visit of yours "
+                    "is approved; submit or cancel one first"
+                )
+                if newcomer
+                else _("you already hold {held} reservation, the most at once; submit or cancel one first")
+            )
+        else:
+            message = (
+                _(
+                    "you already hold {held} reservations, the most at once until a first visit of yours "
+                    "is approved; submit or cancel one first"
+                )
+                if newcomer
+                else _("you already hold {held} reservations, the most at once; submit or cancel one first")
+            )
+        raise Conflict(text(message, held=held), code="reservation_limit_reached", limit=limit)
     found = session.exec(
         select(Task, Campaign)
         .join(Campaign, col(Campaign.id) == col(Task.campaign_id))
         .where(Task.id == task_id)
     ).first()
     if found is None:
-        raise NotFound("no such task", code="task_not_found")
+        raise NotFound(text(_("no such task")), code="task_not_found")
     task, campaign = found
     if campaign.status != CampaignStatus.active.value or not task.is_open or not _in_schedule(campaign, now):
-        raise Conflict("this task is not open for reservations now", code="task_not_available")
+        raise Conflict(text(_("this task is not open for reservations now")), code="task_not_available")
     assignment = Assignment(
         task_id=task.id,
         campaign_id=campaign.id,
@@ -104,9 +124,10 @@ def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, setti
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Conflict("you already hold or have done this task", code="already_reserved") from None
+        raise Conflict(text(_("you already hold or have done this task")), code="already_reserved") from None
     if not take_slot(session, task.id):
-        raise Conflict("every slot of this task is taken", code="no_slot_left")
+        raise Conflict(text(_("every slot of this task is taken")), code="no_slot_left")
+    reason = text(_("Reserved for {minutes} minutes."), minutes=campaign.reservation_minutes)
     record_event(
         session,
         assignment.id,
@@ -114,7 +135,8 @@ def reserve(session: Session, *, worker_id: uuid.UUID, task_id: uuid.UUID, setti
         to_status=AssignmentStatus.reserved,
         actor_type=ActorType.worker,
         actor_id=worker_id,
-        reason=f"Reserved for {campaign.reservation_minutes} minutes.",
+        reason=reason.english,
+        details=said(reason),
     )
     return assignment
 
@@ -139,18 +161,28 @@ def submit(
     unknown = [str(i) for i in data.photo_ids if i not in given]
     if unknown:
         raise Unprocessable(
-            "some photo ids are not photos of this assignment",
+            text(_("some photo ids are not photos of this assignment")),
             code="unknown_photos",
             photo_ids=unknown,
-            errors=[field_error("photo_ids", "unknown photo ids")],
+            errors=[field_error("photo_ids", text(_("unknown photo ids")))],
         )
     count = len(data.photo_ids)
     if not campaign.min_photos <= count <= campaign.max_photos:
         code = "too_few_photos" if count < campaign.min_photos else "too_many_photos"
         raise Unprocessable(
-            f"this task takes {campaign.min_photos} to {campaign.max_photos} photos, not {count}",
+            text(
+                _("this task takes {least} to {most} photos, not {count}"),
+                least=campaign.min_photos,
+                most=campaign.max_photos,
+                count=count,
+            ),
             code=code,
-            errors=[field_error("photo_ids", f"{campaign.min_photos} to {campaign.max_photos}")],
+            errors=[
+                field_error(
+                    "photo_ids",
+                    text(_("{least} to {most}"), least=campaign.min_photos, most=campaign.max_photos),
+                )
+            ],
         )
     now = utcnow()
     refused: dict[str, list[str]] = {}
@@ -166,6 +198,7 @@ def submit(
     for problem, ids in refused.items():
         raise _unsubmittable(problem, ids, settings)
     offset = data.captured_at.utcoffset()
+    reason = text(_("Submitted {count} photo(s); the automated checks run now."), count=count)
     submitted = transition(
         session,
         assignment.id,
@@ -174,7 +207,8 @@ def submit(
         actor_type=ActorType.worker,
         actor_id=worker_id,
         worker_id=worker_id,
-        reason=f"Submitted {count} photo(s); the automated checks run now.",
+        reason=reason.english,
+        details=said(reason),
         values={
             "submitted_at": now,
             "device_lat": data.location.lat,
@@ -187,7 +221,7 @@ def submit(
         },
     )
     if submitted is None:  # the row is locked above: only an expiry sweep racing us gets here
-        raise Conflict("the reservation ended before the submission", code="reservation_expired")
+        raise Conflict(text(_("the reservation ended before the submission")), code="reservation_expired")
     enqueue(session, CHECK_SUBMISSION_JOB, assignment_id=str(assignment.id))
     return submitted
 
@@ -203,16 +237,21 @@ def live_reservation(
         .with_for_update(of=Assignment)
     ).first()
     if found is None:
-        raise NotFound("no such assignment", code="assignment_not_found")
+        raise NotFound(text(_("no such assignment")), code="assignment_not_found")
     assignment, campaign = found
     if assignment.status != AssignmentStatus.reserved.value:
         raise Conflict(
-            f"photos can be added while the task is reserved; this assignment is {assignment.status}",
+            text(
+                _("photos can be added while the task is reserved; this assignment is {status}"),
+                status=assignment.status,
+            ),
             code="not_reserved",
             current_status=assignment.status,
         )
     if assignment.expires_at <= utcnow():
-        raise Conflict("the reservation has expired; reserve the task again", code="reservation_expired")
+        raise Conflict(
+            text(_("the reservation has expired; reserve the task again")), code="reservation_expired"
+        )
     return assignment, campaign
 
 
@@ -242,11 +281,42 @@ def request_upload(
     )
 
 
+def photo_uploaded(
+    session: Session,
+    storage: ObjectStorage,
+    settings: Settings,
+    *,
+    worker_id: uuid.UUID,
+    assignment_id: uuid.UUID,
+    photo_id: uuid.UUID,
+) -> Photo:
+    """The phone says a photo's upload finished: its instant checks start (after the commit)."""
+    live_reservation(session, worker_id, assignment_id)
+    photo = photos.get_for_worker(
+        session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id, lock=True
+    )
+    photos.upload_finished(session, storage, settings, photo, job=CHECK_PHOTO_JOB)
+    return photo
+
+
+def photo_of_worker(
+    session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID, photo_id: uuid.UUID
+) -> Photo:
+    """One of the worker's photos (whatever the assignment's state: the checks stay readable)."""
+    return photos.get_for_worker(session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id)
+
+
 def drop_photo(
     session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID, photo_id: uuid.UUID
 ) -> None:
-    """Delete a photo not yet submitted, freeing its place (its object goes after the commit)."""
+    """Delete a photo not yet submitted, freeing its place (its objects go after the commit)."""
     live_reservation(session, worker_id, assignment_id)
+    photo = photos.get_for_worker(
+        session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id
+    )
+    if photo.status == PhotoStatus.awaiting_upload.value:
+        # The local features its instant checks kept go with it.
+        session.exec(delete(PhotoFeatures).where(col(PhotoFeatures.photo_id) == photo.id))
     photos.delete_unsubmitted(session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id)
 
 
@@ -254,24 +324,37 @@ def _unsubmittable(problem: str, photo_ids: list[str], settings: Settings) -> Un
     count = len(photo_ids)
     if problem == "missing":
         return Unprocessable(
-            f"{count} photo(s) have not arrived in storage yet: upload them, then submit again",
+            text(
+                _("{count} photo(s) have not arrived in storage yet: upload them, then submit again"),
+                count=count,
+            ),
             code="photo_not_uploaded",
             photo_ids=photo_ids,
         )
     if problem == "too_large":
         return Unprocessable(
-            f"{count} photo(s) are larger than {settings.photo_max_bytes} bytes",
+            text(
+                _("{count} photo(s) are larger than {limit} bytes"),
+                count=count,
+                limit=settings.photo_max_bytes,
+            ),
             code="photo_too_large",
             photo_ids=photo_ids,
         )
     if problem == "size_mismatch":
         return Unprocessable(
-            f"{count} photo(s) in storage are not the size announced for them: delete them and upload again",
+            text(
+                _(
+                    "{count} photo(s) in storage are not the size announced for them: delete them and "
+                    "upload again"
+                ),
+                count=count,
+            ),
             code="photo_size_mismatch",
             photo_ids=photo_ids,
         )
     return Conflict(
-        f"{count} photo(s) changed while being submitted; submit again",
+        text(_("{count} photo(s) changed while being submitted; submit again"), count=count),
         code="photo_changed",
         photo_ids=photo_ids,
     )
@@ -285,6 +368,7 @@ def _in_schedule(campaign: Campaign, now: datetime) -> bool:
 
 def cancel(session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID) -> Assignment:
     assignment = get_for_worker(session, worker_id, assignment_id)
+    reason = text(_("Cancelled by the worker; the slot went back to the task."))
     changed = transition(
         session,
         assignment.id,
@@ -293,12 +377,16 @@ def cancel(session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID) 
         actor_type=ActorType.worker,
         actor_id=worker_id,
         worker_id=worker_id,
-        reason="Cancelled by the worker; the slot went back to the task.",
+        reason=reason.english,
+        details=said(reason),
     )
     if changed is None:
         session.refresh(assignment)
         raise Conflict(
-            f"only a reservation can be cancelled; this assignment is {assignment.status}",
+            text(
+                _("only a reservation can be cancelled; this assignment is {status}"),
+                status=assignment.status,
+            ),
             code="not_cancellable",
             current_status=assignment.status,
         )
@@ -309,6 +397,11 @@ def record_audit(
     session: Session, assignment: Assignment, *, reviewer_id: uuid.UUID, passed: bool, reasons: list[str]
 ) -> None:
     """An audit of approved work: noted in the history; the payment stands either way."""
+    reason = text(
+        _("Audited by a person: the work is fine.")
+        if passed
+        else _("Audited by a person: problems were noted; your payment stands.")
+    )
     record_event(
         session,
         assignment.id,
@@ -316,9 +409,8 @@ def record_audit(
         to_status=AssignmentStatus.approved,
         actor_type=ActorType.reviewer,
         actor_id=reviewer_id,
-        reason="Audited by a person: "
-        + ("the work is fine." if passed else "problems were noted; your payment stands."),
-        details={"reasons": reasons, "audit": "passed" if passed else "failed"},
+        reason=reason.english,
+        details={"reasons": reasons, "audit": "passed" if passed else "failed", **said(reason)},
     )
 
 
@@ -340,7 +432,8 @@ def expire_overdue(session: Session, *, now: datetime | None = None, task_id: uu
             to=AssignmentStatus.expired,
             actor_type=ActorType.system,
             actor_id=None,
-            reason=EXPIRED_REASON,
+            reason=EXPIRED_REASON.english,
+            details=said(EXPIRED_REASON),
         ):
             expired += 1
     return expired
@@ -351,7 +444,7 @@ def get_for_worker(session: Session, worker_id: uuid.UUID, assignment_id: uuid.U
         select(Assignment).where(Assignment.id == assignment_id, Assignment.worker_id == worker_id)
     ).first()
     if assignment is None:
-        raise NotFound("no such assignment", code="assignment_not_found")
+        raise NotFound(text(_("no such assignment")), code="assignment_not_found")
     return assignment
 
 

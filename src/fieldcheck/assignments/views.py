@@ -28,8 +28,12 @@ from fieldcheck.assignments.schemas import (
 from fieldcheck.assignments.transitions import reference
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks.models import CheckResultRow
+from fieldcheck.checks.photo import Check
 from fieldcheck.checks.service import results_of
+from fieldcheck.i18n import Text, render_stored
 from fieldcheck.ledger import service as ledger
+from fieldcheck.photos.models import Photo
+from fieldcheck.photos.schemas import PhotoCheckOut, PhotoChecksOut
 from fieldcheck.photos.service import photos_of
 from fieldcheck.photos.views import photo_out
 from fieldcheck.settings import Settings
@@ -44,18 +48,20 @@ def event_out(event: AssignmentEvent) -> AssignmentEventOut:
         from_status=event.from_status,
         to_status=event.to_status,
         by=event.actor_type,
-        reason=event.reason,
+        reason=render_stored(event.details.get("reason_text"), event.reason) or event.reason,
     )
 
 
 def check_out(row: CheckResultRow) -> CheckOut:
+    """A stored check result in the reader's language (older rows: their English)."""
+    texts = row.texts or {}
     return CheckOut(
         name=row.name,
         photo_id=row.photo_id,
         outcome=row.outcome,
-        value=row.value,
-        threshold=row.threshold,
-        explanation=row.explanation,
+        value=render_stored(texts.get("value"), row.value),
+        threshold=render_stored(texts.get("threshold"), row.threshold),
+        explanation=render_stored(texts.get("explanation"), row.explanation) or row.explanation,
     )
 
 
@@ -65,10 +71,16 @@ def latest_decision(events: list[AssignmentEvent]) -> AssignmentEvent | None:
 
 
 def decision_out(event: AssignmentEvent) -> DecisionOut:
+    stored = event.details.get("reason_texts")
+    reasons = (
+        [Text.from_json(reason).render() for reason in stored]
+        if stored
+        else list(event.details.get("reasons") or [event_out(event).reason])
+    )
     return DecisionOut(
         outcome=event.to_status,
         decided_by=DecidedBy.of(event.actor_type),
-        reasons=list(event.details.get("reasons") or [event.reason]),
+        reasons=reasons,
         decided_at=event.at,
     )
 
@@ -127,3 +139,18 @@ def assignments_out(
             )
         )
     return items
+
+
+def photo_checks_out(photo: Photo, storage: ObjectStorage, settings: Settings) -> PhotoChecksOut:
+    """The photo and its instant checks, in the language of the request."""
+    checks = [Check.from_json(stored) for stored in photo.early_checks or []]
+    return PhotoChecksOut(
+        **photo_out(photo, storage, settings).model_dump(),
+        assignment_id=photo.assignment_id,
+        check_status=photo.check_status,
+        checks=[
+            PhotoCheckOut(name=check.name, outcome=check.outcome.value, **check.rendered())
+            for check in checks
+        ],
+        checked_at=photo.early_checked_at,
+    )

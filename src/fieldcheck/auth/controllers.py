@@ -31,6 +31,7 @@ from fieldcheck.auth.security import (
     signed_in,
 )
 from fieldcheck.errors import TooManyRequests
+from fieldcheck.i18n import _, text
 from fieldcheck.organizations import service as organizations
 from fieldcheck.organizations.models import Organization
 from fieldcheck.organizations.schemas import OrganizationCreate, OrganizationOut
@@ -75,7 +76,7 @@ class AuthController(Controller):
         )
         if wait is not None:
             raise TooManyRequests(
-                f"too many sign-ups from this address; try again in {wait} seconds",
+                text(_("too many sign-ups from this address; try again in {wait} seconds"), wait=wait),
                 code="sign_up_throttled",
                 retry_after_s=wait,
             )

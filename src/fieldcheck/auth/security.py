@@ -25,7 +25,8 @@ from sqlmodel import select
 
 from fieldcheck.auth.models import RevokedToken, Role, User
 from fieldcheck.db import Database
-from fieldcheck.errors import Forbidden, Unauthorized, Unprocessable
+from fieldcheck.errors import Forbidden, Unauthorized, Unprocessable, field_error
+from fieldcheck.i18n import Text, _, text
 from fieldcheck.settings import Settings
 
 # OpenAPI: routes behind a guard declare that they take the bearer token.
@@ -88,7 +89,7 @@ class Principal:
 
     def require_organization(self) -> uuid.UUID:
         if self.organization_id is None:
-            raise Forbidden("this account does not act for an organization", code="no_organization")
+            raise Forbidden(text(_("this account does not act for an organization")), code="no_organization")
         return self.organization_id
 
 
@@ -117,25 +118,33 @@ class Passwords:
 
 
 def check_password_policy(password: str, *, email: str) -> None:
-    problems: list[str] = []
+    problems: list[Text] = []
     if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(f"use at least {MIN_PASSWORD_LENGTH} characters")
+        problems.append(text(_("use at least {count} characters"), count=MIN_PASSWORD_LENGTH))
     if len(password) > MAX_PASSWORD_LENGTH:
-        problems.append(f"use at most {MAX_PASSWORD_LENGTH} characters")
+        problems.append(text(_("use at most {count} characters"), count=MAX_PASSWORD_LENGTH))
     if len(set(password)) < MIN_DISTINCT_CHARACTERS:
-        problems.append(f"use at least {MIN_DISTINCT_CHARACTERS} different characters")
+        problems.append(text(_("use at least {count} different characters"), count=MIN_DISTINCT_CHARACTERS))
     lowered = password.lower()
     if lowered in COMMON_PASSWORDS:
-        problems.append("this password is among the most common ones")
+        problems.append(text(_("this password is among the most common ones")))
     local_part = email.split("@", 1)[0].lower()
     if len(local_part) >= 4 and local_part in lowered:
-        problems.append("do not build the password from your e-mail address")
+        problems.append(text(_("do not build the password from your e-mail address")))
     if problems:
         raise Unprocessable(
-            "The password is too weak: " + "; ".join(problems) + ".",
+            text(_("The password is too weak: {problems}."), problems=_joined(problems)),
             code="weak_password",
-            errors=[{"field": "password", "message": p, "source": "body"} for p in problems],
+            errors=[field_error("password", p) for p in problems],
         )
+
+
+def _joined(parts: list[Text]) -> Text:
+    """Texts one after the other, separated by semicolons (each rendered in the reader's language)."""
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = text(_("{first}; {then}"), first=joined, then=part)
+    return joined
 
 
 class Tokens:
@@ -167,7 +176,7 @@ class Tokens:
     def read(self, token: str) -> Principal:
         principal, expires = self._verified(token)
         if expires <= time.time():
-            raise Unauthorized("the access token has expired; sign in again", code="token_expired")
+            raise Unauthorized(text(_("the access token has expired; sign in again")), code="token_expired")
         return principal
 
     def _verify(self, token: str) -> tuple[Principal, float]:
@@ -191,9 +200,11 @@ class Tokens:
             )
             return principal, expires
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("the access token has expired; sign in again", code="token_expired") from None
+            raise Unauthorized(
+                text(_("the access token has expired; sign in again")), code="token_expired"
+            ) from None
         except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
-            raise Unauthorized("the access token is not valid", code="invalid_token") from None
+            raise Unauthorized(text(_("the access token is not valid")), code="invalid_token") from None
 
 
 class AccountGate:
@@ -240,9 +251,11 @@ class AccountGate:
         # A revoked token never comes back; an account's state may change, so that is asked again.
         refused_until = math.inf
         if principal.token_version != (row[1] if row else None) or (row and row[2]):
-            refusal = Unauthorized("this access token was revoked; sign in again", code="token_revoked")
+            refusal = Unauthorized(
+                text(_("this access token was revoked; sign in again")), code="token_revoked"
+            )
         if row is None or not row[0]:
-            refusal = Unauthorized("this account is deactivated", code="account_inactive")
+            refusal = Unauthorized(text(_("this account is deactivated")), code="account_inactive")
             refused_until = time.monotonic() + self._ttl_s
         with self._lock:
             if len(self._good) >= self.MAX_ENTRIES:
@@ -275,10 +288,11 @@ def bearer_auth_middleware(tokens: Tokens, gate: AccountGate) -> Callable[[ASGIA
                 scope["auth"] = None
                 header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
                 if header is not None:
-                    scheme, _, value = header.decode("latin-1").partition(" ")
+                    scheme, _sep, value = header.decode("latin-1").partition(" ")
                     if scheme.lower() != "bearer" or not value.strip():
                         scope["auth"] = Unauthorized(
-                            "use the header Authorization: Bearer <access_token>", code="invalid_token"
+                            text(_("use the header Authorization: Bearer <access_token>")),
+                            code="invalid_token",
                         )
                     else:
                         try:
@@ -302,7 +316,7 @@ def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
     if isinstance(error, Unauthorized):
         raise error
     raise Unauthorized(
-        "sign in first: this needs Authorization: Bearer <access_token>", code="not_authenticated"
+        text(_("sign in first: this needs Authorization: Bearer <access_token>")), code="not_authenticated"
     )
 
 
@@ -310,11 +324,11 @@ def requires(*roles: Role) -> Callable[[ASGIConnection[Any, Any, Any, Any], Base
     """Guard: the caller is signed in and has one of these roles."""
     allowed = frozenset(roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         principal = current_principal(connection)
         if allowed and principal.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
-            raise Forbidden(f"this needs the role {names}", code="wrong_role")
+            raise Forbidden(text(_("this needs the role {names}"), names=names), code="wrong_role")
 
     guard.__name__ = f"requires_{'_'.join(sorted(r.value for r in allowed)) or 'any'}"
     return guard

@@ -22,6 +22,7 @@ from fieldcheck.errors import (
     Unprocessable,
     field_error,
 )
+from fieldcheck.i18n import _, text
 from fieldcheck.organizations.models import Organization
 from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
@@ -53,21 +54,21 @@ def create_user(
     check_password_policy(password, email=email)
     if role is Role.client and organization_id is None:
         raise Unprocessable(
-            "a client account needs the organization it acts for",
+            text(_("a client account needs the organization it acts for")),
             code="organization_required",
-            errors=[{"field": "organization_id", "message": "required for role client", "source": "body"}],
+            errors=[field_error("organization_id", text(_("required for role client")))],
         )
     if role is not Role.client and organization_id is not None:
         raise Unprocessable(
-            f"only client accounts belong to an organization, not {role.value} accounts",
+            text(_("only client accounts belong to an organization, not {role} accounts"), role=role.value),
             code="organization_not_allowed",
-            errors=[{"field": "organization_id", "message": "only for role client", "source": "body"}],
+            errors=[field_error("organization_id", text(_("only for role client")))],
         )
     if organization_id is not None and session.get(Organization, organization_id) is None:
         raise Unprocessable(
-            "no organization has this id",
+            text(_("no organization has this id")),
             code="unknown_organization",
-            errors=[{"field": "organization_id", "message": "unknown organization", "source": "body"}],
+            errors=[field_error("organization_id", text(_("unknown organization")))],
         )
     user = User(
         email=email,
@@ -83,7 +84,9 @@ def create_user(
             session.add(user)
             session.flush()
     except IntegrityError:
-        raise Conflict("an account with this e-mail address already exists", code="email_taken") from None
+        raise Conflict(
+            text(_("an account with this e-mail address already exists")), code="email_taken"
+        ) from None
     return user
 
 
@@ -126,7 +129,7 @@ def authenticate(
     valid = passwords.verify(user.password_hash if user else None, password)
     if user is None or not valid or not user.is_active:
         session.add(LoginFailure(email=email[:320], address=address, at=now))
-        raise InvalidCredentials("the e-mail address or the password is wrong")
+        raise InvalidCredentials(text(_("the e-mail address or the password is wrong")))
     # Only this address's failures on this account: a success elsewhere must not reset the count
     # of somebody guessing from here, and one's own account must not reset an address's count.
     session.exec(
@@ -171,7 +174,7 @@ def refuse_while_throttled(
     if wait_until > now:
         retry_after = max(1, math.ceil((wait_until - now).total_seconds()))
         raise TooManyRequests(
-            f"too many failed sign-ins from here; try again in {retry_after} seconds",
+            text(_("too many failed sign-ins from here; try again in {wait} seconds"), wait=retry_after),
             code="login_throttled",
             retry_after_s=retry_after,
         )
@@ -194,21 +197,21 @@ def change_password(
     """
     user = session.get(User, user_id)
     if user is None or not user.is_active:
-        raise NotFound("this account no longer exists", code="user_not_found")
+        raise NotFound(text(_("this account no longer exists")), code="user_not_found")
     now = utcnow()
     refuse_while_throttled(session, settings, email=user.email, address=address[:64], now=now)
     if not passwords.verify(user.password_hash, current_password):
         session.add(LoginFailure(email=user.email, address=address[:64], at=now))
         raise WrongPassword(
-            "the current password is wrong",
-            errors=[field_error("current_password", "does not match this account's password")],
+            text(_("the current password is wrong")),
+            errors=[field_error("current_password", text(_("does not match this account's password")))],
         )
     check_password_policy(new_password, email=user.email)
     if new_password == current_password:
         raise Unprocessable(
-            "the new password is the current one",
+            text(_("the new password is the current one")),
             code="same_password",
-            errors=[field_error("new_password", "must differ from the current password")],
+            errors=[field_error("new_password", text(_("must differ from the current password")))],
         )
     user.password_hash = passwords.hash(new_password)
     session.add(user)
@@ -243,10 +246,10 @@ def set_active(session: Session, *, actor: Principal, user_id: uuid.UUID, active
     Reactivation does not bring old tokens back: the person signs in again.
     """
     if user_id == actor.user_id:
-        raise Conflict("you cannot deactivate or reactivate your own account", code="own_account")
+        raise Conflict(text(_("you cannot deactivate or reactivate your own account")), code="own_account")
     user = session.exec(select(User).where(User.id == user_id).with_for_update()).first()
     if user is None:
-        raise NotFound("no account has this id", code="user_not_found")
+        raise NotFound(text(_("no account has this id")), code="user_not_found")
     if user.is_active != active:
         user.is_active = active
         session.add(user)
@@ -288,7 +291,7 @@ def issue_token(tokens: Tokens, user: User) -> str:
 def get_user(session: Session, principal: Principal) -> User:
     user = session.get(User, principal.user_id)
     if user is None or not user.is_active:
-        raise NotFound("this account no longer exists", code="user_not_found")
+        raise NotFound(text(_("this account no longer exists")), code="user_not_found")
     return user
 
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from fieldcheck.campaigns.models import Campaign, CampaignStatus
 from fieldcheck.errors import Conflict
+from fieldcheck.i18n import _, text
 from fieldcheck.ledger import service as ledger
 from fieldcheck.settings import Settings
 from fieldcheck.tasks import service as tasks
@@ -55,8 +56,18 @@ def hold_for_activation(session: Session, campaign: Campaign, settings: Settings
     except ledger.InsufficientFunds:
         have = ledger.available_balance(session, campaign.organization_id, campaign.currency)
         raise Conflict(
-            f"activating needs {amount / 100:.2f} {campaign.currency} ({slots} slots x "
-            f"({reward / 100:.2f} reward + {fee / 100:.2f} fee)); the organization has {have / 100:.2f} available",
+            text(
+                _(
+                    "activating needs {amount:.2f} {currency} ({slots} slots x ({reward:.2f} reward + "
+                    "{fee:.2f} fee)); the organization has {available:.2f} available"
+                ),
+                amount=amount / 100,
+                currency=campaign.currency,
+                slots=slots,
+                reward=reward / 100,
+                fee=fee / 100,
+                available=have / 100,
+            ),
             code="insufficient_funds",
             required_cents=amount,
             available_cents=have,

@@ -14,6 +14,7 @@ from fieldcheck.campaigns.models import Campaign, CampaignStatus
 from fieldcheck.campaigns.schemas import CampaignCreate
 from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
+from fieldcheck.i18n import _, text
 from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
 from fieldcheck.stores.models import Store
@@ -33,6 +34,13 @@ TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus, bool]] =
     ),
 }
 
+# What a refused action answers, by action.
+_REFUSED_TRANSITION = {
+    "activate": _("a {status} campaign cannot be activated"),
+    "pause": _("a {status} campaign cannot be paused"),
+    "close": _("a {status} campaign cannot be closed"),
+}
+
 
 def hourly_rate_cents(reward_cents: int, estimated_minutes: int) -> int:
     return reward_cents * 60 // estimated_minutes
@@ -49,29 +57,36 @@ def create_campaign(
     if data.currency not in settings.pay_floor_cents_per_hour:
         accepted = ", ".join(sorted(settings.pay_floor_cents_per_hour))
         raise Unprocessable(
-            f"campaigns are paid in {accepted}; {data.currency} is not accepted",
+            text(
+                _("campaigns are paid in {accepted}; {currency} is not accepted"),
+                accepted=accepted,
+                currency=data.currency,
+            ),
             code="unsupported_currency",
-            errors=[field_error("currency", f"one of {accepted}")],
+            errors=[field_error("currency", text(_("one of {accepted}"), accepted=accepted))],
         )
     # Rules between fields: no schema states them, so they are 422 problems naming the field.
     if data.photo_rules.max_photos < data.photo_rules.min_photos:
         raise Unprocessable(
-            "max_photos must be at least min_photos",
+            text(_("max_photos must be at least min_photos")),
             code="invalid_photo_rules",
             errors=[
-                field_error("photo_rules.max_photos", f"at least min_photos ({data.photo_rules.min_photos})")
+                field_error(
+                    "photo_rules.max_photos",
+                    text(_("at least min_photos ({min_photos})"), min_photos=data.photo_rules.min_photos),
+                )
             ],
         )
     if data.starts_at and data.ends_at and data.ends_at <= data.starts_at:
         raise Unprocessable(
-            "the campaign must end after it starts",
+            text(_("the campaign must end after it starts")),
             code="invalid_schedule",
-            errors=[field_error("ends_at", "after starts_at")],
+            errors=[field_error("ends_at", text(_("after starts_at")))],
         )
     store_ids = list(dict.fromkeys(data.store_ids))
     if len(store_ids) > settings.campaign_max_stores:
         raise Unprocessable(
-            f"a campaign covers at most {settings.campaign_max_stores} stores",
+            text(_("a campaign covers at most {limit} stores"), limit=settings.campaign_max_stores),
             code="too_many_stores",
         )
     stores: dict[uuid.UUID, tuple[float, float]] = {}
@@ -85,10 +100,10 @@ def create_campaign(
     unknown = [str(i) for i in store_ids if i not in stores]
     if unknown:
         raise Unprocessable(
-            f"{len(unknown)} store id(s) are not stores of your organization",
+            text(_("{count} store id(s) are not stores of your organization"), count=len(unknown)),
             code="unknown_stores",
             unknown_store_ids=unknown[:SHOWN_UNKNOWN_IDS],
-            errors=[field_error("store_ids", "unknown store ids")],
+            errors=[field_error("store_ids", text(_("unknown store ids")))],
         )
     rules = data.photo_rules
     campaign = Campaign(
@@ -128,7 +143,7 @@ def get_campaign(session: Session, organization_id: uuid.UUID, campaign_id: uuid
         select(Campaign).where(Campaign.id == campaign_id, Campaign.organization_id == organization_id)
     ).first()
     if campaign is None:
-        raise NotFound("no such campaign", code="campaign_not_found")
+        raise NotFound(text(_("no such campaign")), code="campaign_not_found")
     return campaign
 
 
@@ -152,13 +167,23 @@ def list_campaigns(
 def check_pay_floor(campaign: Campaign, settings: Settings) -> None:
     floor = settings.pay_floor_cents_per_hour.get(campaign.currency)
     if floor is None:
-        raise Unprocessable(f"{campaign.currency} is no longer accepted", code="unsupported_currency")
+        raise Unprocessable(
+            text(_("{currency} is no longer accepted"), currency=campaign.currency),
+            code="unsupported_currency",
+        )
     # Compared without rounding: reward per minute x 60 against the hourly floor.
     if campaign.reward_cents * 60 < floor * campaign.estimated_minutes:
         rate = hourly_rate_cents(campaign.reward_cents, campaign.estimated_minutes)
         raise Unprocessable(
-            f"this campaign pays {rate / 100:.2f} {campaign.currency} per hour of estimated work, below the "
-            f"platform's floor of {floor / 100:.2f} {campaign.currency}: raise the reward or lower the estimate",
+            text(
+                _(
+                    "this campaign pays {rate:.2f} {currency} per hour of estimated work, below the "
+                    "platform's floor of {floor:.2f} {currency}: raise the reward or lower the estimate"
+                ),
+                rate=rate / 100,
+                floor=floor / 100,
+                currency=campaign.currency,
+            ),
             code="pay_below_floor",
             hourly_rate_cents=rate,
             floor_cents_per_hour=floor,
@@ -194,7 +219,7 @@ def change_status(
     if changed is None:
         session.refresh(campaign)
         raise Conflict(
-            f"a {campaign.status} campaign cannot be {_past(action)}",
+            text(_REFUSED_TRANSITION[action], status=campaign.status),
             code="invalid_campaign_transition",
             current_status=campaign.status,
         )
@@ -206,7 +231,3 @@ def change_status(
         escrow.settle(session, campaign)
         mark_completed(session, campaign.id, reason=CompletionReason.closed)
     return campaign
-
-
-def _past(action: str) -> str:
-    return {"activate": "activated", "pause": "paused", "close": "closed"}[action]

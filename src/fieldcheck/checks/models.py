@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from fieldcheck.db import EnumText, UTCDateTime, new_id, utcnow
+from fieldcheck.db import EnumText, JSONType, UTCDateTime, new_id, utcnow
 
 
 class Outcome(StrEnum):
@@ -53,6 +54,9 @@ class CheckResultRow(SQLModel, table=True):
     value: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     threshold: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     explanation: str = Field(sa_column=Column(Text, nullable=False))
+    # value, threshold and explanation as Texts (message id and values: fieldcheck.i18n), read in
+    # the reader's language; the English columns above stay the record (and serve older rows).
+    texts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from fieldcheck.checks import imaging, recapture, reference, sharpness
 from fieldcheck.checks.hashes import MIN_DETAIL_FOR_HASHING, picture_hashes
 from fieldcheck.checks.imaging import cv2
 from fieldcheck.checks.models import Outcome
+from fieldcheck.i18n import Text, _, text
 
 ACCEPTED_TYPES = ("jpeg", "png", "heic")
 TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "heic": "HEIC"}
@@ -56,20 +57,76 @@ MIN_MEASURABLE_SIDE = 64
 
 @dataclass
 class Check:
+    """One check's outcome, in English (`value`, `threshold`, `explanation`), and the same texts as
+    `texts` (Text: a message id of the catalogues and its values) to be read in another language."""
+
     name: str
     outcome: Outcome
     value: str | None
     threshold: str | None
     explanation: str
+    texts: dict[str, Text] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        outcome: Outcome,
+        value: Text | str | None,
+        threshold: Text | str | None,
+        explanation: Text,
+    ) -> Check:
+        """A check whose texts are Texts (a plain string value is data: a type, a size)."""
+        texts = {
+            key: found
+            for key, found in (("value", value), ("threshold", threshold), ("explanation", explanation))
+            if isinstance(found, Text)
+        }
+        return cls(name, outcome, _english(value), _english(threshold), explanation.english, texts)
+
+    def rendered(self, language: str | None = None) -> dict[str, str | None]:
+        """value, threshold and explanation in a language (the current one by default)."""
+        return {
+            "value": self.texts["value"].render(language) if "value" in self.texts else self.value,
+            "threshold": self.texts["threshold"].render(language)
+            if "threshold" in self.texts
+            else self.threshold,
+            "explanation": self.texts["explanation"].render(language)
+            if "explanation" in self.texts
+            else self.explanation,
+        }
+
+    def texts_json(self) -> dict[str, Any]:
+        return {key: found.as_json() for key, found in self.texts.items()}
+
+    def as_dict(self, language: str | None = None) -> dict[str, Any]:
+        return {"name": self.name, "outcome": self.outcome.value, **self.rendered(language)}
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole check, English and Texts, to be stored and read back (`from_json`)."""
         return {
             "name": self.name,
             "outcome": self.outcome.value,
             "value": self.value,
             "threshold": self.threshold,
             "explanation": self.explanation,
+            "texts": self.texts_json(),
         }
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> Check:
+        return cls(
+            str(stored["name"]),
+            Outcome(stored["outcome"]),
+            stored.get("value"),
+            stored.get("threshold"),
+            str(stored["explanation"]),
+            {key: Text.from_json(found) for key, found in (stored.get("texts") or {}).items()},
+        )
+
+
+def _english(value: Text | str | None) -> str | None:
+    return value.english if isinstance(value, Text) else value
 
 
 @dataclass
@@ -98,6 +155,40 @@ class PhotoReport:
     @property
     def outcome(self) -> Outcome:
         return worst(c.outcome for c in self.checks)
+
+    # What a later decision needs of a measured photo, to be stored (JSON) and used again without
+    # reading or decoding the photo a second time; pixels and local features are not in it.
+    STORED: ClassVar[tuple[str, ...]] = (
+        "detected_type",
+        "width",
+        "height",
+        "sha256",
+        "phash",
+        "dhash",
+        "fingerprint",
+        "detail",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **{name: getattr(self, name) for name in self.STORED},
+            "checks": [check.to_json() for check in self.checks],
+            "exif": self.exif,
+            "orientation": self.orientation,
+            "measurements": self.measurements,
+        }
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> PhotoReport:
+        report = cls(
+            checks=[Check.from_json(check) for check in stored.get("checks") or []],
+            exif=dict(stored.get("exif") or {}),
+            orientation=int(stored.get("orientation") or 1),
+            measurements=dict(stored.get("measurements") or {}),
+        )
+        for name in cls.STORED:
+            setattr(report, name, stored.get(name))
+        return report
 
     @property
     def comparable(self) -> bool:
@@ -148,22 +239,38 @@ def check_photo(
 def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels: int) -> bool:
     kind = imaging.sniff_type(data)
     report.detected_type = kind
-    size = f"{len(data)} bytes"
 
-    def fail(explanation: str, value: str | None = None, threshold: str | None = None) -> bool:
-        report.checks.append(Check("file", Outcome.fail, value or kind, threshold, explanation))
+    def fail(explanation: Text, value: Text | str | None = None, threshold: Text | str | None = None) -> bool:
+        report.checks.append(Check.of("file", Outcome.fail, value or kind, threshold, explanation))
         return False
 
+    size = text(_("{bytes} bytes"), bytes=len(data))
     if not data:
-        return fail("The file is empty: the upload did not get through. Take or send the photo again.", size)
-    if len(data) > max_bytes:
-        return fail("The file is larger than photos may be.", size, f"at most {max_bytes} bytes")
-    if kind not in ACCEPTED_TYPES:
-        what = {"text": "text, not a photo", "svg": "a drawing (SVG), not a photo", "empty": "empty"}.get(
-            kind, f"a {kind.upper()} file, not a photo in an accepted format"
-        )
         return fail(
-            f"This file is {what}. Send the photo as {ACCEPTED_NAMES}, as the camera saves it.",
+            text(_("The file is empty: the upload did not get through. Take or send the photo again.")), size
+        )
+    if len(data) > max_bytes:
+        return fail(
+            text(_("The file is larger than photos may be.")),
+            size,
+            text(_("at most {limit} bytes"), limit=max_bytes),
+        )
+    if kind not in ACCEPTED_TYPES:
+        if kind == "text":
+            what = _("This file is text, not a photo. Send the photo as {accepted}, as the camera saves it.")
+        elif kind == "svg":
+            what = _(
+                "This file is a drawing (SVG), not a photo. Send the photo as {accepted}, as the camera saves it."
+            )
+        elif kind == "empty":
+            what = _("This file is empty. Send the photo as {accepted}, as the camera saves it.")
+        else:
+            what = _(
+                "This file is a {kind} file, not a photo in an accepted format. Send the photo as "
+                "{accepted}, as the camera saves it."
+            )
+        return fail(
+            text(what, kind=kind.upper(), accepted=ACCEPTED_NAMES),
             kind,
             ACCEPTED_NAMES,
         )
@@ -171,60 +278,102 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
         kind, imaging.jpeg_structure
     )(data)
     if not structure.complete:
-        return fail(f"The file is damaged: {structure.problem}. Send the photo again.", kind)
+        return fail(
+            text(_("The file is damaged: {problem}. Send the photo again."), problem=structure.problem), kind
+        )
     heic_header = None
     if kind == "heic":
         try:
             heic_header = imaging.read_heic_header(data)
         except (ValueError, RuntimeError, OSError) as exc:
-            return fail(f"The HEIC file cannot be read ({_reason(exc)}). Send the photo again.", kind)
+            return fail(
+                text(
+                    _("The HEIC file cannot be read ({reason}). Send the photo again."), reason=_reason(exc)
+                ),
+                kind,
+            )
         declared: tuple[int, int] | None = (heic_header.width, heic_header.height)
     else:
         declared = imaging.declared_size(data, kind)
     if declared is None:
-        return fail("The file's header gives no image size. Send the photo again.", kind)
+        return fail(text(_("The file's header gives no image size. Send the photo again.")), kind)
     width, height = declared
     if width * height > max_pixels:
         return fail(
-            "The image claims to be far larger than any phone photo; it was not opened.",
-            f"{width}x{height} ({width * height / 1e6:.0f} MP)",
-            f"at most {max_pixels / 1e6:.0f} MP",
+            text(_("The image claims to be far larger than any phone photo; it was not opened.")),
+            text(
+                _("{width}x{height} ({megapixels:.0f} MP)"),
+                width=width,
+                height=height,
+                megapixels=width * height / 1e6,
+            ),
+            text(_("at most {limit:.0f} MP"), limit=max_pixels / 1e6),
         )
     if width == 0 or height == 0:
-        return fail("The image has no pixels. Send the photo again.", f"{width}x{height}")
+        return fail(text(_("The image has no pixels. Send the photo again.")), f"{width}x{height}")
     if kind == "heic" and width * height > imaging.HEIC_MAX_PIXELS:
         return fail(
-            "A HEIC photo this large cannot be checked safely (HEIC is decoded only at full size). "
-            "Set the camera to a lower resolution, or to JPEG (Most Compatible).",
-            f"{width}x{height} ({width * height / 1e6:.0f} MP, HEIC)",
-            f"a HEIC of at most {imaging.HEIC_MAX_PIXELS / 1e6:.0f} MP",
+            text(
+                _(
+                    "A HEIC photo this large cannot be checked safely (HEIC is decoded only at full size). "
+                    "Set the camera to a lower resolution, or to JPEG (Most Compatible)."
+                )
+            ),
+            text(
+                _("{width}x{height} ({megapixels:.0f} MP, HEIC)"),
+                width=width,
+                height=height,
+                megapixels=width * height / 1e6,
+            ),
+            text(_("a HEIC of at most {limit:.0f} MP"), limit=imaging.HEIC_MAX_PIXELS / 1e6),
         )
     progressive = kind == "jpeg" and imaging.is_progressive(data)
     if (kind == "png" or progressive) and width * height > imaging.FULL_SIZE_MAX_PIXELS:
-        what = "PNG" if kind == "png" else "progressive JPEG"
+        what = "PNG" if kind == "png" else _("progressive JPEG")
         return fail(
-            f"A {what} this large cannot be checked safely. Send the photo as the camera saves it "
-            "(a standard JPEG).",
-            f"{width}x{height} ({width * height / 1e6:.0f} MP, {what})",
-            f"a {what} of at most {imaging.FULL_SIZE_MAX_PIXELS / 1e6:.0f} MP",
+            text(
+                _(
+                    "A {what} this large cannot be checked safely. Send the photo as the camera saves it "
+                    "(a standard JPEG)."
+                ),
+                what=text(what),
+            ),
+            text(
+                _("{width}x{height} ({megapixels:.0f} MP, {what})"),
+                width=width,
+                height=height,
+                megapixels=width * height / 1e6,
+                what=text(what),
+            ),
+            text(
+                _("a {what} of at most {limit:.0f} MP"),
+                what=text(what),
+                limit=imaging.FULL_SIZE_MAX_PIXELS / 1e6,
+            ),
         )
     report.measurements["progressive"] = progressive
     try:
         header = heic_header or imaging.read_header(data)
     except (imaging.UnidentifiedImageError, OSError, ValueError, Image_DecompressionBombError) as exc:
-        return fail(f"The file's header cannot be read ({type(exc).__name__}). Send the photo again.", kind)
+        return fail(
+            text(
+                _("The file's header cannot be read ({reason}). Send the photo again."),
+                reason=type(exc).__name__,
+            ),
+            kind,
+        )
     report.width, report.height = header.upright_size
     report.orientation = header.orientation
     report.exif = header.exif
     if header.exif_problem:
         report.measurements["exif_problem"] = header.exif_problem
     report.checks.append(
-        Check(
+        Check.of(
             "file",
             Outcome.passed,
             f"{TYPE_NAMES[kind]}, {header.width}x{header.height}",
             ACCEPTED_NAMES,
-            f"A complete {TYPE_NAMES[kind]} image.",
+            text(_("A complete {kind} image."), kind=TYPE_NAMES[kind]),
         )
     )
     return True
@@ -244,27 +393,28 @@ def _resolution(report: PhotoReport, min_short_side_px: int) -> None:
     assert report.height is not None
     short = min(report.width, report.height)
     value = f"{report.width}x{report.height}"
+    threshold = text(_("short side at least {limit} px"), limit=min_short_side_px)
     if short < min_short_side_px:
         report.checks.append(
-            Check(
+            Check.of(
                 "resolution",
                 Outcome.fail,
                 value,
-                f"short side at least {min_short_side_px} px",
-                f"The photo is {short} px on its short side; this campaign needs at least "
-                f"{min_short_side_px} px so the products can be read. Use the phone's main camera "
-                "at full resolution, not a screenshot or a messaging app's copy.",
+                threshold,
+                text(
+                    _(
+                        "The photo is {short} px on its short side; this campaign needs at least "
+                        "{limit} px so the products can be read. Use the phone's main camera "
+                        "at full resolution, not a screenshot or a messaging app's copy."
+                    ),
+                    short=short,
+                    limit=min_short_side_px,
+                ),
             )
         )
     else:
         report.checks.append(
-            Check(
-                "resolution",
-                Outcome.passed,
-                value,
-                f"short side at least {min_short_side_px} px",
-                "The resolution is enough.",
-            )
+            Check.of("resolution", Outcome.passed, value, threshold, text(_("The resolution is enough.")))
         )
 
 
@@ -298,12 +448,12 @@ def _working_copy(data: bytes, report: PhotoReport, colour_long_side: int | None
             gray = imaging.resize_long_side(gray, sharpness.WORKING_LONG_SIDE)
     if gray is None:
         report.checks.append(
-            Check(
+            Check.of(
                 "decode",
                 Outcome.fail,
                 report.detected_type,
                 None,
-                "The image data cannot be decoded: the file is damaged. Send the photo again.",
+                text(_("The image data cannot be decoded: the file is damaged. Send the photo again.")),
             )
         )
         return None
@@ -316,48 +466,49 @@ def _blur(gray: np.ndarray, report: PhotoReport) -> None:
     measured = sharpness.measure(gray)
     width = measured.edge_width
     report.measurements.update(edge_width=None if width is None else round(width, 2), noise=measured.noise)
-    threshold = (
-        f"sharpest edges at most {BLUR_WARN_ABOVE:.2f} px wide at {sharpness.WORKING_LONG_SIDE} px "
-        f"(fails above {BLUR_FAIL_ABOVE:.1f})"
+    threshold = text(
+        _("sharpest edges at most {warn:.2f} px wide at {working} px (fails above {fail:.1f})"),
+        warn=BLUR_WARN_ABOVE,
+        working=sharpness.WORKING_LONG_SIDE,
+        fail=BLUR_FAIL_ABOVE,
     )
-    retake = "Hold the phone still, tap the screen to focus on the shelf, and take it again."
+    value = text(_("{width:.2f} px"), width=width) if width is not None else text(_("no clear edge"))
     if width is None:
-        report.checks.append(
-            Check(
-                "blur",
-                Outcome.warn,
-                "no clear edge",
-                threshold,
-                "No clear edge could be found in the photo: it may be blurred, or show nothing "
-                "with sharp outlines. A reviewer will check that the details can be read.",
-            )
+        outcome, why = (
+            Outcome.warn,
+            text(
+                _(
+                    "No clear edge could be found in the photo: it may be blurred, or show nothing "
+                    "with sharp outlines. A reviewer will check that the details can be read."
+                )
+            ),
         )
     elif width > BLUR_FAIL_ABOVE:
-        report.checks.append(
-            Check(
-                "blur",
-                Outcome.fail,
-                f"{width:.2f} px",
-                threshold,
-                f"The photo is blurred: even its sharpest edges are {width:.1f} px wide, so the "
-                f"details cannot be read. {retake}",
-            )
+        outcome, why = (
+            Outcome.fail,
+            text(
+                _(
+                    "The photo is blurred: even its sharpest edges are {width:.1f} px wide, so the "
+                    "details cannot be read. Hold the phone still, tap the screen to focus on the shelf, "
+                    "and take it again."
+                ),
+                width=width,
+            ),
         )
     elif width > BLUR_WARN_ABOVE:
-        report.checks.append(
-            Check(
-                "blur",
-                Outcome.warn,
-                f"{width:.2f} px",
-                threshold,
-                "The photo looks a little soft (shaken or not quite in focus); a reviewer will check "
-                f"that the details can be read. Next time: {retake[0].lower()}{retake[1:]}",
-            )
+        outcome, why = (
+            Outcome.warn,
+            text(
+                _(
+                    "The photo looks a little soft (shaken or not quite in focus); a reviewer will check "
+                    "that the details can be read. Next time: hold the phone still, tap the screen to "
+                    "focus on the shelf, and take it again."
+                )
+            ),
         )
     else:
-        report.checks.append(
-            Check("blur", Outcome.passed, f"{width:.2f} px", threshold, "The photo is sharp.")
-        )
+        outcome, why = Outcome.passed, text(_("The photo is sharp."))
+    report.checks.append(Check.of("blur", outcome, value, threshold, why))
 
 
 # 4. Exposure ---------------------------------------------------------------------------------
@@ -365,15 +516,25 @@ def _exposure(gray: np.ndarray, report: PhotoReport) -> None:
     mean, std = (float(v[0][0]) for v in cv2.meanStdDev(gray))
     clipped = float(np.count_nonzero(gray >= 250)) / gray.size
     report.measurements.update(brightness=round(mean, 1), contrast=round(std, 1), clipped=round(clipped, 3))
-    value = f"brightness {mean:.0f}, contrast {std:.0f}, {clipped:.0%} burnt white"
-    threshold = (
-        f"brightness {DARK_WARN_BELOW:.0f}-{BRIGHT_FAIL_ABOVE:.0f}, contrast at least "
-        f"{FLAT_WARN_BELOW:.0f}, under {CLIPPED_WARN_SHARE:.0%} burnt white"
+    value = text(
+        _("brightness {brightness:.0f}, contrast {contrast:.0f}, {clipped:.0%} burnt white"),
+        brightness=mean,
+        contrast=std,
+        clipped=clipped,
+    )
+    threshold = text(
+        _(
+            "brightness {low:.0f}-{high:.0f}, contrast at least {contrast:.0f}, under {clipped:.0%} burnt white"
+        ),
+        low=DARK_WARN_BELOW,
+        high=BRIGHT_FAIL_ABOVE,
+        contrast=FLAT_WARN_BELOW,
+        clipped=CLIPPED_WARN_SHARE,
     )
     if std < FLAT_FAIL_BELOW:
         outcome, why = (
             Outcome.fail,
-            (
+            _(
                 "The photo shows almost nothing: it is one flat colour (lens covered, or "
                 "pointed at a wall). Photograph the shelf."
             ),
@@ -381,22 +542,25 @@ def _exposure(gray: np.ndarray, report: PhotoReport) -> None:
     elif mean < DARK_FAIL_BELOW:
         outcome, why = (
             Outcome.fail,
-            "The photo is too dark to see the products. Turn towards the light or use the flash.",
+            _("The photo is too dark to see the products. Turn towards the light or use the flash."),
         )
     elif mean > BRIGHT_FAIL_ABOVE:
         outcome, why = (
             Outcome.fail,
-            "The photo is washed out: nearly everything is white. Avoid pointing at a lamp or window.",
+            _("The photo is washed out: nearly everything is white. Avoid pointing at a lamp or window."),
         )
     elif mean < DARK_WARN_BELOW:
-        outcome, why = Outcome.warn, "The photo is dark; a reviewer will check that the products can be seen."
+        outcome, why = (
+            Outcome.warn,
+            _("The photo is dark; a reviewer will check that the products can be seen."),
+        )
     elif clipped > CLIPPED_WARN_SHARE:
-        outcome, why = Outcome.warn, "A large part of the photo is burnt white; a reviewer will check it."
+        outcome, why = Outcome.warn, _("A large part of the photo is burnt white; a reviewer will check it.")
     elif std < FLAT_WARN_BELOW:
-        outcome, why = Outcome.warn, "The photo has very little contrast; a reviewer will check it."
+        outcome, why = Outcome.warn, _("The photo has very little contrast; a reviewer will check it.")
     else:
-        outcome, why = Outcome.passed, "The exposure is fine."
-    report.checks.append(Check("exposure", outcome, value, threshold, why))
+        outcome, why = Outcome.passed, _("The exposure is fine.")
+    report.checks.append(Check.of("exposure", outcome, value, threshold, text(why)))
 
 
 # 5. Hashes for duplicate detection (compared elsewhere, against every earlier photo) ----------
@@ -413,22 +577,32 @@ def _recapture(gray: np.ndarray, report: PhotoReport) -> None:
         block = recapture.block_period(max(report.width, report.height), factor, max(gray.shape))
     share, windows = recapture.screen_share(gray, block)
     report.measurements.update(screen_share=round(share, 3), screen_windows=windows)
-    value = f"{share:.0%} of {windows} parts" if windows else "not measured (too small)"
-    threshold = f"a fine regular pattern in at most {SCREEN_WARN_ABOVE:.0%} of the photo's parts"
+    value = (
+        text(_("{share:.0%} of {windows} parts"), share=share, windows=windows)
+        if windows
+        else text(_("not measured (too small)"))
+    )
+    threshold = text(
+        _("a fine regular pattern in at most {limit:.0%} of the photo's parts"), limit=SCREEN_WARN_ABOVE
+    )
     if share > SCREEN_WARN_ABOVE:
         report.checks.append(
-            Check(
+            Check.of(
                 "screen",
                 Outcome.warn,
                 value,
                 threshold,
-                "The photo shows a fine regular pattern over much of it, as photos of a screen do. "
-                "Photos must be taken of the real shelf; a reviewer will check this one.",
+                text(
+                    _(
+                        "The photo shows a fine regular pattern over much of it, as photos of a screen do. "
+                        "Photos must be taken of the real shelf; a reviewer will check this one."
+                    )
+                ),
             )
         )
     else:
         report.checks.append(
-            Check("screen", Outcome.passed, value, threshold, "No sign of a photo of a screen.")
+            Check.of("screen", Outcome.passed, value, threshold, text(_("No sign of a photo of a screen.")))
         )
 
 
@@ -438,19 +612,20 @@ def _reference_match(gray: np.ndarray, references: Sequence[reference.Features],
     if max(gray.shape) > reference.FEATURE_LONG_SIDE:
         copy = imaging.resize_long_side(gray, reference.FEATURE_LONG_SIDE)
     report.features = reference.features(imaging.upright(copy, report.orientation))
-    threshold = (
-        f"at least {reference.MATCH_MIN_INLIERS} matched points agreeing on one perspective, "
-        f"{reference.MATCH_MIN_SHARE:.0%} of the matches"
+    threshold = text(
+        _("at least {inliers} matched points agreeing on one perspective, {share:.0%} of the matches"),
+        inliers=reference.MATCH_MIN_INLIERS,
+        share=reference.MATCH_MIN_SHARE,
     )
     usable = [i for i, r in enumerate(references) if len(r) >= reference.MIN_MATCHES]
     if not usable:
         report.checks.append(
-            Check(
+            Check.of(
                 "reference_match",
                 Outcome.passed,
-                "not measured",
+                text(_("not measured")),
                 threshold,
-                "Not measured: there is no reference photo for this shelf yet.",
+                text(_("Not measured: there is no reference photo for this shelf yet.")),
             )
         )
         report.measurements["reference_match"] = "not measured"
@@ -461,26 +636,35 @@ def _reference_match(gray: np.ndarray, references: Sequence[reference.Features],
     report.reference_index = usable[index]
     report.reference_match = best
     report.measurements.update(reference_inliers=best.inliers, reference_share=round(best.share, 2))
-    value = f"{best.inliers} points ({best.share:.0%} of {best.matches} matches)"
+    value = text(
+        _("{inliers} points ({share:.0%} of {matches} matches)"),
+        inliers=best.inliers,
+        share=best.share,
+        matches=best.matches,
+    )
     if best.same_scene:
         report.checks.append(
-            Check(
+            Check.of(
                 "reference_match",
                 Outcome.passed,
                 value,
                 threshold,
-                "The photo shows the shelf that was asked for.",
+                text(_("The photo shows the shelf that was asked for.")),
             )
         )
     else:
         report.checks.append(
-            Check(
+            Check.of(
                 "reference_match",
                 Outcome.warn,
                 value,
                 threshold,
-                "The photo does not look like the reference photos of this shelf; a reviewer will "
-                "check that it shows what was asked for. Photograph the shelf shown in the task.",
+                text(
+                    _(
+                        "The photo does not look like the reference photos of this shelf; a reviewer will "
+                        "check that it shows what was asked for. Photograph the shelf shown in the task."
+                    )
+                ),
             )
         )
 

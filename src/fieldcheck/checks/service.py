@@ -27,12 +27,13 @@ from fieldcheck.checks.models import (
     ReferenceStatus,
 )
 from fieldcheck.checks.photo import Check, PhotoReport, check_photo, reference_features_of
+from fieldcheck.i18n import _, text
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.storage import ObjectStorage
 
 log = logging.getLogger("fieldcheck.checks")
 
-DUPLICATE_THRESHOLD = "not an earlier photo (same file, or the same picture re-saved)"
+DUPLICATE_THRESHOLD = _("not an earlier photo (same file, or the same picture re-saved)")
 
 
 @dataclass
@@ -97,23 +98,33 @@ def measure_photo(
     min_short_side_px: int,
     max_bytes: int,
     references: ReferenceSet | None = None,
+    upload: bool = False,
 ) -> PhotoWork:
-    """Read the photo as submitted (refusing one changed since), check it, make its derivatives."""
-    info = storage.head(photo.content_key)
-    if info is None or info.etag != photo.stored_etag or info.size != photo.stored_bytes:
+    """Read the photo as submitted (refusing one changed since), check it, make its derivatives.
+
+    With `upload`, the object the phone uploaded is read instead (the instant checks, before any
+    submission), refused unless it is the one the phone announced as finished (`early_etag`)."""
+    key = photo.storage_key if upload else photo.content_key
+    expected = (photo.early_etag, photo.declared_bytes) if upload else (photo.stored_etag, photo.stored_bytes)
+    info = storage.head(key)
+    if info is None or (info.etag, info.size) != expected:
         report = PhotoReport()
         report.checks.append(
-            Check(
+            Check.of(
                 "file",
                 Outcome.fail,
                 None,
-                "the file submitted",
-                "The stored photo changed or disappeared after it was submitted, so it cannot be trusted. "
-                "Take the photo again on your next task.",
+                text(_("the file submitted")),
+                text(
+                    _(
+                        "The stored photo changed or disappeared after it was submitted, so it cannot be "
+                        "trusted. Take the photo again on your next task."
+                    )
+                ),
             )
         )
         return PhotoWork(photo, report)
-    data = storage.get_bytes(photo.content_key)
+    data = storage.get_bytes(key)
     found = references or ReferenceSet()
     report = check_photo(
         data,
@@ -188,50 +199,55 @@ def duplicate_checks(session: Session, index: HashIndex, works: list[PhotoWork])
         near, near_reference = (
             (None, False) if exact or reference else _near_duplicate(session, index, report, mine)
         )
-        if reference is not None or near_reference:
-            work.extra.append(
-                Check(
-                    "duplicate",
-                    Outcome.fail,
-                    "identical file" if reference is not None else f"{near} of 64 bits differ",
-                    DUPLICATE_THRESHOLD,
-                    "This photo is a copy of the client's reference photo, not a photo taken during "
-                    "the visit. Each task needs new photos of the shelf.",
-                )
-            )
-        elif exact is not None:
-            work.extra.append(
-                Check(
-                    "duplicate",
-                    Outcome.fail,
-                    "identical file",
-                    DUPLICATE_THRESHOLD,
-                    "This exact photo was already submitted before. Each task needs new photos "
-                    "taken during the visit.",
-                )
-            )
-        elif near is not None:
-            work.extra.append(
-                Check(
-                    "duplicate",
-                    Outcome.fail,
-                    f"{near} of 64 bits differ",
-                    DUPLICATE_THRESHOLD,
-                    "This photo is the same picture as one submitted before (perhaps resized, "
-                    "cropped or re-saved). Each task needs new photos taken during the visit.",
-                )
-            )
-        else:
-            work.extra.append(
-                Check(
-                    "duplicate",
-                    Outcome.passed,
-                    None,
-                    DUPLICATE_THRESHOLD,
-                    "This photo was not submitted before.",
-                )
-            )
+        work.extra.append(duplicate_check(exact is not None, reference is not None, near, near_reference))
     _twins(works)
+
+
+def duplicate_check(exact: bool, reference: bool, near: int | None, near_reference: bool) -> Check:
+    """The explained outcome of the comparison with every earlier photo and reference photo."""
+    threshold = text(DUPLICATE_THRESHOLD)
+    if reference or near_reference:
+        return Check.of(
+            "duplicate",
+            Outcome.fail,
+            text(_("identical file")) if reference else text(_("{bits} of 64 bits differ"), bits=near),
+            threshold,
+            text(
+                _(
+                    "This photo is a copy of the client's reference photo, not a photo taken during "
+                    "the visit. Each task needs new photos of the shelf."
+                )
+            ),
+        )
+    if exact:
+        return Check.of(
+            "duplicate",
+            Outcome.fail,
+            text(_("identical file")),
+            threshold,
+            text(
+                _(
+                    "This exact photo was already submitted before. Each task needs new photos "
+                    "taken during the visit."
+                )
+            ),
+        )
+    if near is not None:
+        return Check.of(
+            "duplicate",
+            Outcome.fail,
+            text(_("{bits} of 64 bits differ"), bits=near),
+            threshold,
+            text(
+                _(
+                    "This photo is the same picture as one submitted before (perhaps resized, "
+                    "cropped or re-saved). Each task needs new photos taken during the visit."
+                )
+            ),
+        )
+    return Check.of(
+        "duplicate", Outcome.passed, None, threshold, text(_("This photo was not submitted before."))
+    )
 
 
 def _near_duplicate(
@@ -270,13 +286,17 @@ def _twins(works: list[PhotoWork]) -> None:
                 continue
             if twin[0]:
                 b.extra.append(
-                    Check(
+                    Check.of(
                         "duplicate_in_submission",
                         Outcome.warn,
-                        f"same picture as photo {a.photo.id}",
-                        "different pictures",
-                        "Two photos of this submission are the same picture; a reviewer will check "
-                        "that the task is complete.",
+                        text(_("same picture as photo {photo}"), photo=str(a.photo.id)),
+                        text(_("different pictures")),
+                        text(
+                            _(
+                                "Two photos of this submission are the same picture; a reviewer will check "
+                                "that the task is complete."
+                            )
+                        ),
                     )
                 )
 
@@ -326,6 +346,7 @@ def record_results(
                 value=check.value,
                 threshold=check.threshold,
                 explanation=check.explanation,
+                texts=check.texts_json() or None,
             )
         )
 

@@ -39,6 +39,7 @@ from fieldcheck.errors import BadRequest, Conflict, DomainError, TooManyRequests
 from fieldcheck.exports import service as exports
 from fieldcheck.exports.models import ExportFormat
 from fieldcheck.exports.views import export_out
+from fieldcheck.i18n import _, text
 from fieldcheck.results import views as results
 from fieldcheck.results.views import result_out, summary_out
 from fieldcheck.reviews import service as reviews
@@ -219,7 +220,7 @@ class ReviewConsoleController(Controller):
             try:
                 skipped_id = uuid.UUID(skipped)
             except ValueError:
-                raise BadRequest("this item id is not valid", code="invalid_item") from None
+                raise BadRequest(text(_("this item id is not valid")), code="invalid_item") from None
             reviews.release_claim(db_session, reviewer_id=viewer.user.id, assignment_id=skipped_id)
         return self._open_next(db_session, settings, viewer.user.id, exclude=skipped, notice=None)
 
@@ -413,7 +414,9 @@ class ClientConsoleController(Controller):
         check_csrf(viewer, request, data)
         fmt = _one(data, "format")
         if fmt not in ExportFormat.__members__:
-            raise Unprocessable(f"unknown export format {fmt!r}", code="invalid_format")
+            raise Unprocessable(
+                text(_("unknown export format {format}"), format=repr(fmt)), code="invalid_format"
+            )
         exports.request_export(
             db_session,
             organization_id=viewer.principal.require_organization(),

@@ -20,6 +20,7 @@ from fieldcheck.auth.models import Role
 from fieldcheck.console import sessions
 from fieldcheck.console.sessions import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Viewer
 from fieldcheck.errors import DomainError, Forbidden
+from fieldcheck.i18n import _, text
 
 log = logging.getLogger("fieldcheck.console")
 
@@ -54,7 +55,7 @@ def viewer_of(request: Request[Any, Any, Any], db_session: Session, *roles: Role
     if viewer is None:
         raise LoginRequired(request.url.path)
     if roles and viewer.role not in roles:
-        raise Forbidden("this page is not for your account", code="wrong_role")
+        raise Forbidden(text(_("this page is not for your account")), code="wrong_role")
     return viewer
 
 
@@ -64,7 +65,7 @@ def check_csrf(viewer: Viewer, request: Request[Any, Any, Any], form: dict[str, 
         given = given[0] if given else None
     if not sessions.csrf_matches(viewer.csrf_token, given):
         raise Forbidden(
-            "this form is stale or was not sent by the console; reload the page", code="csrf_failed"
+            text(_("this form is stale or was not sent by the console; reload the page")), code="csrf_failed"
         )
 
 

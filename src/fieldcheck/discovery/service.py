@@ -23,6 +23,7 @@ from fieldcheck.db import UTCDateTime
 from fieldcheck.discovery.schemas import NearbyStore, NearbyTask
 from fieldcheck.errors import Unprocessable, field_error
 from fieldcheck.geo import distances_m, local_scale_m, search_box
+from fieldcheck.i18n import _, text
 from fieldcheck.settings import Settings
 from fieldcheck.stores.models import Store
 from fieldcheck.tasks.models import Task
@@ -44,15 +45,21 @@ class NearbyQuery:
 def validate_nearby(query: NearbyQuery, settings: Settings) -> None:
     if query.radius_m > settings.nearby_max_radius_m:
         raise Unprocessable(
-            f"radius_m may be at most {settings.nearby_max_radius_m}",
+            text(_("radius_m may be at most {limit}"), limit=settings.nearby_max_radius_m),
             code="radius_too_large",
-            errors=[field_error("radius_m", f"at most {settings.nearby_max_radius_m}", "query")],
+            errors=[
+                field_error(
+                    "radius_m", text(_("at most {limit}"), limit=settings.nearby_max_radius_m), "query"
+                )
+            ],
         )
     if query.limit > settings.nearby_max_limit:
         raise Unprocessable(
-            f"limit may be at most {settings.nearby_max_limit}",
+            text(_("limit may be at most {limit}"), limit=settings.nearby_max_limit),
             code="limit_too_large",
-            errors=[field_error("limit", f"at most {settings.nearby_max_limit}", "query")],
+            errors=[
+                field_error("limit", text(_("at most {limit}"), limit=settings.nearby_max_limit), "query")
+            ],
         )
 
 

@@ -26,6 +26,7 @@ from fieldcheck.errors import NotFound
 from fieldcheck.exports import files
 from fieldcheck.exports.models import Export, ExportFormat, ExportStatus
 from fieldcheck.exports.report import THUMBNAILS_PER_STORE, StoreCard, write_report
+from fieldcheck.i18n import _, text
 from fieldcheck.jobs import JobContext, enqueue
 from fieldcheck.pagination import paginate
 from fieldcheck.photos.models import Photo
@@ -111,7 +112,7 @@ def get_export(session: Session, organization_id: uuid.UUID, export_id: uuid.UUI
         select(Export).where(Export.id == export_id, Export.organization_id == organization_id)
     ).first()
     if export is None:
-        raise NotFound("no such export", code="export_not_found")
+        raise NotFound(text(_("no such export")), code="export_not_found")
     return export
 
 
@@ -330,10 +331,10 @@ def _producer(
             def links(row: ResultRow) -> list[str]:
                 return [storage.presign_download(p.safe_key, expires_s=ttl) for p in row.photos if p.safe_key]
 
-            text = io.TextIOWrapper(out, encoding="utf-8", newline="")
-            progress.rows = files.write_csv(text, rows(), links, progress)
-            text.flush()
-            text.detach()
+            writer = io.TextIOWrapper(out, encoding="utf-8", newline="")
+            progress.rows = files.write_csv(writer, rows(), links, progress)
+            writer.flush()
+            writer.detach()
         elif fmt == ExportFormat.zip:
             progress.rows, progress.photos = files.write_zip(out, rows, read_object, progress)
         else:

@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from fieldcheck.errors import Unprocessable
+from fieldcheck.i18n import _, text
 from fieldcheck.ledger.models import AccountKind, Deposit, DepositStatus, LedgerAccount, Movement
 from fieldcheck.ledger.postings import PLATFORM, Leg, account, ensure_payable, post
 from fieldcheck.ledger.providers import PaymentProvider
@@ -30,7 +31,8 @@ def deposit(
     ensure_payable(amount_cents, currency, settings)
     if amount_cents > settings.max_deposit_cents:
         raise Unprocessable(
-            f"one deposit may be at most {settings.max_deposit_cents} cents", code="deposit_too_large"
+            text(_("one deposit may be at most {limit} cents"), limit=settings.max_deposit_cents),
+            code="deposit_too_large",
         )
     charge = provider.charge(
         organization_id=str(organization_id),
@@ -49,7 +51,12 @@ def deposit(
     session.add(record)
     session.flush()
     if not charge.settled:
-        raise Unprocessable(f"the payment failed: {charge.failure or 'refused'}", code="payment_failed")
+        failure = (
+            text(_("the payment failed: {reason}"), reason=charge.failure)
+            if charge.failure
+            else text(_("the payment failed: refused"))
+        )
+        raise Unprocessable(failure, code="payment_failed")
     post(
         session,
         reference=f"deposit:{record.id}",

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from fieldcheck.db import Database, new_id, utcnow
 from fieldcheck.errors import Conflict, Unprocessable, field_error
+from fieldcheck.i18n import _, text
 from fieldcheck.ledger.models import (
     AccountKind,
     LedgerAccount,
@@ -32,9 +33,9 @@ def set_details(session: Session, worker_id: uuid.UUID, *, account_holder: str, 
     compact = iban.replace(" ", "").upper()
     if not iban_is_valid(compact):
         raise Unprocessable(
-            "this IBAN does not validate; check it against your bank's documents",
+            text(_("this IBAN does not validate; check it against your bank's documents")),
             code="invalid_iban",
-            errors=[field_error("iban", "not a valid IBAN")],
+            errors=[field_error("iban", text(_("not a valid IBAN")))],
         )
     details = session.get(PayoutDetails, worker_id) or PayoutDetails(
         worker_id=worker_id, account_holder="", iban=""
@@ -104,14 +105,19 @@ def request_payout(
     ensure_payable(amount_cents, currency, settings)
     if amount_cents < settings.payout_minimum_cents:
         raise Unprocessable(
-            f"a payout is at least {settings.payout_minimum_cents / 100:.2f} {currency}",
+            text(
+                _("a payout is at least {minimum:.2f} {currency}"),
+                minimum=settings.payout_minimum_cents / 100,
+                currency=currency,
+            ),
             code="payout_below_minimum",
             minimum_cents=settings.payout_minimum_cents,
         )
     details = session.get(PayoutDetails, worker_id)
     if details is None:
         raise Conflict(
-            "give your bank account first (PUT /api/v1/me/payout-details)", code="payout_details_missing"
+            text(_("give your bank account first (PUT /api/v1/me/payout-details)")),
+            code="payout_details_missing",
         )
     payout = Payout(
         worker_id=worker_id,
@@ -136,7 +142,9 @@ def request_payout(
             actor_id=worker_id,
         )
     except InsufficientFunds:
-        raise Conflict("this is more than your available balance", code="insufficient_balance") from None
+        raise Conflict(
+            text(_("this is more than your available balance")), code="insufficient_balance"
+        ) from None
     return payout
 
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select, update
 
 from fieldcheck.db import insert_ignore, new_id, utcnow
 from fieldcheck.errors import Unprocessable
+from fieldcheck.i18n import _, text
 from fieldcheck.ledger.models import (
     NON_NEGATIVE,
     AccountKind,
@@ -149,6 +150,8 @@ def balance_of(session: Session, kind: AccountKind, owner_id: uuid.UUID, currenc
 def ensure_payable(amount_cents: int, currency: str, settings: Settings) -> None:
     if currency not in settings.pay_floor_cents_per_hour:
         accepted = ", ".join(sorted(settings.pay_floor_cents_per_hour))
-        raise Unprocessable(f"accepted currencies: {accepted}", code="unsupported_currency")
+        raise Unprocessable(
+            text(_("accepted currencies: {accepted}"), accepted=accepted), code="unsupported_currency"
+        )
     if amount_cents <= 0:
-        raise Unprocessable("the amount must be positive", code="invalid_amount")
+        raise Unprocessable(text(_("the amount must be positive")), code="invalid_amount")

@@ -28,12 +28,24 @@ class PhotoStatus(StrEnum):
     checked = "checked"  # the check job measured it
 
 
+class CheckStatus(StrEnum):
+    """Where the instant per-photo checks of an uploaded photo stand (before any submission)."""
+
+    pending = "pending"  # the phone said the upload finished; the checks are queued or running
+    checked = "checked"  # measured: the photo's checks are there to read
+    failed_to_check = "failed_to_check"  # the checks could not run; they run again at submission
+
+
 class Photo(SQLModel, table=True):
     """One uploaded photo: where it is stored, what it is, and what the checks measured."""
 
     __tablename__ = "photos"
     __table_args__ = (
         CheckConstraint("status IN ('awaiting_upload', 'submitted', 'checked')", name="status_known"),
+        CheckConstraint(
+            "check_status IS NULL OR check_status IN ('pending', 'checked', 'failed_to_check')",
+            name="check_status_known",
+        ),
         Index("ix_photos_assignment", "assignment_id", "created_at"),
         # Exact duplicates: the same bytes seen before, by anyone.
         Index(
@@ -69,6 +81,15 @@ class Photo(SQLModel, table=True):
     measurements: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     thumbnail_key: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
     safe_key: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    # The instant checks, run when the phone says the upload finished (before the submission): their
+    # state, the stored object they read (its ETag: a submission of the same object reuses them), the
+    # per-photo checks as the worker reads them, and what the submission's decision needs of them.
+    check_status: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    early_etag: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    early_checks: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    early_report: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    check_requested_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    early_checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -37,3 +37,28 @@ class PhotoOut(BaseModel):
     height: int | None
     thumbnail_url: str | None = None
     url: str | None = Field(default=None, description="The worker's own photo (signed, expiring).")
+
+
+class PhotoCheckOut(BaseModel):
+    """One check of a photo, in the reader's language."""
+
+    name: str
+    outcome: str = Field(description="pass, warn (a person will look) or fail")
+    value: str | None
+    threshold: str | None
+    explanation: str
+
+
+class PhotoChecksOut(PhotoOut):
+    """A photo with its instant checks (run when the phone said the upload finished)."""
+
+    assignment_id: uuid.UUID
+    check_status: str | None = Field(
+        description="pending, checked or failed_to_check; null until the phone says the upload finished"
+    )
+    checks: list[PhotoCheckOut] = Field(
+        default_factory=list,
+        description="The photo's own checks (file, resolution, blur, exposure, screen, reference match) "
+        "and a first comparison with earlier photos: a hint, the check at submission decides.",
+    )
+    checked_at: datetime | None = None

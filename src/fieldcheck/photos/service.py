@@ -13,9 +13,11 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
+from fieldcheck.i18n import _, text
 from fieldcheck.jobs import enqueue
-from fieldcheck.photos.models import Photo, PhotoStatus
+from fieldcheck.photos.models import CheckStatus, Photo, PhotoStatus
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, UploadInstruction
 
@@ -31,15 +33,15 @@ def accepted_type(content_type: str, size_bytes: int, settings: Settings) -> str
     if content_type not in settings.photo_types:
         accepted = ", ".join(settings.photo_types)
         raise Unprocessable(
-            f"photos are accepted as {accepted}, not {content_type}",
+            text(_("photos are accepted as {accepted}, not {given}"), accepted=accepted, given=content_type),
             code="unsupported_photo_type",
-            errors=[field_error("content_type", f"one of {accepted}")],
+            errors=[field_error("content_type", text(_("one of {accepted}"), accepted=accepted))],
         )
     if size_bytes > settings.photo_max_bytes:
         raise Unprocessable(
-            f"a photo may be at most {settings.photo_max_bytes} bytes",
+            text(_("a photo may be at most {limit} bytes"), limit=settings.photo_max_bytes),
             code="photo_too_large",
-            errors=[field_error("size_bytes", f"at most {settings.photo_max_bytes}")],
+            errors=[field_error("size_bytes", text(_("at most {limit}"), limit=settings.photo_max_bytes))],
         )
     return content_type
 
@@ -66,7 +68,7 @@ def create_upload(
     ).one()
     if held >= limit:
         raise Conflict(
-            f"this task takes at most {limit} photos; delete one to upload another",
+            text(_("this task takes at most {limit} photos; delete one to upload another"), limit=limit),
             code="photo_limit_reached",
             limit=limit,
         )
@@ -105,6 +107,8 @@ def freeze(session: Session, storage: ObjectStorage, settings: Settings, photo: 
     info = storage.head(photo.storage_key)
     if info is None or info.size == 0:
         return "missing"
+    if photo.early_etag is not None and photo.early_etag != info.etag:
+        forget_early_checks(photo)  # they were made on other bytes: the submission measures again
     if info.size > settings.photo_max_bytes:
         return "too_large"
     if info.size != photo.declared_bytes or info.etag is None:
@@ -125,23 +129,83 @@ def freeze(session: Session, storage: ObjectStorage, settings: Settings, photo: 
     return None
 
 
+def upload_finished(
+    session: Session, storage: ObjectStorage, settings: Settings, photo: Photo, *, job: str
+) -> bool:
+    """The phone says the photo's upload finished: queue its instant checks (`job`) unless they
+    already ran or run on this very object. True when a check was queued now."""
+    if photo.status != PhotoStatus.awaiting_upload.value:
+        raise Conflict(text(_("a submitted photo stays with its submission")), code="photo_submitted")
+    info = storage.head(photo.storage_key)
+    if info is None or info.size == 0:
+        raise Unprocessable(
+            text(_("the photo has not arrived in storage yet: upload it, then say so again")),
+            code="photo_not_uploaded",
+            photo_ids=[str(photo.id)],
+        )
+    if info.size > settings.photo_max_bytes:
+        raise Unprocessable(
+            text(_("the photo is larger than {limit} bytes"), limit=settings.photo_max_bytes),
+            code="photo_too_large",
+            photo_ids=[str(photo.id)],
+        )
+    if info.size != photo.declared_bytes:
+        raise Unprocessable(
+            text(_("the photo in storage is not the size announced for it: delete it and upload again")),
+            code="photo_size_mismatch",
+            photo_ids=[str(photo.id)],
+        )
+    same_object = photo.early_etag == info.etag
+    if same_object and photo.check_status in (CheckStatus.pending.value, CheckStatus.checked.value):
+        return False  # a repeated call (a phone retrying): the checks are there or on their way
+    forget_early_checks(photo)
+    photo.check_status = CheckStatus.pending.value
+    photo.early_etag = info.etag
+    photo.check_requested_at = utcnow()
+    session.add(photo)
+    enqueue(session, job, photo_id=str(photo.id))
+    return True
+
+
+def forget_early_checks(photo: Photo) -> None:
+    """Drop the instant checks' results (their derivatives stay until the photo's objects go)."""
+    photo.check_status = None
+    photo.early_etag = None
+    photo.early_checks = None
+    photo.early_report = None
+    photo.early_checked_at = None
+
+
+def get_for_worker(
+    session: Session,
+    *,
+    worker_id: uuid.UUID,
+    assignment_id: uuid.UUID,
+    photo_id: uuid.UUID,
+    lock: bool = False,
+) -> Photo:
+    """One of the worker's photos of one of their assignments (someone else's is not found)."""
+    query = select(Photo).where(
+        Photo.id == photo_id, Photo.assignment_id == assignment_id, Photo.worker_id == worker_id
+    )
+    photo = session.exec(query.with_for_update() if lock else query).first()
+    if photo is None:
+        raise NotFound(text(_("no such photo")), code="photo_not_found")
+    return photo
+
+
 def delete_unsubmitted(
     session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID, photo_id: uuid.UUID
 ) -> None:
-    photo = session.exec(
-        select(Photo).where(
-            Photo.id == photo_id, Photo.assignment_id == assignment_id, Photo.worker_id == worker_id
-        )
-    ).first()
-    if photo is None:
-        raise NotFound("no such photo", code="photo_not_found")
+    photo = get_for_worker(session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id)
     if photo.status != PhotoStatus.awaiting_upload.value:
-        raise Conflict("a submitted photo stays with its submission", code="photo_submitted")
+        raise Conflict(text(_("a submitted photo stays with its submission")), code="photo_submitted")
     session.delete(photo)
-    # The object goes once the row is gone for good: after the commit.
-    enqueue(session, DELETE_OBJECT_JOB, key=photo.storage_key)
-    if photo.frozen_key:
-        enqueue(session, DELETE_OBJECT_JOB, key=photo.frozen_key)
+    # The objects go once the row is gone for good: after the commit. (An instant check still
+    # running finds the row gone and deletes what it made itself.)
+    for key in (photo.storage_key, photo.frozen_key, photo.thumbnail_key, photo.safe_key):
+        if key:
+            enqueue(session, DELETE_OBJECT_JOB, key=key)
 
 
 def photos_of(session: Session, assignment_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Photo]]:

@@ -21,6 +21,7 @@ from fieldcheck.checks.models import PhotoHash, ReferencePhoto, ReferenceStatus
 from fieldcheck.checks.photo import check_photo, reference_features_of
 from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, NotFound
+from fieldcheck.i18n import _, text
 from fieldcheck.jobs import enqueue
 from fieldcheck.photos.service import DELETE_OBJECT_JOB, accepted_type, extension_for
 from fieldcheck.settings import Settings
@@ -55,7 +56,10 @@ def create_upload(
     ).one()
     if held >= MAX_REFERENCES:
         raise Conflict(
-            f"a campaign takes at most {MAX_REFERENCES} reference photos; delete one to add another",
+            text(
+                _("a campaign takes at most {limit} reference photos; delete one to add another"),
+                limit=MAX_REFERENCES,
+            ),
             code="reference_limit_reached",
             limit=MAX_REFERENCES,
         )
@@ -91,7 +95,7 @@ def get_reference(
         )
     ).first()
     if reference is None:
-        raise NotFound("no such reference photo", code="reference_not_found")
+        raise NotFound(text(_("no such reference photo")), code="reference_not_found")
     return reference
 
 

@@ -30,6 +30,7 @@ from fieldcheck.assignments.models import (
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks.models import CheckResultRow, Outcome
 from fieldcheck.errors import BadRequest, field_error
+from fieldcheck.i18n import _, text
 from fieldcheck.ledger import service as ledger
 from fieldcheck.pagination import Position, paginate
 from fieldcheck.photos.models import Photo
@@ -157,9 +158,15 @@ def parse_statuses(raw: list[str] | None) -> list[str]:
     unknown = sorted(set(wanted) - allowed)
     if unknown:
         raise BadRequest(
-            f"unknown status {', '.join(unknown)}; use any of {', '.join(sorted(allowed))}",
+            text(
+                _("unknown status {unknown}; use any of {allowed}"),
+                unknown=", ".join(unknown),
+                allowed=", ".join(sorted(allowed)),
+            ),
             code="invalid_status",
-            errors=[field_error("status", f"not one of {sorted(allowed)}", "query")],
+            errors=[
+                field_error("status", text(_("not one of {allowed}"), allowed=str(sorted(allowed))), "query")
+            ],
         )
     return wanted or sorted(allowed)
 

@@ -16,6 +16,7 @@ from fieldcheck.assignments.transitions import free_slot, transition
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import insert_ignore, utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
+from fieldcheck.i18n import _, text
 from fieldcheck.reviews.models import (
     REASON_TEXT,
     Appeal,
@@ -127,21 +128,21 @@ def _reviewable(
 ) -> tuple[Assignment, QueueReason]:
     assignment = session.get(Assignment, assignment_id, populate_existing=True)
     if assignment is None:
-        raise NotFound("no such assignment", code="assignment_not_found")
+        raise NotFound(text(_("no such assignment")), code="assignment_not_found")
     kind = reason_of(assignment)
     if kind is None:
         raise Conflict(
-            f"this assignment is {assignment.status}: there is nothing to review",
+            text(_("this assignment is {status}: there is nothing to review"), status=assignment.status),
             code="not_in_review",
             current_status=assignment.status,
         )
     if assignment.worker_id == reviewer_id:
-        raise Conflict("nobody reviews their own work", code="own_work")
+        raise Conflict(text(_("nobody reviews their own work")), code="own_work")
     if kind is QueueReason.appeal:
         appeal = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
         if appeal is not None and appeal.rejected_by == reviewer_id:
             raise Conflict(
-                "an appeal goes to another reviewer than the one who rejected", code="own_decision"
+                text(_("an appeal goes to another reviewer than the one who rejected")), code="own_decision"
             )
     return assignment, kind
 
@@ -168,7 +169,7 @@ def claim(
         ).one()
         if existing.reviewer_id != reviewer_id and existing.expires_at > now:
             raise Conflict(
-                "another reviewer has this item",
+                text(_("another reviewer has this item")),
                 code="claimed_by_another",
                 lease_expires_at=existing.expires_at.isoformat(),
             )
@@ -209,14 +210,14 @@ def decide(
         select(ReviewClaim).where(ReviewClaim.assignment_id == assignment_id).with_for_update()
     ).first()
     if lease is None or lease.reviewer_id != reviewer_id:
-        raise Conflict("claim this item before deciding it", code="not_claimed")
+        raise Conflict(text(_("claim this item before deciding it")), code="not_claimed")
     if lease.expires_at <= now:
-        raise Conflict("your lease on this item expired; claim it again", code="lease_expired")
+        raise Conflict(text(_("your lease on this item expired; claim it again")), code="lease_expired")
     if not approve and not reasons:
         raise Unprocessable(
-            "a rejection needs at least one reason",
+            text(_("a rejection needs at least one reason")),
             code="reason_required",
-            errors=[field_error("reasons", "at least one reason code")],
+            errors=[field_error("reasons", text(_("at least one reason code")))],
         )
     words = [REASON_TEXT[r] for r in reasons] + ([f"Reviewer's comment: {comment}"] if comment else [])
     session.add(
@@ -273,7 +274,7 @@ def decide(
         appeal.outcome = AppealOutcome.approved if approve else AppealOutcome.rejected
         session.add(appeal)
     if changed is None:
-        raise Conflict("this item changed while you reviewed it", code="item_changed")
+        raise Conflict(text(_("this item changed while you reviewed it")), code="item_changed")
     return changed
 
 
@@ -283,20 +284,25 @@ def appeal(
     assignment = assignments.get_for_worker(session, worker_id, assignment_id)
     if assignment.status != S.rejected.value:
         raise Conflict(
-            f"only a rejection can be appealed; this assignment is {assignment.status}",
+            text(
+                _("only a rejection can be appealed; this assignment is {status}"), status=assignment.status
+            ),
             code="not_rejected",
             current_status=assignment.status,
         )
     existing = session.exec(select(Appeal).where(Appeal.assignment_id == assignment_id)).first()
     if existing is not None:
         raise Conflict(
-            "this rejection was already appealed; the decision on appeal is final", code="already_appealed"
+            text(_("this rejection was already appealed; the decision on appeal is final")),
+            code="already_appealed",
         )
     decided = assignment.decided_at or assignment.updated_at
     deadline = decided + timedelta(days=settings.appeal_window_days)
     if utcnow() > deadline or assignment.slot_freed:
         raise Conflict(
-            f"appeals are possible for {settings.appeal_window_days} days after the decision",
+            text(
+                _("appeals are possible for {days} days after the decision"), days=settings.appeal_window_days
+            ),
             code="appeal_window_closed",
             deadline=deadline.isoformat(),
         )
@@ -326,7 +332,7 @@ def appeal(
         )
         is None
     ):
-        raise Conflict("the assignment changed; try again", code="item_changed")
+        raise Conflict(text(_("the assignment changed; try again")), code="item_changed")
     return record
 
 
@@ -424,7 +430,7 @@ def reverse_rejection(
     """
     assignment = session.get(Assignment, assignment_id, populate_existing=True)
     if assignment is None:
-        raise NotFound("no such assignment", code="assignment_not_found")
+        raise NotFound(text(_("no such assignment")), code="assignment_not_found")
     now = utcnow()
     changed = transition(
         session,
@@ -439,7 +445,10 @@ def reverse_rejection(
     )
     if changed is None:
         raise Conflict(
-            f"only a rejected assignment can be reversed; this one is {assignment.status}",
+            text(
+                _("only a rejected assignment can be reversed; this one is {status}"),
+                status=assignment.status,
+            ),
             code="not_rejected",
             current_status=assignment.status,
         )

@@ -12,6 +12,7 @@ from fieldcheck.assignments.views import check_out
 from fieldcheck.checks.models import ReferencePhoto
 from fieldcheck.checks.service import results_of
 from fieldcheck.errors import NotFound
+from fieldcheck.i18n import _, text
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.reviews import service
 from fieldcheck.reviews.models import Appeal, ReviewClaim
@@ -40,10 +41,10 @@ def item_detail(
     """Everything a reviewer needs to decide, on one page."""
     assignment = session.get(Assignment, assignment_id)
     if assignment is None:
-        raise NotFound("no such assignment", code="assignment_not_found")
+        raise NotFound(text(_("no such assignment")), code="assignment_not_found")
     reason = service.reason_of(assignment)
     if reason is None:
-        raise NotFound("this assignment is not waiting for a review", code="not_in_review")
+        raise NotFound(text(_("this assignment is not waiting for a review")), code="not_in_review")
     _task, campaign, store = assignments.context_of(session, [assignment])[assignment.task_id]
     ttl = settings.signed_url_ttl_s
     photos = session.exec(

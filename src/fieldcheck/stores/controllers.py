@@ -11,6 +11,7 @@ from sqlmodel import Session
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.errors import BadRequest, UnsupportedMediaType
+from fieldcheck.i18n import _, text
 from fieldcheck.settings import Settings
 from fieldcheck.stores import service
 from fieldcheck.stores.schemas import StoreCreate, StoreImportResult, StoreOut
@@ -76,12 +77,14 @@ class StoreController(Controller):
             form = await request.form()
             uploads = [v for v in form.values() if hasattr(v, "file")]
             if len(uploads) != 1:
-                raise BadRequest("send exactly one file in the form", code="one_file_expected")
+                raise BadRequest(text(_("send exactly one file in the form")), code="one_file_expected")
             body = uploads[0].file
         elif content_type in CSV_TYPES:
             body = await spool_body(request, settings.store_import_max_bytes)
         else:
-            raise UnsupportedMediaType("send the CSV as text/csv, or as one file in a multipart form")
+            raise UnsupportedMediaType(
+                text(_("send the CSV as text/csv, or as one file in a multipart form"))
+            )
         try:
             created, updated = await anyio.to_thread.run_sync(
                 lambda: service.import_stores(

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from fieldcheck.db import utcnow
 from fieldcheck.errors import Conflict, Unprocessable
+from fieldcheck.i18n import Text, _, text
 from fieldcheck.pagination import paginate
 from fieldcheck.stores.models import DEFAULT_GEOFENCE_M, Store
 from fieldcheck.stores.schemas import MAX_GEOFENCE_M, ImportLineError, StoreCreate
@@ -36,7 +37,11 @@ def create_store(session: Session, organization_id: uuid.UUID, data: StoreCreate
             session.flush()
     except IntegrityError:
         raise Conflict(
-            f"a store with external_ref {data.external_ref!r} already exists", code="external_ref_taken"
+            text(
+                _("a store with external_ref {external_ref} already exists"),
+                external_ref=repr(data.external_ref),
+            ),
+            code="external_ref_taken",
         ) from None
     return store
 
@@ -63,35 +68,36 @@ class StoreRow:
 
 def parse_store_csv(binary: IO[bytes], *, max_rows: int) -> tuple[list[StoreRow], list[ImportLineError]]:
     """Every valid row, and every problem with its line number (line 1 is the header)."""
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    lines = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     errors: list[ImportLineError] = []
     rows: list[StoreRow] = []
     try:
-        header_line = text.readline()
+        header_line = lines.readline()
     except UnicodeDecodeError:
-        return [], [ImportLineError(line=1, field=None, message="the file is not UTF-8 text")]
+        return [], [_line_error(1, None, text(_("the file is not UTF-8 text")))]
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
     if not header_line.strip():
-        return [], [ImportLineError(line=1, field=None, message="the file is empty")]
+        return [], [_line_error(1, None, text(_("the file is empty")))]
     header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter), [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if missing or unknown or duplicated:
-        parts = []
+        parts: list[Text] = []
         if missing:
-            parts.append(f"missing column(s): {', '.join(missing)}")
+            parts.append(text(_("missing column(s): {columns}"), columns=", ".join(missing)))
         if unknown:
-            parts.append(f"unknown column(s): {', '.join(unknown)}")
+            parts.append(text(_("unknown column(s): {columns}"), columns=", ".join(unknown)))
         if duplicated:
-            parts.append(f"repeated column(s): {', '.join(duplicated)}")
+            parts.append(text(_("repeated column(s): {columns}"), columns=", ".join(duplicated)))
         expected = ",".join(REQUIRED_COLUMNS) + "[,geofence_m]"
-        message = "; ".join(parts) + f" (expected header: {expected})"
-        return [], [ImportLineError(line=1, field=None, message=message)]
+        listed = "; ".join(part.render() for part in parts)
+        message = text(_("{problems} (expected header: {expected})"), problems=listed, expected=expected)
+        return [], [_line_error(1, None, message)]
 
     index = {name: header.index(name) for name in header}
     seen: dict[str, int] = {}
-    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     line = 1
     try:
         for record in reader:
@@ -99,17 +105,21 @@ def parse_store_csv(binary: IO[bytes], *, max_rows: int) -> tuple[list[StoreRow]
             if not any(field.strip() for field in record):
                 continue
             if len(rows) + len(errors) >= max_rows:
-                errors.append(ImportLineError(line=line, field=None, message=f"more than {max_rows} rows"))
+                errors.append(_line_error(line, None, text(_("more than {limit} rows"), limit=max_rows)))
                 break
             row, problems = _parse_record(record, index, line)
             if row is not None and not problems:
                 first = seen.get(row.external_ref)
                 if first is not None:
                     problems.append(
-                        ImportLineError(
-                            line=line,
-                            field="external_ref",
-                            message=f"external_ref {row.external_ref!r} already appears on line {first}",
+                        _line_error(
+                            line,
+                            "external_ref",
+                            text(
+                                _("external_ref {external_ref} already appears on line {first}"),
+                                external_ref=repr(row.external_ref),
+                                first=first,
+                            ),
                         )
                     )
                 else:
@@ -119,11 +129,11 @@ def parse_store_csv(binary: IO[bytes], *, max_rows: int) -> tuple[list[StoreRow]
             elif row is not None:
                 rows.append(row)
     except UnicodeDecodeError:
-        errors.append(ImportLineError(line=line + 1, field=None, message="this line is not UTF-8 text"))
+        errors.append(_line_error(line + 1, None, text(_("this line is not UTF-8 text"))))
     except csv.Error as exc:
-        errors.append(ImportLineError(line=line + 1, field=None, message=f"malformed CSV: {exc}"))
+        errors.append(_line_error(line + 1, None, text(_("malformed CSV: {error}"), error=str(exc))))
     finally:
-        text.detach()
+        lines.detach()
     return rows, errors
 
 
@@ -133,19 +143,23 @@ def _parse_record(
     problems: list[ImportLineError] = []
     if len(record) != len(index):
         return None, [
-            ImportLineError(
-                line=line, field=None, message=f"{len(record)} fields where the header has {len(index)}"
+            _line_error(
+                line,
+                None,
+                text(
+                    _("{count} fields where the header has {expected}"),
+                    count=len(record),
+                    expected=len(index),
+                ),
             )
         ]
     values = {name: record[position].strip() for name, position in index.items()}
     for name in ("external_ref", "name"):
         if not values[name]:
-            problems.append(ImportLineError(line=line, field=name, message=f"{name} is missing"))
+            problems.append(_line_error(line, name, text(_("{field} is missing"), field=name)))
     for name, longest in MAX_FIELD_LENGTH.items():
         if len(values[name]) > longest:
-            problems.append(
-                ImportLineError(line=line, field=name, message=f"longer than {longest} characters")
-            )
+            problems.append(_line_error(line, name, text(_("longer than {limit} characters"), limit=longest)))
     lat = _coordinate(values["lat"], "lat", 90, line, problems)
     lon = _coordinate(values["lon"], "lon", 180, line, problems)
     geofence: int | None = None
@@ -157,10 +171,14 @@ def _parse_record(
                 raise ValueError
         except ValueError:
             problems.append(
-                ImportLineError(
-                    line=line,
-                    field="geofence_m",
-                    message=f"{raw_geofence!r} is not a whole number of metres in 1..{MAX_GEOFENCE_M}",
+                _line_error(
+                    line,
+                    "geofence_m",
+                    text(
+                        _("{value} is not a whole number of metres in 1..{limit}"),
+                        value=repr(raw_geofence),
+                        limit=MAX_GEOFENCE_M,
+                    ),
                 )
             )
     if problems or lat is None or lon is None:
@@ -171,18 +189,23 @@ def _parse_record(
     )
 
 
+def _line_error(line: int, field: str | None, message: Text) -> ImportLineError:
+    """A problem of the file, written in the language of the request being served."""
+    return ImportLineError(line=line, field=field, message=message.render())
+
+
 def _coordinate(raw: str, field: str, bound: int, line: int, problems: list[ImportLineError]) -> float | None:
     if not raw:
-        problems.append(ImportLineError(line=line, field=field, message=f"{field} is missing"))
+        problems.append(_line_error(line, field, text(_("{field} is missing"), field=field)))
         return None
     try:
         value = float(raw)
     except ValueError:
-        problems.append(ImportLineError(line=line, field=field, message=f"{raw!r} is not a number"))
+        problems.append(_line_error(line, field, text(_("{value} is not a number"), value=repr(raw))))
         return None
     if not math.isfinite(value) or not -bound <= value <= bound:
         problems.append(
-            ImportLineError(line=line, field=field, message=f"{raw} is outside -{bound}..{bound}")
+            _line_error(line, field, text(_("{value} is outside -{bound}..{bound}"), value=raw, bound=bound))
         )
         return None
     return value
@@ -195,12 +218,14 @@ def import_stores(
     rows, errors = parse_store_csv(binary, max_rows=max_rows)
     if errors:
         raise Unprocessable(
-            f"{len(errors)} problem(s) in the file; nothing was imported",
+            text(_("{count} problem(s) in the file; nothing was imported"), count=len(errors)),
             code="invalid_store_file",
             errors=[e.model_dump() for e in errors],
         )
     if not rows:
-        raise Unprocessable("the file has a header but no stores", code="invalid_store_file", errors=[])
+        raise Unprocessable(
+            text(_("the file has a header but no stores")), code="invalid_store_file", errors=[]
+        )
     count = select(func.count()).select_from(Store).where(Store.organization_id == organization_id)
     before = session.exec(count).one()
     now = utcnow()

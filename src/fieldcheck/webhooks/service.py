@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select, update
 
 from fieldcheck.db import new_id, utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
+from fieldcheck.i18n import _, text
 from fieldcheck.jobs import JobContext, JobExecution, enqueue
 from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
@@ -49,7 +50,7 @@ def new_secret() -> str:
 
 
 def _url_problem(exc: targets.TargetRefused) -> Unprocessable:
-    return Unprocessable(str(exc), code=exc.code, errors=[field_error("url", str(exc))])
+    return Unprocessable(exc.text, code=exc.code, errors=[field_error("url", exc.text)])
 
 
 def register_endpoint(
@@ -57,7 +58,9 @@ def register_endpoint(
 ) -> WebhookEndpoint:
     unknown = sorted(set(data.events) - KNOWN_EVENTS)
     if unknown:
-        message = f"unknown event(s) {', '.join(unknown)}; known: {EVENT_NAMES}"
+        message = text(
+            _("unknown event(s) {events}; known: {known}"), events=", ".join(unknown), known=EVENT_NAMES
+        )
         raise Unprocessable(
             message,
             code="unknown_webhook_events",
@@ -86,7 +89,7 @@ def get_endpoint(session: Session, organization_id: uuid.UUID, endpoint_id: uuid
         )
     ).first()
     if endpoint is None:
-        raise NotFound("no such webhook endpoint", code="webhook_not_found")
+        raise NotFound(text(_("no such webhook endpoint")), code="webhook_not_found")
     return endpoint
 
 
@@ -146,7 +149,7 @@ def rotate_secret(session: Session, organization_id: uuid.UUID, endpoint_id: uui
     ).first()
     endpoint = get_endpoint(session, organization_id, endpoint_id)
     if rotated is None:
-        raise Conflict("this webhook endpoint is disabled", code="webhook_disabled")
+        raise Conflict(text(_("this webhook endpoint is disabled")), code="webhook_disabled")
     session.refresh(endpoint)
     return endpoint
 
@@ -197,7 +200,7 @@ def get_delivery(session: Session, organization_id: uuid.UUID, delivery_id: uuid
         )
     ).first()
     if delivery is None:
-        raise NotFound("no such webhook delivery", code="delivery_not_found")
+        raise NotFound(text(_("no such webhook delivery")), code="delivery_not_found")
     return delivery
 
 
@@ -252,11 +255,11 @@ def redeliver(session: Session, organization_id: uuid.UUID, delivery_id: uuid.UU
     if reset is None:
         if delivery.status == DeliveryStatus.pending.value:
             raise Conflict(
-                "this delivery is still being attempted; its next attempt is scheduled",
+                text(_("this delivery is still being attempted; its next attempt is scheduled")),
                 code="delivery_in_progress",
                 next_attempt_at=delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
             )
-        raise Conflict("the webhook endpoint of this delivery is disabled", code="webhook_disabled")
+        raise Conflict(text(_("the webhook endpoint of this delivery is disabled")), code="webhook_disabled")
     enqueue(session, DELIVER_JOB, delivery_id=str(delivery_id), retry=False)
     session.refresh(delivery)
     return delivery

@@ -14,6 +14,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from fieldcheck.i18n import Text, _, text
+
 ALLOWED_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_LENGTH = 2000
@@ -24,10 +26,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TargetRefused(Exception):
-    """Webhooks may not go to this URL; `code` says why (stable, for problem details)."""
+    """Webhooks may not go to this URL; `code` says why (stable, for problem details).
 
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
+    `text` is the reason for the client, in its language; the exception's own message is its English.
+    """
+
+    def __init__(self, message: Text, *, code: str) -> None:
+        super().__init__(message.english)
+        self.text = message
         self.code = code
 
 
@@ -46,27 +52,38 @@ class Target:
 def parse_url(url: str) -> SplitResult:
     """The URL's parts, when it is an absolute http(s) URL without credentials."""
     if len(url) > MAX_URL_LENGTH:
-        raise TargetRefused(f"the URL may be at most {MAX_URL_LENGTH} characters", code="invalid_webhook_url")
+        raise TargetRefused(
+            text(_("the URL may be at most {limit} characters"), limit=MAX_URL_LENGTH),
+            code="invalid_webhook_url",
+        )
     if any(c.isspace() or ord(c) < 0x20 for c in url):
         raise TargetRefused(
-            "the URL may not contain spaces or control characters", code="invalid_webhook_url"
+            text(_("the URL may not contain spaces or control characters")), code="invalid_webhook_url"
         )
     try:
         parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a port out of range or not a number
+        _port = parts.port  # raises ValueError for a port out of range or not a number
     except ValueError as exc:
-        raise TargetRefused(f"not a valid URL: {exc}", code="invalid_webhook_url") from None
+        raise TargetRefused(
+            text(_("not a valid URL: {error}"), error=str(exc)), code="invalid_webhook_url"
+        ) from None
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        raise TargetRefused("the URL must start with https:// or http://", code="invalid_webhook_url")
+        raise TargetRefused(
+            text(_("the URL must start with https:// or http://")), code="invalid_webhook_url"
+        )
     if parts.username is not None or parts.password is not None:
         raise TargetRefused(
-            "the URL may not contain a user name or password; authenticate deliveries by their signature",
+            text(
+                _(
+                    "the URL may not contain a user name or password; authenticate deliveries by their signature"
+                )
+            ),
             code="invalid_webhook_url",
         )
     if not parts.hostname:
-        raise TargetRefused("the URL has no host name", code="invalid_webhook_url")
+        raise TargetRefused(text(_("the URL has no host name")), code="invalid_webhook_url")
     if parts.fragment:
-        raise TargetRefused("the URL may not contain a fragment (#...)", code="invalid_webhook_url")
+        raise TargetRefused(text(_("the URL may not contain a fragment (#...)")), code="invalid_webhook_url")
     return parts
 
 
@@ -105,14 +122,17 @@ def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise TargetRefused(
-            f"the host name {host!r} does not resolve ({exc})", code="unresolvable_webhook_host"
+            text(_("the host name {host} does not resolve ({error})"), host=repr(host), error=str(exc)),
+            code="unresolvable_webhook_host",
         ) from None
     addresses: dict[IPAddress, None] = {}
     for _family, _type, _proto, _name, sockaddr in infos:
         # Scope ids (fe80::1%eth0) are dropped: such addresses are link-local and refused anyway.
         addresses[ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])] = None
     if not addresses:
-        raise TargetRefused(f"the host name {host!r} has no address", code="unresolvable_webhook_host")
+        raise TargetRefused(
+            text(_("the host name {host} has no address"), host=repr(host)), code="unresolvable_webhook_host"
+        )
     return tuple(addresses)
 
 
@@ -127,8 +147,14 @@ def resolve_target(url: str, *, allow_private: bool) -> Target:
         refused = [str(a) for a in addresses if not is_public(a)]
         if refused:
             raise TargetRefused(
-                f"the host {host} points at {', '.join(refused)}: webhooks go to public internet addresses only, "
-                "never to private, loopback, link-local, multicast or reserved ones",
+                text(
+                    _(
+                        "the host {host} points at {addresses}: webhooks go to public internet addresses "
+                        "only, never to private, loopback, link-local, multicast or reserved ones"
+                    ),
+                    host=host,
+                    addresses=", ".join(refused),
+                ),
                 code="private_webhook_target",
             )
     return Target(url=url, scheme=scheme, host=host, port=port, netloc=parts.netloc, addresses=addresses)

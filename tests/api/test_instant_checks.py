@@ -1,0 +1,200 @@
+"""Instant per-photo checks: the phone says an upload finished, reads the photo's checks while still
+in the store, retakes a bad one, and the submission reuses what was measured; on every backend."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlmodel import func, select
+
+from fieldcheck.assignments import checking
+from fieldcheck.jobs import OutboxMessage
+from fieldcheck.photos.models import Photo
+from tests.support import photos
+from tests.support.factories import problem, runtime_of
+from tests.support.submissions import Field, by_check, checked, submit, upload
+
+SHAKEN = "blur_honor7x_176_motion.jpg"  # a real shaken phone photo: its blur check fails
+SHARP = "blur_honor7x_176_sharp.jpg"  # the same scene, sharp
+
+
+def say_uploaded(client: Any, worker: Any, assignment_id: str, photo_id: str, **headers: str) -> Any:
+    return client.post(
+        f"/api/v1/assignments/{assignment_id}/photos/{photo_id}/uploaded",
+        headers={**worker.headers, **headers},
+    )
+
+
+def photo_checks(
+    client: Any, worker: Any, assignment_id: str, photo_id: str, **headers: str
+) -> dict[str, Any]:
+    runtime_of(client).jobs.join()
+    answer = client.get(
+        f"/api/v1/assignments/{assignment_id}/photos/{photo_id}", headers={**worker.headers, **headers}
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def named(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in body["checks"]}
+
+
+def test_a_shaken_photo_is_explained_in_the_store_retaken_and_the_submission_reuses_the_checks(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    field = Field(app_client)
+    worker = field.worker()
+    assignment_id = field.reserve(worker)
+
+    shaken_id = upload(app_client, worker, assignment_id, photos.real(SHAKEN))
+    said = say_uploaded(app_client, worker, assignment_id, shaken_id)
+    assert said.status_code == 202, said.text
+    assert said.json()["check_status"] == "pending"
+    assert said.json()["checks"] == []
+    shaken = photo_checks(app_client, worker, assignment_id, shaken_id)
+    assert shaken["check_status"] == "checked"
+    checks = named(shaken)
+    assert {"file", "resolution", "blur", "exposure", "screen", "reference_match", "duplicate"} <= set(checks)
+    assert checks["blur"]["outcome"] == "fail"
+    assert "Hold the phone still" in checks["blur"]["explanation"]
+    assert checks["blur"]["value"].endswith(" px")
+    assert shaken["thumbnail_url"], "the phone can show the photo it took"
+    # The same checks in French, for a phone set to French.
+    french = named(
+        photo_checks(app_client, worker, assignment_id, shaken_id, **{"Accept-Language": "fr-FR,fr"})
+    )
+    assert french["blur"]["explanation"].startswith("La photo est floue")
+    assert "," in french["blur"]["value"]  # 4,98 px: a decimal comma
+    # The duplicate answer is a first look: it says the check at submission decides.
+    assert checks["duplicate"]["outcome"] == "pass"
+    assert "the check when you submit decides" in checks["duplicate"]["explanation"]
+
+    # Said again for the same upload (a phone retrying): nothing new is queued.
+    runtime = runtime_of(app_client)
+    with runtime.db.transaction(read_only=True) as session:
+        queued = session.exec(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.job_name == "assignments.check_photo")
+        ).one()
+    again = say_uploaded(app_client, worker, assignment_id, shaken_id)
+    assert again.status_code == 202 and again.json()["check_status"] == "checked"
+    with runtime.db.transaction(read_only=True) as session:
+        assert (
+            session.exec(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.job_name == "assignments.check_photo")
+            ).one()
+            == queued
+        )
+
+    # The worker deletes it: its place is free, its objects (the upload and its copies) go.
+    with runtime.db.transaction(read_only=True) as session:
+        stored = session.get(Photo, uuid.UUID(shaken_id))
+        assert stored is not None
+        keys = [stored.storage_key, stored.thumbnail_key, stored.safe_key]
+    assert all(keys)
+    dropped = app_client.delete(
+        f"/api/v1/assignments/{assignment_id}/photos/{shaken_id}", headers=worker.headers
+    )
+    assert dropped.status_code == 204, dropped.text
+    runtime.jobs.join()
+    assert all(runtime.storage.head(key) is None for key in keys if key)
+    gone = app_client.get(f"/api/v1/assignments/{assignment_id}/photos/{shaken_id}", headers=worker.headers)
+    problem(gone, 404, "photo_not_found")
+
+    sharp_id = upload(app_client, worker, assignment_id, photos.real(SHARP))
+    assert say_uploaded(app_client, worker, assignment_id, sharp_id).status_code == 202
+    sharp = photo_checks(app_client, worker, assignment_id, sharp_id)
+    assert sharp["check_status"] == "checked"
+    assert named(sharp)["blur"]["outcome"] == "pass", named(sharp)["blur"]
+
+    # At submission the photo is not read or decoded again: what the instant checks found is used.
+    def no_second_measure(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the submitted photo was measured again")
+
+    monkeypatch.setattr(checking.checks, "measure_photo", no_second_measure)
+    assert submit(app_client, worker, assignment_id, [sharp_id]).status_code == 202
+    result = checked(app_client, worker, assignment_id)
+    assert result["status"] == "approved", [(c["name"], c["outcome"], c["value"]) for c in result["checks"]]
+    decided = by_check(result)
+    assert decided["blur"][0]["value"] == named(sharp)["blur"]["value"]
+    # The duplicate decision is made at submission: not the hint.
+    assert "first look" not in decided["duplicate"][0]["explanation"]
+    assert {"location", "exif_time", "exif_gps"} <= set(decided)
+    # Submitted: the photo stays, and says so.
+    late = say_uploaded(app_client, worker, assignment_id, sharp_id)
+    problem(late, 409)
+
+
+def test_the_early_duplicate_answer_is_a_hint_and_the_submission_decides(app_client: Any) -> None:
+    field = Field(app_client)
+    data = photos.real(SHARP)
+    first = field.worker()
+    first_assignment = field.reserve(first)
+    first_photo = upload(app_client, first, first_assignment, data)
+    assert submit(app_client, first, first_assignment, [first_photo]).status_code == 202
+    assert checked(app_client, first, first_assignment)["status"] == "approved"
+
+    second = field.worker()
+    assignment_id = field.reserve(second)
+    copy_id = upload(app_client, second, assignment_id, data)
+    assert say_uploaded(app_client, second, assignment_id, copy_id).status_code == 202
+    hint = named(photo_checks(app_client, second, assignment_id, copy_id))["duplicate"]
+    assert hint["outcome"] == "fail"
+    assert "already submitted before" in hint["explanation"] and "first look" in hint["explanation"]
+    assert submit(app_client, second, assignment_id, [copy_id]).status_code == 202
+    result = checked(app_client, second, assignment_id)
+    assert result["status"] == "rejected"
+    assert by_check(result)["duplicate"][0]["outcome"] == "fail"
+
+
+def test_bad_calls_get_clear_answers_and_a_failed_check_runs_again_at_submission(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    field = Field(app_client)
+    worker, stranger = field.worker(), field.worker()
+    assignment_id = field.reserve(worker)
+    # Announced, never uploaded.
+    announced = app_client.post(
+        f"/api/v1/assignments/{assignment_id}/photos",
+        json={"content_type": "image/jpeg", "size_bytes": 1000},
+        headers=worker.headers,
+    )
+    waiting_id = announced.json()["photo_id"]
+    problem(say_uploaded(app_client, worker, assignment_id, waiting_id), 422, "photo_not_uploaded")
+    french = problem(
+        say_uploaded(app_client, worker, assignment_id, waiting_id, **{"Accept-Language": "fr"}),
+        422,
+        "photo_not_uploaded",
+    )
+    assert french["detail"].startswith("la photo n'est pas encore arrivée"), french
+    # Someone else's photo is not found, whoever asks for it.
+    photo_id = upload(app_client, worker, assignment_id, photos.real(SHARP))
+    problem(say_uploaded(app_client, stranger, assignment_id, photo_id), 404)
+    problem(
+        app_client.get(f"/api/v1/assignments/{assignment_id}/photos/{photo_id}", headers=stranger.headers),
+        404,
+    )
+
+    # The instant checks fail (a storage outage, a bug): the photo says so, the submission measures it.
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError("storage went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(checking.checks, "measure_photo", broken)
+        assert say_uploaded(app_client, worker, assignment_id, photo_id).status_code == 202
+        assert photo_checks(app_client, worker, assignment_id, photo_id)["check_status"] == "failed_to_check"
+    dropped = app_client.delete(
+        f"/api/v1/assignments/{assignment_id}/photos/{waiting_id}", headers=worker.headers
+    )
+    assert dropped.status_code == 204
+    assert submit(app_client, worker, assignment_id, [photo_id]).status_code == 202
+    result = checked(app_client, worker, assignment_id)
+    assert result["status"] == "approved", [(c["name"], c["outcome"]) for c in result["checks"]]
+    assert by_check(result)["blur"][0]["outcome"] == "pass"
