@@ -295,7 +295,7 @@ class ReviewConsoleController(Controller):
             item=detail,
             photo_checks=photo_checks,
             visit_checks=visit_checks,
-            reason_codes=[(code.value, REASON_TEXT[code]) for code in ReasonCode],
+            reason_codes=[(code.value, REASON_TEXT[code].english) for code in ReasonCode],
             position_svg=_positions_svg(detail),
         )
 

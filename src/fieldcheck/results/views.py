@@ -337,7 +337,10 @@ def client_decision(event: AssignmentEvent, private_texts: set[str]) -> ClientDe
     details = event.details or {}
     if by is DecidedBy.reviewer:
         codes = [c for c in details.get("codes") or [] if c in ReasonCode.__members__]
-        reasons = [REASON_TEXT[ReasonCode(c)] for c in codes] or [f"{outcome.capitalize()} by a reviewer."]
+        # Clients read English: the reviewer's reason codes, not the worker's texts.
+        reasons = [REASON_TEXT[ReasonCode(c)].english for c in codes] or [
+            f"{outcome.capitalize()} by a reviewer."
+        ]
     else:
         reasons = []
         for text in details.get("reasons") or [event.reason]:

@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Text,
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import EnumText, JSONType, UTCDateTime, new_id, utcnow
+from fieldcheck.i18n import _, text
 
 
 class QueueReason(StrEnum):
@@ -38,13 +39,13 @@ class AppealOutcome(StrEnum):
 
 # What a worker reads for each code: plain words, and what to do next time.
 REASON_TEXT = {
-    ReasonCode.blurry: "The photos are too blurred to read the products.",
-    ReasonCode.wrong_shelf: "The photos do not show the shelf the instructions ask for.",
-    ReasonCode.wrong_store: "The photos were taken in another store.",
-    ReasonCode.duplicate: "The photos were used before, or are copies of other photos.",
-    ReasonCode.not_in_store: "The work was not done inside the store.",
-    ReasonCode.incomplete: "Part of what the instructions ask for is missing.",
-    ReasonCode.other: "Another reason, explained in the reviewer's comment.",
+    ReasonCode.blurry: text(_("The photos are too blurred to read the products.")),
+    ReasonCode.wrong_shelf: text(_("The photos do not show the shelf the instructions ask for.")),
+    ReasonCode.wrong_store: text(_("The photos were taken in another store.")),
+    ReasonCode.duplicate: text(_("The photos were used before, or are copies of other photos.")),
+    ReasonCode.not_in_store: text(_("The work was not done inside the store.")),
+    ReasonCode.incomplete: text(_("Part of what the instructions ask for is missing.")),
+    ReasonCode.other: text(_("Another reason, explained in the reviewer's comment.")),
 }
 
 

@@ -16,7 +16,7 @@ from fieldcheck.assignments.transitions import free_slot, transition
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import insert_ignore, utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
-from fieldcheck.i18n import _, text
+from fieldcheck.i18n import Text, _, text
 from fieldcheck.reviews.models import (
     REASON_TEXT,
     Appeal,
@@ -195,6 +195,24 @@ def release_claim(session: Session, *, reviewer_id: uuid.UUID, assignment_id: uu
     return bool(result.rowcount)
 
 
+APPROVED_BY_A_PERSON = text(_("A reviewer checked the work and approved it."))
+APPEALED = text(_("Appealed: a reviewer will look at it again."))
+DEADLINE_PASSED = text(_("The review deadline passed: the platform approved the work."))
+REVERSED = text(_("The rejection was reversed by the platform: the work is approved and paid."))
+
+
+def _approved_reason(kind: QueueReason) -> Text:
+    if kind is QueueReason.appeal:
+        return text(_("Approved by a reviewer on appeal."))
+    return text(_("Approved by a reviewer."))
+
+
+def _rejected_reason(final: bool) -> Text:
+    if final:
+        return text(_("Rejected by a reviewer on appeal; this decision is final."))
+    return text(_("Rejected by a reviewer; you can appeal to another reviewer."))
+
+
 def decide(
     session: Session,
     *,
@@ -219,7 +237,10 @@ def decide(
             code="reason_required",
             errors=[field_error("reasons", text(_("at least one reason code")))],
         )
-    words = [REASON_TEXT[r] for r in reasons] + ([f"Reviewer's comment: {comment}"] if comment else [])
+    said = [REASON_TEXT[r] for r in reasons] + (
+        [text(_("Reviewer's comment: {comment}"), comment=comment)] if comment else []
+    )
+    words = [reason.english for reason in said]
     session.add(
         Review(
             assignment_id=assignment_id,
@@ -245,9 +266,11 @@ def decide(
             to=S.approved,
             actor_type=ActorType.reviewer,
             actor_id=reviewer_id,
-            reason="Approved by a reviewer" + (" on appeal." if kind is QueueReason.appeal else "."),
+            reason=(approved := _approved_reason(kind)).english,
             details={
-                "reasons": words or ["A reviewer checked the work and approved it."],
+                "reasons": words or [APPROVED_BY_A_PERSON.english],
+                "reason_texts": [t.as_json() for t in said or [APPROVED_BY_A_PERSON]],
+                "reason_text": approved.as_json(),
                 "codes": [r.value for r in reasons],
             },
             values={"decided_at": now, "review_due_at": None},
@@ -261,9 +284,14 @@ def decide(
             to=S.rejected,
             actor_type=ActorType.reviewer,
             actor_id=reviewer_id,
-            reason="Rejected by a reviewer"
-            + (" on appeal; this decision is final." if final else "; you can appeal to another reviewer."),
-            details={"reasons": words, "codes": [r.value for r in reasons], "final": final},
+            reason=(rejected := _rejected_reason(final)).english,
+            details={
+                "reasons": words,
+                "reason_texts": [t.as_json() for t in said],
+                "reason_text": rejected.as_json(),
+                "codes": [r.value for r in reasons],
+                "final": final,
+            },
             values={"decided_at": now, "review_due_at": None},
         )
         if final:
@@ -326,8 +354,8 @@ def appeal(
             actor_type=ActorType.worker,
             actor_id=worker_id,
             worker_id=worker_id,
-            reason="Appealed: a reviewer will look at it again.",
-            details={"message": message},
+            reason=APPEALED.english,
+            details={"message": message, "reason_text": APPEALED.as_json()},
             values={"appealed_at": now, "review_due_at": due},
         )
         is None
@@ -360,9 +388,20 @@ def approve_overdue(session: Session, *, now: datetime | None = None) -> int:
             to=S.approved,
             actor_type=ActorType.system,
             actor_id=None,
-            reason="Approved and paid because no person reviewed it within "
-            f"{campaign.review_deadline_hours} hours, as the platform promises.",
-            details={"reasons": ["The review deadline passed: the platform approved the work."]},
+            reason=(
+                late := text(
+                    _(
+                        "Approved and paid because no person reviewed it within {hours} hours, as the "
+                        "platform promises."
+                    ),
+                    hours=campaign.review_deadline_hours,
+                )
+            ).english,
+            details={
+                "reasons": [DEADLINE_PASSED.english],
+                "reason_texts": [DEADLINE_PASSED.as_json()],
+                "reason_text": late.as_json(),
+            },
             values={"decided_at": now, "review_due_at": None},
         )
         if changed is None:
@@ -439,8 +478,14 @@ def reverse_rejection(
         to=S.approved,
         actor_type=ActorType.admin,
         actor_id=admin_id,
-        reason="The rejection was reversed by the platform: the work is approved and paid.",
-        details={"reasons": [f"The platform reversed its rejection: {reason}"]},
+        reason=REVERSED.english,
+        details={
+            "reasons": [
+                (why := text(_("The platform reversed its rejection: {reason}"), reason=reason)).english
+            ],
+            "reason_texts": [why.as_json()],
+            "reason_text": REVERSED.as_json(),
+        },
         values={"decided_at": now, "review_due_at": None},
     )
     if changed is None:
