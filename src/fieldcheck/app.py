@@ -66,6 +66,7 @@ from fieldcheck.web import (
     refuse_nul_in_url_middleware,
 )
 from fieldcheck.webhooks.controllers import WebhookController
+from fieldcheck.workerapp.controllers import WorkerAppController
 
 log = logging.getLogger("fieldcheck.app")
 
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if isinstance(rt.storage, LocalStorage):
         handlers.append(LocalStorageController)
     handlers.append(console_router())
+    handlers.append(WorkerAppController)
 
     app = Litestar(
         route_handlers=handlers,

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -47,19 +48,87 @@ def main() -> None:
     """
 
 
+def _check_tls(settings: Settings) -> None:
+    """Both files or neither, each readable, and a certificate with its key: said plainly, before
+    anything starts (uvicorn would stop with a traceback)."""
+    import ssl
+
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        given, missing = (
+            ("--tls-cert", "--tls-key") if settings.tls_key is None else ("--tls-key", "--tls-cert")
+        )
+        raise click.UsageError(
+            f"{given} needs {missing} too: HTTPS takes the certificate and its private key "
+            "(FIELDCHECK_TLS_CERT and FIELDCHECK_TLS_KEY); give both, or neither for plain HTTP"
+        )
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    for option, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {path}: {exc.strerror or exc}", param_hint=f"'{option}'"
+            ) from None
+    encrypted = False
+
+    def no_password() -> bytes:
+        nonlocal encrypted
+        encrypted = True
+        return b""
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key, password=no_password
+        )
+    except ssl.SSLError as exc:
+        reason = (
+            "the key is protected by a passphrase; give an unencrypted key "
+            "(openssl pkey -in KEY -out KEY-plain.pem)"
+            if encrypted
+            else f"they are not a PEM certificate and its private key ({exc.reason or exc})"
+        )
+        raise click.UsageError(f"cannot use {settings.tls_cert} with {settings.tls_key}: {reason}") from None
+
+
+_tls_cert_option = click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM; default FIELDCHECK_TLS_CERT). With --tls-key.",
+)
+_tls_key_option = click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The certificate's private key (PEM, unencrypted; default FIELDCHECK_TLS_KEY).",
+)
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema on start.")
-def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
-    """Run the HTTP API (and, embedded, the job worker and scheduler)."""
+@_tls_cert_option
+@_tls_key_option
+def serve(
+    host: str | None, port: int | None, no_migrate: bool, tls_cert: Path | None, tls_key: Path | None
+) -> None:
+    """Run the HTTP API (and, embedded, the job worker and scheduler).
+
+    With --tls-cert and --tls-key it speaks HTTPS: phones need it for their location and camera
+    (the worker app at /app/).
+    """
+    settings = _settings(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    _check_tls(settings)  # before loading the application: a refusal comes at once
+
     import uvicorn
 
     from fieldcheck import migrations
     from fieldcheck.app import create_app
     from fieldcheck.logs import configure_logging
 
-    settings = _settings(host=host, port=port)
     configure_logging(settings.log_level)
     if settings.auto_migrate and not no_migrate:
         migrations.upgrade(settings)
@@ -68,6 +137,13 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
         f"broker: {settings.broker_kind}, storage: {settings.storage_kind}, data: {settings.home})",
         err=True,
     )
+    if settings.host in ("0.0.0.0", "::") and not settings.public_base_url:  # noqa: S104
+        click.echo(
+            f"note: the URLs handed out (photo uploads) start with {settings.base_url}, which other "
+            "devices cannot reach: set FIELDCHECK_PUBLIC_BASE_URL to the address they use "
+            "(or --host that address)",
+            err=True,
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -76,6 +152,8 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
         proxy_headers=False,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
 
 
@@ -306,16 +384,28 @@ def ledger_verify(as_json: bool) -> None:
 @click.option(
     "--any-database", is_flag=True, help="Also seed a configured (non-SQLite) database: a throwaway one only."
 )
+@_tls_cert_option
+@_tls_key_option
 @click.pass_context
-def demo(ctx: click.Context, city: str, then_serve: bool, any_database: bool) -> None:
+def demo(
+    ctx: click.Context,
+    city: str,
+    then_serve: bool,
+    any_database: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
     """Seed demo data: a client with stores around a city, a funded campaign, and work in every state.
 
     Reviewers find flagged items and an appeal in their queue; the client sees results and a
-    report. Running it again changes nothing.
+    report; a worker with no work yet can try the phone app at /app/ (it needs HTTPS on a phone:
+    --tls-cert and --tls-key, here with --serve, or on `fieldcheck serve`). Running it again
+    changes nothing.
     """
     from fieldcheck.tools.demo import NotADemoDatabase, seed
 
-    settings = _settings()
+    settings = _settings(tls_cert=tls_cert, tls_key=tls_key)
+    _check_tls(settings)
     click.echo(f"seeding demo data into {settings.home} ...", err=True)
     try:
         accounts = seed(settings, city=city, allow_any_database=any_database)
@@ -323,12 +413,19 @@ def demo(ctx: click.Context, city: str, then_serve: bool, any_database: bool) ->
         raise click.ClickException(str(exc)) from None
     click.echo("demo data ready" if accounts.created else "demo data was already there")
     click.echo(f"console:   {settings.base_url}/console/  (after `fieldcheck serve` or ./scripts/run)")
+    click.echo(
+        f"app:       {settings.base_url}/app/  ({accounts.fresh_worker}: a worker with no work yet, "
+        "for the phone app)"
+    )
     click.echo(f"password:  {accounts.password}  (every demo account)")
     click.echo(f"client:    {accounts.client}")
     click.echo(f"reviewers: {', '.join(accounts.reviewers)}")
-    click.echo(f"workers:   {accounts.workers[0]} ... {accounts.workers[-1]} (API only)")
+    click.echo(
+        f"workers:   {accounts.workers[0]} ... {accounts.workers[-1]}  "
+        "(workers with work in every state: approved, in review, rejected, appealed)"
+    )
     if then_serve:
-        ctx.invoke(serve, host=None, port=None, no_migrate=True)
+        ctx.invoke(serve, host=None, port=None, no_migrate=True, tls_cert=tls_cert, tls_key=tls_key)
 
 
 @main.command("check-photos")

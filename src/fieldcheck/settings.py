@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    tls_cert: Path | None = Field(
+        default=None,
+        description="`serve` speaks HTTPS with this certificate (PEM, chain after it); with FIELDCHECK_TLS_KEY. "
+        "Phones need HTTPS for location and the camera.",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="The private key (PEM, unencrypted) of FIELDCHECK_TLS_CERT."
+    )
     signed_url_ttl_s: int = Field(default=900, ge=30, le=7 * 86400)
 
     # Passwords, sign-in throttling and sign-up limits.
@@ -227,6 +235,16 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
 
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def tls_enabled(self) -> bool:
+        """`serve` speaks HTTPS (both the certificate and its key are configured)."""
+        return self.tls_cert is not None and self.tls_key is not None
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -270,7 +288,7 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_enabled else 'http'}://{host}:{self.port}"
 
     @cached_property
     def secret(self) -> bytes:

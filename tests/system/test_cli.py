@@ -204,7 +204,45 @@ def test_demo_seeds_every_case_once(tmp_path: Path) -> None:
         stores = db.execute("SELECT count(*) FROM stores").fetchone()[0]
     assert statuses == {"approved": 5, "in_review": 3, "rejected": 1, "appealed": 1}
     assert exports == [("done",)] and stores == 12
+    assert "worker.demo@example.com" in first.stdout and "/app/" in first.stdout
+    assert "API only" not in first.stdout
+    _assert_fresh_demo_worker(tmp_path)
     again = _run("demo", home=tmp_path)
     assert again.returncode == 0 and "already there" in again.stdout
     with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
         assert db.execute("SELECT count(*) FROM assignments").fetchone()[0] == 10
+    # A data folder seeded before the demo had the fresh worker: a new run adds it, nothing else.
+    with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
+        db.execute("DELETE FROM users WHERE email = 'worker.demo@example.com'")
+    older = _run("demo", home=tmp_path)
+    assert older.returncode == 0, older.stderr
+    assert "already there" in older.stdout and "worker.demo@example.com" in older.stdout
+    _assert_fresh_demo_worker(tmp_path)
+    with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
+        assert db.execute("SELECT count(*) FROM assignments").fetchone()[0] == 10
+        demo_accounts = db.execute("SELECT count(*) FROM users WHERE email LIKE '%.demo@example.com'")
+        assert demo_accounts.fetchone()[0] == 14  # client, 2 reviewers, 10 workers, the fresh worker
+
+
+def _assert_fresh_demo_worker(home: Path) -> None:
+    """The demo's worker for the phone app: a worker who can sign in and has no work yet."""
+    from litestar.testing import TestClient
+
+    from fieldcheck.app import create_app
+    from fieldcheck.settings import Settings
+    from fieldcheck.tools.demo import DEMO_PASSWORD
+
+    settings = Settings(home=home, argon2_time_cost=1, argon2_memory_kib=8192)
+    with TestClient(create_app(settings), base_url=settings.base_url) as api:
+        token = api.post(
+            "/api/v1/auth/token", json={"email": "worker.demo@example.com", "password": DEMO_PASSWORD}
+        )
+        assert token.status_code == 200, token.text
+        assert token.json()["role"] == "worker"
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        me = api.get("/api/v1/me", headers=auth)
+        assert me.status_code == 200, me.text
+        assert me.json()["display_name"] == "Wanda Worker"
+        work = api.get("/api/v1/me/assignments", headers=auth)
+        assert work.status_code == 200, work.text
+        assert work.json()["items"] == []

@@ -43,6 +43,12 @@ class PaymentOut(BaseModel):
     currency: str
 
 
+class PhotoRulesOut(BaseModel):
+    min_photos: int
+    max_photos: int
+    min_short_side_px: int
+
+
 class AssignmentOut(BaseModel):
     id: uuid.UUID
     task_id: uuid.UUID
@@ -63,6 +69,11 @@ class AssignmentOut(BaseModel):
     decision: DecisionOut | None = None
     payment: PaymentOut
     history: list[AssignmentEventOut]
+    estimated_minutes: int | None = None
+    photo_rules: PhotoRulesOut | None = None
+    appeal_until: datetime | None = Field(
+        default=None, description="Until when the rejection can be appealed (null: it cannot be, or not now)."
+    )
 
 
 class DeviceLocation(BaseModel):

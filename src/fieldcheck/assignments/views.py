@@ -6,6 +6,8 @@ Read for a page of assignments at once: a handful of queries whatever the page's
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlmodel import Session
 
 from fieldcheck.assignments import service
@@ -24,12 +26,14 @@ from fieldcheck.assignments.schemas import (
     CheckOut,
     DecisionOut,
     PaymentOut,
+    PhotoRulesOut,
 )
 from fieldcheck.assignments.transitions import reference
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.checks.photo import Check
 from fieldcheck.checks.service import results_of
+from fieldcheck.db import utcnow
 from fieldcheck.i18n import Text, render_stored
 from fieldcheck.ledger import service as ledger
 from fieldcheck.photos.models import Photo
@@ -85,6 +89,21 @@ def decision_out(event: AssignmentEvent) -> DecisionOut:
     )
 
 
+def appeal_until(
+    assignment: Assignment, events: list[AssignmentEvent], settings: Settings
+) -> datetime | None:
+    """Until when a rejection may be appealed: once, within the window, unless it was final."""
+    if assignment.status != AssignmentStatus.rejected.value or assignment.decided_at is None:
+        return None
+    if any(e.to_status == AssignmentStatus.appealed.value for e in events):
+        return None
+    last = latest_decision(events)
+    if last is not None and last.details.get("final"):
+        return None
+    until = assignment.decided_at + timedelta(days=settings.appeal_window_days)
+    return until if until > utcnow() else None
+
+
 def payment_of(assignment: Assignment, campaign: Campaign, paid: dict[str, int]) -> PaymentOut:
     """Released (credited to the worker's balance), due, pending, or none."""
     if assignment.status == AssignmentStatus.approved.value:
@@ -123,7 +142,13 @@ def assignments_out(
                 status=assignment.status,
                 title=campaign.title,
                 instructions=campaign.instructions,
-                store=StoreSummary(name=store.name, address=store.address, lat=store.lat, lon=store.lon),
+                store=StoreSummary(
+                    name=store.name,
+                    address=store.address,
+                    lat=store.lat,
+                    lon=store.lon,
+                    geofence_m=store.geofence_m,
+                ),
                 reward_cents=campaign.reward_cents,
                 currency=campaign.currency,
                 created_at=assignment.created_at,
@@ -136,6 +161,13 @@ def assignments_out(
                 decision=decision_out(decision_event) if decision_event else None,
                 payment=payment_of(assignment, campaign, paid),
                 history=[event_out(e) for e in events[assignment.id]],
+                estimated_minutes=campaign.estimated_minutes,
+                photo_rules=PhotoRulesOut(
+                    min_photos=campaign.min_photos,
+                    max_photos=campaign.max_photos,
+                    min_short_side_px=campaign.min_short_side_px,
+                ),
+                appeal_until=appeal_until(assignment, events[assignment.id], settings),
             )
         )
     return items

@@ -21,7 +21,7 @@ from fieldcheck.i18n import Text, _, text
 
 ACCEPTED_TYPES = ("jpeg", "png", "heic")
 TYPE_NAMES = {"jpeg": "JPEG", "png": "PNG", "heic": "HEIC"}
-ACCEPTED_NAMES = "JPEG, PNG or HEIC"
+ACCEPTED_NAMES = _("JPEG, PNG or HEIC")
 
 # The perceptual measures (exposure, screen, hashes) are taken on a small copy of fixed size, 512
 # px on the long side; blur on a larger one (sharpness.WORKING_LONG_SIDE, 1600 px), where a
@@ -270,9 +270,9 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
                 "{accepted}, as the camera saves it."
             )
         return fail(
-            text(what, kind=kind.upper(), accepted=ACCEPTED_NAMES),
+            text(what, kind=kind.upper(), accepted=text(ACCEPTED_NAMES)),
             kind,
-            ACCEPTED_NAMES,
+            text(ACCEPTED_NAMES),
         )
     structure = {"png": imaging.png_structure, "heic": imaging.heic_structure}.get(
         kind, imaging.jpeg_structure
@@ -372,7 +372,7 @@ def _file_safety(data: bytes, report: PhotoReport, *, max_bytes: int, max_pixels
             "file",
             Outcome.passed,
             f"{TYPE_NAMES[kind]}, {header.width}x{header.height}",
-            ACCEPTED_NAMES,
+            text(ACCEPTED_NAMES),
             text(_("A complete {kind} image."), kind=TYPE_NAMES[kind]),
         )
     )

@@ -68,3 +68,6 @@ class StoreSummary(BaseModel):
     address: str | None
     lat: float
     lon: float
+    geofence_m: int | None = Field(
+        default=None, description="Radius around the store within which the phone counts as there (m)."
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -54,7 +54,8 @@ VISITS = (
 class DemoAccounts:
     client: str
     reviewers: tuple[str, ...]
-    workers: tuple[str, ...]
+    workers: tuple[str, ...]  # the workers of the demo visits (worker1 ... worker10)
+    fresh_worker: str  # a worker with no work yet: to try the phone app on tasks nobody has done
     password: str
     created: bool
     campaign_id: str | None
@@ -104,52 +105,64 @@ def shelf_photo(seed: int, width: int = 1600, height: int = 1200) -> bytes:
     return bytes(buffer)
 
 
+VISIT_WORKERS = tuple(f"worker{i}" for i in range(1, len(VISITS) + 1))
+EMAILS = {
+    "client": "client.demo@example.com",
+    "reviewer": "reviewer.demo@example.com",
+    "reviewer2": "reviewer2.demo@example.com",
+    **{key: f"{key}.demo@example.com" for key in VISIT_WORKERS},
+    "fresh_worker": "worker.demo@example.com",
+}
+DISPLAY_NAMES = {
+    "client": "Demo client",
+    "reviewer": "Rita Reviewer",
+    "reviewer2": "Raj Reviewer",
+    **{key: f"Worker {key[6:]}" for key in VISIT_WORKERS},
+    "fresh_worker": "Wanda Worker",
+}
+
+
 def _accounts(settings: Settings, runtime: Any) -> tuple[dict[str, User], bool]:
-    """The demo accounts, made once; True when the demo campaign is still to be seeded."""
-    emails = {
-        "client": "client.demo@example.com",
-        "reviewer": "reviewer.demo@example.com",
-        "reviewer2": "reviewer2.demo@example.com",
-        **{f"worker{i}": f"worker{i}.demo@example.com" for i in range(1, len(VISITS) + 1)},
-    }
+    """The demo accounts, made once; True when the demo campaign is still to be seeded.
+
+    A later run reuses them by e-mail address, and makes those an earlier version of the demo
+    did not (the fresh worker).
+    """
     with runtime.db.transaction() as session:
-        existing = session.exec(select(User).where(User.email == emails["client"])).first()
+        existing = session.exec(select(User).where(User.email == EMAILS["client"])).first()
         if existing is not None:
-            users = {
-                key: session.exec(select(User).where(User.email == email)).one()
-                for key, email in emails.items()
-            }
+            organization_id = existing.organization_id
             seeded = session.exec(
-                select(Campaign.id).where(Campaign.organization_id == existing.organization_id)
+                select(Campaign.id).where(Campaign.organization_id == organization_id)
             ).first()
-            session.expunge_all()
-            return users, seeded is None  # an earlier run stopped half-way: seed the rest now
-        organization = create_organization(session, name="Demo Retail")
-        users = {}
-        for key, email in emails.items():
-            role = (
-                Role.client
-                if key == "client"
-                else Role.reviewer
-                if key.startswith("reviewer")
-                else Role.worker
-            )
-            users[key] = create_user(
-                session,
-                runtime.passwords,
-                email=email,
-                password=DEMO_PASSWORD,
-                role=role,
-                display_name={
-                    "client": "Demo client",
-                    "reviewer": "Rita Reviewer",
-                    "reviewer2": "Raj Reviewer",
-                }.get(key, f"Worker {key[6:]}"),
-                organization_id=organization.id if role is Role.client else None,
-            )
+        else:
+            organization_id = create_organization(session, name="Demo Retail").id
+            seeded = None
+        users: dict[str, User] = {}
+        for key, email in EMAILS.items():
+            found = session.exec(select(User).where(User.email == email)).first()
+            if found is None:
+                role = (
+                    Role.client
+                    if key == "client"
+                    else Role.reviewer
+                    if key.startswith("reviewer")
+                    else Role.worker
+                )
+                found = create_user(
+                    session,
+                    runtime.passwords,
+                    email=email,
+                    password=DEMO_PASSWORD,
+                    role=role,
+                    display_name=DISPLAY_NAMES[key],
+                    organization_id=organization_id if role is Role.client else None,
+                )
+            users[key] = found
         session.flush()
         session.expunge_all()
-        return users, True
+        # No campaign yet: a new database, or an earlier run stopped half-way (seed the rest now).
+        return users, seeded is None
 
 
 class NotADemoDatabase(Exception):
@@ -171,11 +184,18 @@ def seed(settings: Settings, city: str = "paris", *, allow_any_database: bool = 
     migrations.upgrade(settings)
     runtime = Runtime(settings)
     users, created = _accounts(settings, runtime)
-    reviewers = (users["reviewer"].email, users["reviewer2"].email)
-    workers = tuple(u.email for k, u in users.items() if k.startswith("worker"))
+    accounts = DemoAccounts(
+        client=users["client"].email,
+        reviewers=(users["reviewer"].email, users["reviewer2"].email),
+        workers=tuple(users[key].email for key in VISIT_WORKERS),
+        fresh_worker=users["fresh_worker"].email,
+        password=DEMO_PASSWORD,
+        created=False,
+        campaign_id=None,
+    )
     if not created:
         runtime.close()
-        return DemoAccounts(users["client"].email, reviewers, workers, DEMO_PASSWORD, False, None)
+        return accounts
     lat0, lon0, town, postcode = CITIES[city]
     headers = {
         key: {"Authorization": f"Bearer {issue_token(runtime.tokens, user)}"} for key, user in users.items()
@@ -275,7 +295,7 @@ def seed(settings: Settings, city: str = "paris", *, allow_any_database: bool = 
         )
         runtime.jobs.join()
     runtime.close()
-    return DemoAccounts(users["client"].email, reviewers, workers, DEMO_PASSWORD, True, campaign_id)
+    return replace(accounts, created=True, campaign_id=campaign_id)
 
 
 def _upload(api: Any, headers: dict[str, str], assignment_id: str, data: bytes) -> str:
