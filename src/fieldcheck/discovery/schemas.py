@@ -12,6 +12,13 @@ class NearbyStore(msgspec.Struct):
     address: str | None
     lat: float
     lon: float
+    geofence_m: int
+
+
+class NearbyPhotoRules(msgspec.Struct):
+    min_photos: int
+    max_photos: int
+    min_short_side_px: int
 
 
 class NearbyTask(msgspec.Struct):
@@ -26,6 +33,7 @@ class NearbyTask(msgspec.Struct):
     estimated_minutes: int
     reservation_minutes: int
     slots_left: int
+    photo_rules: NearbyPhotoRules
 
 
 class NearbyPage(msgspec.Struct):

@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 from fieldcheck.assignments.models import RELEASED, Assignment
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import UTCDateTime
-from fieldcheck.discovery.schemas import NearbyStore, NearbyTask
+from fieldcheck.discovery.schemas import NearbyPhotoRules, NearbyStore, NearbyTask
 from fieldcheck.errors import Unprocessable, field_error
 from fieldcheck.geo import distances_m, local_scale_m, search_box
 from fieldcheck.i18n import _, text
@@ -133,6 +133,10 @@ def candidates_statement(bands: int, *, wraps: bool) -> Any:
             col(Campaign.reservation_minutes),
             col(Store.name),
             col(Store.address),
+            col(Store.geofence_m),
+            col(Campaign.min_photos),
+            col(Campaign.max_photos),
+            col(Campaign.min_short_side_px),
         )
         .join(Campaign, col(Campaign.id) == near.c.campaign_id)
         .join(Store, col(Store.id) == near.c.store_id)
@@ -194,6 +198,10 @@ def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
             hold,
             name,
             address,
+            geofence,
+            least,
+            most,
+            side,
         ) = data[i]
         page.append(
             NearbyTask(
@@ -201,13 +209,14 @@ def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
                 campaign_id=campaign_id,
                 title=title,
                 instructions=instructions,
-                store=NearbyStore(name=name, address=address, lat=lat, lon=lon),
+                store=NearbyStore(name=name, address=address, lat=lat, lon=lon, geofence_m=geofence),
                 distance_m=round(float(distances[i]), 1),
                 reward_cents=reward,
                 currency=currency,
                 estimated_minutes=minutes,
                 reservation_minutes=hold,
                 slots_left=slots_left,
+                photo_rules=NearbyPhotoRules(min_photos=least, max_photos=most, min_short_side_px=side),
             )
         )
     return page

@@ -479,6 +479,9 @@ function task(taskId) {
     el("h2", {}, t("store")), el("p", {}, item.store.name, el("br"), item.store.address || ""),
     el("p", { class: "muted" }, distanceText(item.distance_m)),
     el("h2", {}, t("instructions")), el("p", { class: "instructions" }, item.instructions),
+    item.photo_rules ? el("p", {}, t("photo_rules", {
+      min: item.photo_rules.min_photos, max: item.photo_rules.max_photos, side: item.photo_rules.min_short_side_px,
+    })) : null,
     el("p", { class: "muted" }, t("reserve_for", { minutes: item.reservation_minutes, slots: item.slots_left })),
     error,
     el("button", { class: "primary wide", type: "button", onclick: async () => {
