@@ -27,8 +27,8 @@ from fieldcheck.workerapp.texts import TEXTS
 
 STATIC = Path(__file__).parent / "static"
 FILES = {
-    "app.js": "text/javascript; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
+    "app.js": "text/javascript",
+    "app.css": "text/css",
     "manifest.webmanifest": "application/manifest+json",
     "icon.svg": "image/svg+xml",
     "icon-192.png": "image/png",
@@ -109,14 +109,14 @@ class WorkerAppController(Controller):
         )
         settings: Settings = request.app.state.runtime.settings
         return Response(
-            page, media_type="text/html; charset=utf-8", headers=_headers(settings, document=True)
+            page, media_type="text/html", headers=_headers(settings, document=True)
         )
 
     @get("/app/")
     def index(self, settings: NamedDependency[Settings]) -> Response[bytes]:
         return Response(
             _read("index.html"),
-            media_type="text/html; charset=utf-8",
+            media_type="text/html",
             headers=_headers(settings, document=True),
         )
 
@@ -125,7 +125,7 @@ class WorkerAppController(Controller):
         body = _read("sw.js").replace(b"__VERSION__", shell_version().encode())
         return Response(
             body,
-            media_type="text/javascript; charset=utf-8",
+            media_type="text/javascript",
             headers={**_headers(settings, document=False), "Service-Worker-Allowed": "/app/"},
         )
 
