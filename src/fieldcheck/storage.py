@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
-from urllib.parse import quote, urlencode
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
+from urllib.parse import quote, urlencode, urlsplit
 
 import anyio
 import boto3
@@ -48,6 +48,9 @@ from fieldcheck.errors import (
 )
 from fieldcheck.i18n import _, text
 from fieldcheck.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CORSRuleTypeDef
 
 log = logging.getLogger("fieldcheck.storage")
 
@@ -120,6 +123,12 @@ def _expiry(expires_s: int) -> tuple[int, datetime]:
     return exp, datetime.fromtimestamp(exp, UTC)
 
 
+def browser_origins(settings: Settings) -> list[str]:
+    """Where browsers load fieldcheck's pages from: its public address, and the allowed others."""
+    parts = urlsplit(settings.base_url)
+    return list(dict.fromkeys([f"{parts.scheme}://{parts.netloc}", *settings.cors_origins]))
+
+
 class S3Storage:
     kind = "s3"
 
@@ -145,12 +154,29 @@ class S3Storage:
         self.signer = boto3.client("s3", endpoint_url=public, config=config, **common)
         if settings.s3_create_bucket:
             self.ensure_bucket()
+            self.allow_browser_uploads(browser_origins(settings))
 
     def ensure_bucket(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
             self.client.create_bucket(Bucket=self.bucket)
+
+    def allow_browser_uploads(self, origins: list[str]) -> None:
+        """The workers' web app PUTs photos straight to the bucket from its page: the bucket's CORS
+        rule lets its origin do so (signed PUTs only; reading stays by signed URL). Logged, not
+        fatal, when the server does not support CORS rules."""
+        rule: CORSRuleTypeDef = {
+            "AllowedOrigins": origins,
+            "AllowedMethods": ["PUT", "GET", "HEAD"],
+            "AllowedHeaders": ["Content-Type", "If-None-Match", "Content-Length"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3600,
+        }
+        try:
+            self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": [rule]})
+        except ClientError as exc:
+            log.warning("the bucket's CORS rule could not be set (%s): set it for %s by hand", exc, origins)
 
     def presign_upload(
         self, key: str, *, content_type: str, size_bytes: int, expires_s: int

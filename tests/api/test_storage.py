@@ -263,3 +263,12 @@ def test_local_paths_cannot_escape_the_folder(local_client: Any) -> None:
 
 def test_storage_is_ready(app_client: Any) -> None:
     runtime_of(app_client).storage.check()
+
+
+
+def test_a_bucket_fieldcheck_makes_lets_the_phone_app_upload_from_its_pages(s3: S3Storage) -> None:
+    """The workers' web app PUTs photos to the bucket from its own origin: the bucket says it may."""
+    rules = s3.client.get_bucket_cors(Bucket=s3.bucket)["CORSRules"]
+    assert rules[0]["AllowedOrigins"] == ["http://127.0.0.1:8000"]  # the app's origin (the default)
+    assert "PUT" in rules[0]["AllowedMethods"]
+    assert {"Content-Type", "If-None-Match"} <= set(rules[0]["AllowedHeaders"])
