@@ -59,6 +59,7 @@ def test_a_shaken_photo_is_explained_in_the_store_retaken_and_the_submission_reu
     assert shaken["check_status"] == "checked"
     checks = named(shaken)
     assert {"file", "resolution", "blur", "exposure", "screen", "reference_match", "duplicate"} <= set(checks)
+    assert {"exif_time", "exif_gps"} <= set(checks)  # its own time and place, as far as known yet
     assert checks["blur"]["outcome"] == "fail"
     assert "Hold the phone still" in checks["blur"]["explanation"]
     assert checks["blur"]["value"].endswith(" px")
@@ -69,9 +70,9 @@ def test_a_shaken_photo_is_explained_in_the_store_retaken_and_the_submission_reu
     )
     assert french["blur"]["explanation"].startswith("La photo est floue")
     assert "," in french["blur"]["value"]  # 4,98 px: a decimal comma
-    # The duplicate answer is a first look: it says the check at submission decides.
+    # The duplicate answer is a first look (the same file only): the submission's decides.
     assert checks["duplicate"]["outcome"] == "pass"
-    assert "the check when you submit decides" in checks["duplicate"]["explanation"]
+    assert "is checked when you submit" in checks["duplicate"]["explanation"]
 
     # Said again for the same upload (a phone retrying): nothing new is queued.
     runtime = runtime_of(app_client)
@@ -130,6 +131,36 @@ def test_a_shaken_photo_is_explained_in_the_store_retaken_and_the_submission_reu
     # Submitted: the photo stays, and says so.
     late = say_uploaded(app_client, worker, assignment_id, sharp_id)
     problem(late, 409)
+
+
+def test_a_re_saved_copy_passes_the_first_look_and_fails_at_submission_which_says_so(app_client: Any) -> None:
+    """Near copies are judged at submission only: answering them early would let anyone edit a
+    copied photo until it passes."""
+    import io
+
+    from PIL import Image
+
+    field = Field(app_client)
+    first = field.worker()
+    first_assignment = field.reserve(first)
+    original = photos.real(SHARP)
+    first_photo = upload(app_client, first, first_assignment, original)
+    assert submit(app_client, first, first_assignment, [first_photo]).status_code == 202
+    assert checked(app_client, first, first_assignment)["status"] == "approved"
+    resaved = io.BytesIO()
+    Image.open(io.BytesIO(original)).save(resaved, "JPEG", quality=80)
+    second = field.worker()
+    assignment_id = field.reserve(second)
+    copy_id = upload(app_client, second, assignment_id, resaved.getvalue())
+    assert say_uploaded(app_client, second, assignment_id, copy_id).status_code == 202
+    hint = named(photo_checks(app_client, second, assignment_id, copy_id))["duplicate"]
+    assert hint["outcome"] == "pass" and "is checked when you submit" in hint["explanation"]
+    assert submit(app_client, second, assignment_id, [copy_id]).status_code == 202
+    result = checked(app_client, second, assignment_id)
+    assert result["status"] == "rejected"
+    final = by_check(result)["duplicate"][0]
+    assert final["outcome"] == "fail"
+    assert "This is not what the first look said" in final["explanation"]
 
 
 def test_the_early_duplicate_answer_is_a_hint_and_the_submission_decides(app_client: Any) -> None:
@@ -198,3 +229,44 @@ def test_bad_calls_get_clear_answers_and_a_failed_check_runs_again_at_submission
     result = checked(app_client, worker, assignment_id)
     assert result["status"] == "approved", [(c["name"], c["outcome"]) for c in result["checks"]]
     assert by_check(result)["blur"][0]["outcome"] == "pass"
+
+
+def test_a_lost_check_is_asked_for_again_and_unsubmitted_photos_go_when_their_reservation_ends(
+    app_client: Any,
+) -> None:
+    from datetime import timedelta
+
+    from fieldcheck.assignments.service import sweep_unsubmitted_photos
+    from fieldcheck.db import utcnow
+
+    field = Field(app_client)
+    worker = field.worker()
+    assignment_id = field.reserve(worker)
+    photo_id = upload(app_client, worker, assignment_id, photos.real(SHARP))
+    runtime = runtime_of(app_client)
+    with runtime.db.transaction() as session:  # as if its job had been lost long ago
+        stored = session.get(Photo, uuid.UUID(photo_id))
+        assert stored is not None
+        stored.check_status, stored.check_requested_at = "pending", utcnow() - timedelta(minutes=10)
+        stored.early_etag = runtime.storage.head(stored.storage_key).etag  # type: ignore[union-attr]
+        session.add(stored)
+    assert say_uploaded(app_client, worker, assignment_id, photo_id).status_code == 202
+    assert photo_checks(app_client, worker, assignment_id, photo_id)["check_status"] == "checked"
+
+    assert (
+        app_client.delete(f"/api/v1/assignments/{assignment_id}", headers=worker.headers).status_code == 200
+    )
+    with runtime.db.transaction(read_only=True) as session:
+        stored = session.get(Photo, uuid.UUID(photo_id))
+        assert stored is not None
+        keys = [k for k in (stored.storage_key, stored.thumbnail_key, stored.safe_key) if k]
+    assert len(keys) == 3
+    with runtime.db.transaction() as session:
+        assert sweep_unsubmitted_photos(session, runtime.settings) == 0  # an upload could still arrive
+    later = utcnow() + timedelta(seconds=runtime.settings.signed_url_ttl_s + 600)
+    with runtime.db.transaction() as session:
+        assert sweep_unsubmitted_photos(session, runtime.settings, now=later) == 1
+    runtime.jobs.join()
+    with runtime.db.transaction(read_only=True) as session:
+        assert session.get(Photo, uuid.UUID(photo_id)) is None
+    assert all(runtime.storage.head(key) is None for key in keys)

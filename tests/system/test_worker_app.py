@@ -88,14 +88,16 @@ class Phone:
         self.page.screenshot(path=str(artifacts / f"app-{name}.png"), full_page=True)
 
     def fits_the_screen(self) -> bool:
-        return bool(self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
+        """No horizontal scrolling at the phone's width (a mobile viewport would widen to fit)."""
+        width = PHONE["viewport"]["width"]  # type: ignore[index]
+        return bool(self.page.evaluate(f"document.documentElement.scrollWidth <= {width}"))
 
     def small_targets(self) -> list[str]:
         found: list[str] = self.page.evaluate(
             """() => [...document.querySelectorAll('button, a, input, select, textarea, label.button')]
                 .filter(el => el.offsetParent !== null && !el.closest('.visually-hidden') && !el.classList.contains('skip'))
                 .filter(el => { const r = el.getBoundingClientRect(); return r.height < 43.5; })
-                .filter(el => !(el.tagName === 'A' && el.closest('p, li, .card') && !el.closest('nav')))
+                .filter(el => !(el.tagName === 'A' && el.closest('p') && !el.classList.contains('back')))
                 .map(el => el.outerHTML.slice(0, 100))"""
         )
         return found
@@ -154,6 +156,10 @@ def test_a_worker_photographs_retakes_a_shaken_photo_submits_and_is_paid(
         first_load = sum(transferred)
         assert first_load <= FIRST_LOAD_LIMIT, first_load
         phone.shot(artifacts_dir, "sign-in")
+        page.get_by_role("link", name="Create an account").click()
+        page.get_by_role("heading", name="Create your account").wait_for()
+        assert phone.fits_the_screen() and phone.unlabelled_controls() == []
+        phone.shot(artifacts_dir, "sign-up")
         phone.sign_up(f"sam-{secrets.token_hex(3)}@example.com", "correct horse battery 42")
 
         # Tasks near me: the demo store's task, nearest first, with its pay and the way to go.
@@ -165,6 +171,10 @@ def test_a_worker_photographs_retakes_a_shaken_photo_submits_and_is_paid(
         assert phone.fits_the_screen() and phone.unlabelled_controls() == []
         phone.shot(artifacts_dir, "tasks")
         card.click()
+        page.get_by_role("button", name="Reserve this task").wait_for()
+        assert "1 to 3 photo(s), at least 1,000 px on the short side." in page.locator("main").inner_text()
+        assert phone.fits_the_screen() and phone.small_targets() == []
+        phone.shot(artifacts_dir, "task")
         page.get_by_role("button", name="Reserve this task").click()
         phone.at(r"#/assignment/[0-9a-f-]{36}$")
         assignment_id = page.url.rsplit("/", 1)[1]
@@ -185,12 +195,30 @@ def test_a_worker_photographs_retakes_a_shaken_photo_submits_and_is_paid(
         phone.photo_card(1).get_by_text("All checks passed.").wait_for(timeout=30_000)
         phone.shot(artifacts_dir, "capture-sharp")
         page.get_by_role("button", name="Submit my visit").click()
+        # Before sending: the position, its precision, and no warning at the store.
+        panel = page.locator(".position")
+        panel.wait_for()
+        assert re.search(r"Your position: \d+ m from the store, within 12 m", panel.inner_text()), (
+            panel.inner_text()
+        )
+        assert "Warning" not in panel.inner_text()
+        assert phone.fits_the_screen() and phone.small_targets() == []
+        phone.shot(artifacts_dir, "submit-position")
+        panel.get_by_role("button", name="Send my visit now").click()
         phone.at(rf"#/work/{assignment_id}$", timeout=30_000)
         page.locator(".decision.approved").wait_for(timeout=30_000)
         assert "Paid:" in page.locator("main").inner_text()
         assert "€5.00" in page.locator("main").inner_text()
         phone.shot(artifacts_dir, "work-approved")
 
+        page.get_by_role("link", name="My work", exact=True).click()
+        page.locator("a.card").first.wait_for()
+        assert "approved" in page.locator("a.card").first.inner_text()
+        phone.shot(artifacts_dir, "work")
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Language").wait_for()
+        assert phone.fits_the_screen() and phone.unlabelled_controls() == []
+        phone.shot(artifacts_dir, "settings")
         page.get_by_role("link", name="Earnings").click()
         phone.at(r"#/earnings$")
         page.wait_for_timeout(1500)
@@ -232,6 +260,7 @@ def test_offline_photos_and_submission_go_out_once_when_the_network_is_back(
         page.locator("#capture").set_input_files(str(SHARP))
         phone.photo_card(1).get_by_text("Waiting for the network").wait_for()
         page.get_by_role("button", name="Submit my visit").click()
+        page.get_by_role("button", name="Send my visit now").click()
         page.locator("#waiting").get_by_text("1 submission(s)").wait_for()
         assert "offline" in page.locator("#waiting").inner_text()
         phone.shot(artifacts_dir, "offline")
@@ -274,7 +303,8 @@ def test_a_rejected_visit_is_appealed_in_french(
         defocused = phone.photo_card(1)
         defocused.locator(".checks").wait_for(timeout=30_000)
         assert "La photo est floue" in defocused.inner_text()
-        page.get_by_role("button", name="Envoyer ma visite").click()
+        page.get_by_role("button", name="Envoyer ma visite", exact=True).click()
+        page.get_by_role("button", name="Envoyer ma visite maintenant").click()
         page.locator(".decision.rejected").wait_for(timeout=60_000)
         assert "Refusé" in page.locator(".decision").inner_text()
         assert "La photo est floue" in page.locator(".decision").inner_text()

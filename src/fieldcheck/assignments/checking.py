@@ -24,7 +24,7 @@ from fieldcheck.checks import service as checks
 from fieldcheck.checks import visit
 from fieldcheck.checks.duplicates import HashIndex, lock_for_duplicates
 from fieldcheck.checks.exif import exif_time_utc
-from fieldcheck.checks.models import PhotoFeatures
+from fieldcheck.checks.models import Outcome, PhotoFeatures
 from fieldcheck.checks.photo import Check, PhotoReport
 from fieldcheck.checks.reference import MIN_MATCHES
 from fieldcheck.checks.service import PhotoWork
@@ -216,6 +216,8 @@ def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID
         return
     index.refresh(session)
     checks.duplicate_checks(session, index, works)
+    for work in works:
+        note_a_changed_answer(work)
     of_visit, distance = visit_checks(submission, works)
     now = utcnow()
     results: list[tuple[uuid.UUID | None, Check]] = []
@@ -253,9 +255,13 @@ def early_work(photo: Photo) -> PhotoWork | None:
 
 
 EARLY_NOTE = _("{verdict} (A first look: the check when you submit decides.)")
+EARLY_DUPLICATE_LATER = _(
+    "This file was not submitted before. Whether it is the same picture as an earlier photo, re-saved, "
+    "is checked when you submit."
+)
 
 
-def check_photo_early(ctx: JobContext, index: HashIndex, photo_id: uuid.UUID) -> None:
+def check_photo_early(ctx: JobContext, photo_id: uuid.UUID) -> None:
     """The instant checks of an uploaded photo, while the worker is still in the store: the same
     per-photo checks as at submission, and a first comparison with earlier photos (a hint: the one
     made at submission, under the duplicate lock, decides). Nothing here decides or pays."""
@@ -290,8 +296,9 @@ def check_photo_early(ctx: JobContext, index: HashIndex, photo_id: uuid.UUID) ->
             upload=True,
         )
         with ctx.reading() as reading:
-            index.refresh(reading)
-            checks.duplicate_checks(reading, index, [work])
+            work.extra.append(early_duplicate(reading, work))
+            store = reading.get(Store, task.store_id)
+        early_exif_checks(work, reserved_at=assignment.created_at, store=store)
     except Exception:
         log.exception("the instant checks of photo %s failed; they run again at submission", photo_id)
         _early_failed(ctx.session, photo_id, etag)
@@ -310,7 +317,7 @@ def check_photo_early(ctx: JobContext, index: HashIndex, photo_id: uuid.UUID) ->
         or stored.check_status != CheckStatus.pending.value
     ):
         return  # submitted meanwhile (its submission measures it and makes the same copies), or redone
-    hint = [_as_hint(check) if check.name == "duplicate" else check for check in work.extra]
+    hint = list(work.extra)
     stored.check_status = CheckStatus.checked.value
     stored.early_checks = [check.to_json() for check in work.report.checks + hint]
     stored.early_report = {**work.report.to_json(), "faces_blurred": work.faces_blurred}
@@ -327,15 +334,67 @@ def check_photo_early(ctx: JobContext, index: HashIndex, photo_id: uuid.UUID) ->
         session.merge(PhotoFeatures(photo_id=photo_id, features=features.to_bytes()))
 
 
-def _as_hint(check: Check) -> Check:
-    """The duplicate check said early, as the hint it is."""
-    explanation = check.texts.get("explanation") or Text(check.explanation)
+SUBMIT_NOTE = _(
+    "{verdict} (This is not what the first look said when the photo was uploaded: the check made when "
+    "you submitted is the one that counts.)"
+)
+
+
+def note_a_changed_answer(work: PhotoWork) -> None:
+    """When the comparison made at submission says otherwise than the first look did, it says so."""
+    early = next((c for c in work.photo.early_checks or [] if c.get("name") == "duplicate"), None)
+    final = next((c for c in work.extra if c.name == "duplicate"), None)
+    if early is None or final is None or early.get("outcome") == final.outcome.value:
+        return
+    noted = Check.of(
+        final.name,
+        final.outcome,
+        final.texts.get("value") or final.value,
+        final.texts.get("threshold") or final.threshold,
+        text(SUBMIT_NOTE, verdict=final.texts.get("explanation") or Text(final.explanation)),
+    )
+    work.extra[work.extra.index(final)] = noted
+
+
+def early_exif_checks(work: PhotoWork, *, reserved_at: datetime, store: Store | None) -> None:
+    """The photo's own time and place as far as they can be judged before the visit is submitted:
+    against the reservation so far and the store (the phone's position comes with the submission,
+    when they are judged again)."""
+    report = work.report
+    if not report.measurements.get("decoded") or store is None:
+        return
+    exif = report.exif
+    taken = exif_time_utc(exif, None)
+    work.extra.append(
+        visit.exif_time_check(
+            taken, reserved_at=reserved_at, submitted_at=utcnow(), present="taken_local" in exif
+        )
+    )
+    place = visit.Place(store.lat, store.lon, float(store.geofence_m))
+    work.extra.append(visit.exif_gps_check(exif.get("gps_lat"), exif.get("gps_lon"), None, place))
+
+
+def early_duplicate(session: Session, work: PhotoWork) -> Check:
+    """A first answer on copies, as a hint: the same file submitted before, or a reference photo.
+    Near copies (the same picture re-saved) are looked for at submission only, under the duplicate
+    lock: answering them here would let anyone edit a copied photo until it passes."""
+    report = work.report
+    if report.sha256 is None or not report.measurements.get("decoded"):
+        return Check.of(
+            "duplicate", Outcome.passed, None, text(checks.DUPLICATE_THRESHOLD), text(EARLY_DUPLICATE_LATER)
+        )
+    exact, reference = checks.exact_copies(session, report.sha256, {work.photo.id})
+    if exact or reference:
+        found = checks.duplicate_check(exact, reference, None, False)
+        return Check.of(
+            found.name,
+            found.outcome,
+            found.texts.get("value") or found.value,
+            found.texts.get("threshold") or found.threshold,
+            text(EARLY_NOTE, verdict=found.texts.get("explanation") or Text(found.explanation)),
+        )
     return Check.of(
-        check.name,
-        check.outcome,
-        check.texts.get("value") or check.value,
-        check.texts.get("threshold") or check.threshold,
-        text(EARLY_NOTE, verdict=explanation),
+        "duplicate", Outcome.passed, None, text(checks.DUPLICATE_THRESHOLD), text(EARLY_DUPLICATE_LATER)
     )
 
 

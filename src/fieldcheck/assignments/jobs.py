@@ -17,7 +17,12 @@ def check_submission(ctx: JobContext, assignment_id: str) -> None:
 # waits in the store; a photo whose checks fail is measured again at submission).
 @job(service.CHECK_PHOTO_JOB, queue="checks", max_retries=2, min_backoff_ms=500, time_limit_ms=300_000)
 def check_photo(ctx: JobContext, photo_id: str) -> None:
-    checking.check_photo_early(ctx, ctx.runtime.hash_index, uuid.UUID(photo_id))
+    checking.check_photo_early(ctx, uuid.UUID(photo_id))
+
+
+@job("assignments.sweep_unsubmitted_photos", every=timedelta(hours=1))
+def sweep_unsubmitted_photos(ctx: JobContext) -> None:
+    service.sweep_unsubmitted_photos(ctx.session, ctx.settings)
 
 
 @job("assignments.expire_reservations", every=timedelta(minutes=1))

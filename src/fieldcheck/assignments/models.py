@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, CheckConstraint, Column, Float, ForeignKey, Inde
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import JSONType, UTCDateTime, new_id, utcnow
+from fieldcheck.i18n import Text, _
 
 
 class AssignmentStatus(StrEnum):
@@ -147,3 +148,21 @@ class AssignmentEvent(SQLModel, table=True):
     reason: str = Field(sa_column=Column(String(500), nullable=False))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+# What a status is called in the worker's language, when a message names it.
+STATUS_WORDS = {
+    AssignmentStatus.reserved.value: _("reserved"),
+    AssignmentStatus.submitted.value: _("submitted"),
+    AssignmentStatus.in_review.value: _("under review"),
+    AssignmentStatus.approved.value: _("approved"),
+    AssignmentStatus.rejected.value: _("rejected"),
+    AssignmentStatus.appealed.value: _("appealed"),
+    AssignmentStatus.expired.value: _("expired"),
+    AssignmentStatus.cancelled.value: _("cancelled"),
+}
+
+
+def status_text(status: str) -> Text:
+    """An assignment status as words of the reader's language (the code itself stays in `code`s)."""
+    return Text(STATUS_WORDS.get(status, status))

@@ -15,6 +15,7 @@ from fieldcheck.assignments.models import (
     Assignment,
     AssignmentEvent,
     AssignmentStatus,
+    status_text,
 )
 from fieldcheck.assignments.schemas import SubmitIn
 from fieldcheck.assignments.transitions import record_event, transition
@@ -243,7 +244,7 @@ def live_reservation(
         raise Conflict(
             text(
                 _("photos can be added while the task is reserved; this assignment is {status}"),
-                status=assignment.status,
+                status=status_text(assignment.status),
             ),
             code="not_reserved",
             current_status=assignment.status,
@@ -311,8 +312,9 @@ def drop_photo(
 ) -> None:
     """Delete a photo not yet submitted, freeing its place (its objects go after the commit)."""
     live_reservation(session, worker_id, assignment_id)
+    # Locked: an instant check writing its results meanwhile waits, or finds the photo gone.
     photo = photos.get_for_worker(
-        session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id
+        session, worker_id=worker_id, assignment_id=assignment_id, photo_id=photo_id, lock=True
     )
     if photo.status == PhotoStatus.awaiting_upload.value:
         # The local features its instant checks kept go with it.
@@ -385,7 +387,7 @@ def cancel(session: Session, *, worker_id: uuid.UUID, assignment_id: uuid.UUID) 
         raise Conflict(
             text(
                 _("only a reservation can be cancelled; this assignment is {status}"),
-                status=assignment.status,
+                status=status_text(assignment.status),
             ),
             code="not_cancellable",
             current_status=assignment.status,
@@ -412,6 +414,36 @@ def record_audit(
         reason=reason.english,
         details={"reasons": reasons, "audit": "passed" if passed else "failed", **said(reason)},
     )
+
+
+SWEEP_BATCH = 200
+
+
+def sweep_unsubmitted_photos(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
+    """Photos never submitted, of reservations that ended (cancelled, expired, or submitted without
+    them), once no upload to them can still arrive: their objects (the upload, and the thumbnail and
+    client-safe copy their instant checks made), their local features and their rows go. Returns
+    how many."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.signed_url_ttl_s + photos.UPLOAD_GRACE_S)
+    rows = session.exec(
+        select(Photo)
+        .join(Assignment, col(Assignment.id) == col(Photo.assignment_id))
+        .where(
+            Photo.status == PhotoStatus.awaiting_upload.value,
+            col(Photo.created_at) < cutoff,
+            (col(Assignment.status) != AssignmentStatus.reserved.value)
+            | (col(Assignment.expires_at) <= cutoff),
+        )
+        .limit(SWEEP_BATCH)
+        .with_for_update(of=Photo, skip_locked=True)
+    ).all()
+    for photo in rows:
+        session.exec(delete(PhotoFeatures).where(col(PhotoFeatures.photo_id) == photo.id))
+        photos.delete_unsubmitted(
+            session, worker_id=photo.worker_id, assignment_id=photo.assignment_id, photo_id=photo.id
+        )
+    return len(rows)
 
 
 def expire_overdue(session: Session, *, now: datetime | None = None, task_id: uuid.UUID | None = None) -> int:

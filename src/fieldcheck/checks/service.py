@@ -184,23 +184,25 @@ def duplicate_checks(session: Session, index: HashIndex, works: list[PhotoWork])
         report = work.report
         if report.sha256 is None or not report.measurements.get("decoded"):
             continue
-        exact = session.exec(
-            select(Photo.id)
-            .where(
-                Photo.sha256 == report.sha256,
-                col(Photo.id).not_in(mine),
-                Photo.status == PhotoStatus.checked.value,
-            )
-            .limit(1)
-        ).first()
-        reference = session.exec(
-            select(ReferencePhoto.id).where(ReferencePhoto.sha256 == report.sha256).limit(1)
-        ).first()
+        exact, reference = exact_copies(session, report.sha256, mine)
         near, near_reference = (
             (None, False) if exact or reference else _near_duplicate(session, index, report, mine)
         )
-        work.extra.append(duplicate_check(exact is not None, reference is not None, near, near_reference))
+        work.extra.append(duplicate_check(exact, reference, near, near_reference))
     _twins(works)
+
+
+def exact_copies(session: Session, sha256: str, mine: set[uuid.UUID]) -> tuple[bool, bool]:
+    """Whether the same file was submitted before (outside `mine`), and whether it is a reference photo."""
+    exact = session.exec(
+        select(Photo.id)
+        .where(Photo.sha256 == sha256, col(Photo.id).not_in(mine), Photo.status == PhotoStatus.checked.value)
+        .limit(1)
+    ).first()
+    reference = session.exec(
+        select(ReferencePhoto.id).where(ReferencePhoto.sha256 == sha256).limit(1)
+    ).first()
+    return exact is not None, reference is not None
 
 
 def duplicate_check(exact: bool, reference: bool, near: int | None, near_reference: bool) -> Check:

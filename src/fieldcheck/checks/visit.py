@@ -220,7 +220,8 @@ def exif_time_check(
     )
 
 
-def exif_gps_check(exif_lat: float | None, exif_lon: float | None, fix: Fix, store: Place) -> Check:
+def exif_gps_check(exif_lat: float | None, exif_lon: float | None, fix: Fix | None, store: Place) -> Check:
+    """The photo's own position against the store and the phone's fix (none yet: the store only)."""
     threshold = text(
         _("within {limit:.0f} m of the phone's position and of the store"), limit=EXIF_GPS_MAX_DISTANCE_M
     )
@@ -248,7 +249,7 @@ def exif_gps_check(exif_lat: float | None, exif_lon: float | None, fix: Fix, sto
     from_store = distance_m(exif_lat, exif_lon, store.lat, store.lon)
     from_fix = (
         None
-        if fix.is_mock or (fix.lat == 0 and fix.lon == 0)
+        if fix is None or fix.is_mock or (fix.lat == 0 and fix.lon == 0)
         else distance_m(exif_lat, exif_lon, fix.lat, fix.lon)
     )
     value = (
@@ -259,7 +260,9 @@ def exif_gps_check(exif_lat: float | None, exif_lon: float | None, fix: Fix, sto
         else text(_("{store:.0f} m from the store"), store=from_store)
     )
     limit = EXIF_GPS_MAX_DISTANCE_M + store.geofence_m
-    if from_store > limit or (from_fix is not None and from_fix > EXIF_GPS_MAX_DISTANCE_M + fix.accuracy_m):
+    if from_store > limit or (
+        fix is not None and from_fix is not None and from_fix > EXIF_GPS_MAX_DISTANCE_M + fix.accuracy_m
+    ):
         return Check.of(
             "exif_gps",
             Outcome.warn,

@@ -227,7 +227,7 @@ def _settle(session: Session, payout_id: uuid.UUID, result: PayoutResult) -> str
                 ),
             ],
         )
-        payout.status, payout.failure = PayoutStatus.failed.value, (result.failure or "refused")[:300]
+        payout.status, payout.failure = PayoutStatus.failed.value, (result.failure or _("refused"))[:300]
     payout.settled_at = utcnow()
     session.add(payout)
     return payout.status

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
+from fieldcheck.i18n import _
 from fieldcheck.spreadsheet import safe_cell
 from fieldcheck.storage import ObjectStorage
 
@@ -92,7 +93,7 @@ class SepaCsvPayoutProvider:
     def send(self, orders: list[PayoutOrder], *, batch_key: str) -> list[PayoutResult]:
         valid = [o for o in orders if iban_is_valid(o.iban)]
         results = [
-            PayoutResult(o.payout_id, sent=False, batch_key=None, failure="the IBAN does not validate")
+            PayoutResult(o.payout_id, sent=False, batch_key=None, failure=_("the IBAN does not validate"))
             for o in orders
             if o not in valid
         ]

@@ -6,6 +6,7 @@ import uuid
 
 from sqlmodel import Session
 
+from fieldcheck.i18n import translate
 from fieldcheck.ledger import funds, payouts
 from fieldcheck.ledger.models import Deposit, Payout, PayoutDetails
 from fieldcheck.ledger.schemas import (
@@ -50,7 +51,10 @@ def deposit_out(deposit: Deposit) -> DepositOut:
 
 
 def payout_out(payout: Payout) -> PayoutOut:
-    return PayoutOut.model_validate(payout, from_attributes=True)
+    answer = PayoutOut.model_validate(payout, from_attributes=True)
+    if answer.failure:  # the bank's or the check's words, in the reader's language when known
+        answer.failure = translate(answer.failure)
+    return answer
 
 
 def payout_details_out(details: PayoutDetails) -> PayoutDetailsOut:

@@ -25,6 +25,8 @@ EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/heic": "heic", "im
 DELETE_OBJECT_JOB = "photos.delete_object"
 # An upload still in flight when its instruction expires may finish a little later.
 UPLOAD_GRACE_S = 300
+# Instant checks take about a second; pending this long, their job was lost (asked again then).
+STALE_CHECK = timedelta(minutes=2)
 
 
 def accepted_type(content_type: str, size_bytes: int, settings: Settings) -> str:
@@ -156,8 +158,16 @@ def upload_finished(
             photo_ids=[str(photo.id)],
         )
     same_object = photo.early_etag == info.etag
-    if same_object and photo.check_status in (CheckStatus.pending.value, CheckStatus.checked.value):
-        return False  # a repeated call (a phone retrying): the checks are there or on their way
+    if same_object and photo.check_status == CheckStatus.checked.value:
+        return False  # a repeated call (a phone retrying): the checks are there
+    if (
+        same_object
+        and photo.check_status == CheckStatus.pending.value
+        and photo.check_requested_at is not None
+        and utcnow() - photo.check_requested_at < STALE_CHECK
+    ):
+        return False  # on their way
+    # New, failed, or pending for so long that its job was lost: the checks are asked for (again).
     forget_early_checks(photo)
     photo.check_status = CheckStatus.pending.value
     photo.early_etag = info.etag

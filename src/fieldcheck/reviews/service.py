@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, func
 from sqlmodel import Session, col, select
 
 from fieldcheck.assignments import service as assignments
-from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus
+from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus, status_text
 from fieldcheck.assignments.transitions import free_slot, transition
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import insert_ignore, utcnow
@@ -132,7 +132,10 @@ def _reviewable(
     kind = reason_of(assignment)
     if kind is None:
         raise Conflict(
-            text(_("this assignment is {status}: there is nothing to review"), status=assignment.status),
+            text(
+                _("this assignment is {status}: there is nothing to review"),
+                status=status_text(assignment.status),
+            ),
             code="not_in_review",
             current_status=assignment.status,
         )
@@ -313,7 +316,8 @@ def appeal(
     if assignment.status != S.rejected.value:
         raise Conflict(
             text(
-                _("only a rejection can be appealed; this assignment is {status}"), status=assignment.status
+                _("only a rejection can be appealed; this assignment is {status}"),
+                status=status_text(assignment.status),
             ),
             code="not_rejected",
             current_status=assignment.status,
@@ -492,7 +496,7 @@ def reverse_rejection(
         raise Conflict(
             text(
                 _("only a rejected assignment can be reversed; this one is {status}"),
-                status=assignment.status,
+                status=status_text(assignment.status),
             ),
             code="not_rejected",
             current_status=assignment.status,

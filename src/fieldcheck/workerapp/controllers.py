@@ -108,9 +108,7 @@ class WorkerAppController(Controller):
             f'<p><a href="/schema">{docs}</a></p></main></body></html>'
         )
         settings: Settings = request.app.state.runtime.settings
-        return Response(
-            page, media_type="text/html", headers=_headers(settings, document=True)
-        )
+        return Response(page, media_type="text/html", headers=_headers(settings, document=True))
 
     @get("/app/")
     def index(self, settings: NamedDependency[Settings]) -> Response[bytes]:

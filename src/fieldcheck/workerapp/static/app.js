@@ -80,11 +80,25 @@ function el(tag, attrs = {}, ...children) {
 function show(...nodes) {
   for (const timer of state.timers) clearInterval(timer);
   state.timers = [];
+  state.onChange = null;
   const main = document.getElementById("main");
   main.replaceChildren(...nodes.flat(2).filter((node) => node !== null && node !== undefined && node !== false));
   const heading = main.querySelector("h1");
   if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
   renderNav();
+}
+
+// Previews of photos waiting on the phone: one object URL each, released once the photo is gone.
+const previews = new Map();
+function previewOf(photo) {
+  if (!previews.has(photo.localId)) previews.set(photo.localId, URL.createObjectURL(photo.blob));
+  return previews.get(photo.localId);
+}
+function forgetPreview(localId) {
+  if (previews.has(localId)) { URL.revokeObjectURL(previews.get(localId)); previews.delete(localId); }
+}
+function keepPreviews(localIds) {
+  for (const localId of [...previews.keys()]) if (!localIds.includes(localId)) forgetPreview(localId);
 }
 
 function notice(text, kind = "info") {
@@ -178,20 +192,59 @@ const putSubmission = (item) => store("submissions", "readwrite", (s) => s.put(i
 const dropSubmission = (assignmentId) => store("submissions", "readwrite", (s) => s.delete(assignmentId));
 
 // Sending what waits: photos first (slot, upload, "uploaded", checks), then submissions ----------
+// One tab at a time sends (a Web Lock), and a photo's record is changed in one IndexedDB
+// transaction that reads it first: a worker who deletes a photo while it is being sent wins.
 async function sync() {
-  if (state.syncing || !state.token) return;
+  if (!state.token) return;
+  if (navigator.locks) return navigator.locks.request("fieldcheck-sync", { ifAvailable: true }, (lock) => (lock ? syncNow() : null));
+  return syncNow();
+}
+
+async function syncNow() {
+  if (state.syncing) return;
   state.syncing = true;
   try {
-    for (const photo of await allPhotos()) await advancePhoto(photo);
-    for (const item of await allSubmissions()) await advanceSubmission(item);
+    for (const photo of await allPhotos()) if (photo.owner === state.email) await advancePhoto(photo);
+    for (const item of await allSubmissions()) if (item.owner === state.email) await advanceSubmission(item);
   } catch (error) {
     if (!(error instanceof Offline)) console.error(error);
   } finally {
     state.syncing = false;
-    document.dispatchEvent(new Event("fc:synced"));
-    renderWaiting();
+    changed();
   }
 }
+
+let redraw = null;
+function changed() {
+  renderWaiting();
+  clearTimeout(redraw);
+  redraw = setTimeout(() => { if (state.onChange) state.onChange(); }, 50);
+}
+
+function patchPhoto(localId, changes) {
+  return db().then((base) => new Promise((resolve, reject) => {
+    const tx = base.transaction("photos", "readwrite");
+    const photos = tx.objectStore("photos");
+    let result = null;
+    const request = photos.get(localId);
+    request.onsuccess = () => {
+      const current = request.result;
+      if (!current) return;
+      if (current.state === "deleting" && changes.state !== "deleting") {
+        if (changes.photoId) current.photoId = changes.photoId; // its server place is deleted too
+      } else {
+        Object.assign(current, changes);
+      }
+      result = current;
+      photos.put(current);
+    };
+    tx.oncomplete = () => { changed(); resolve(result); };
+    tx.onerror = () => reject(tx.error);
+  }));
+}
+
+const TRANSIENT = (answer) => answer.status >= 500 || [401, 408, 425, 429].includes(answer.status)
+  || (answer.data && answer.data.code === "request_in_progress");
 
 async function advancePhoto(photo) {
   const base = `/assignments/${photo.assignmentId}/photos`;
@@ -200,14 +253,15 @@ async function advancePhoto(photo) {
       const answer = await api("DELETE", `${base}/${photo.photoId}`);
       if (!answer.ok && answer.status !== 404 && answer.status !== 409) return;
     }
+    forgetPreview(photo.localId);
     await dropPhoto(photo.localId);
     return;
   }
   if (photo.state === "queued") {
     const answer = await api("POST", base, { body: { content_type: photo.type, size_bytes: photo.size } });
     if (!answer.ok) return failPhoto(photo, answer);
-    Object.assign(photo, { photoId: answer.data.photo_id, upload: answer.data.upload, state: "slot" });
-    await putPhoto(photo);
+    photo = await patchPhoto(photo.localId, { photoId: answer.data.photo_id, upload: answer.data.upload, state: "slot" });
+    if (!photo || photo.state === "deleting") return;
   }
   if (photo.state === "slot") {
     let answer;
@@ -223,39 +277,38 @@ async function advancePhoto(photo) {
     } else if (answer.status === 403 || answer.status === 400) {
       // The signed link ran out: drop this place and ask for another one.
       await api("DELETE", `${base}/${photo.photoId}`);
-      Object.assign(photo, { photoId: null, upload: null, state: "queued" });
-      await putPhoto(photo);
+      await patchPhoto(photo.localId, { photoId: null, upload: null, state: "queued" });
       return;
     } else if (!answer.ok) {
       return;
     }
-    photo.state = "sent";
-    await putPhoto(photo);
+    photo = await patchPhoto(photo.localId, { state: "sent" });
+    if (!photo || photo.state === "deleting") return;
   }
   if (photo.state === "sent") {
     const answer = await api("POST", `${base}/${photo.photoId}/uploaded`);
     if (!answer.ok) return failPhoto(photo, answer);
-    photo.state = "checking";
-    await putPhoto(photo);
+    photo = await patchPhoto(photo.localId, { state: "checking" });
+    if (!photo || photo.state === "deleting") return;
   }
   if (photo.state === "checking") {
     const answer = await api("GET", `${base}/${photo.photoId}`);
     if (!answer.ok) return failPhoto(photo, answer);
     if (answer.data.check_status === "pending") return;
-    Object.assign(photo, {
+    await patchPhoto(photo.localId, {
       state: answer.data.check_status === "checked" ? "checked" : "unchecked",
       checks: answer.data.checks,
       thumbnail: answer.data.thumbnail_url,
     });
-    await putPhoto(photo);
   }
 }
 
 async function failPhoto(photo, answer) {
-  if (answer.status === 401) return;
-  Object.assign(photo, { state: "error", error: problemText(answer) });
-  await putPhoto(photo);
+  if (TRANSIENT(answer)) return; // tried again at the next round
+  await patchPhoto(photo.localId, { state: "error", error: problemText(answer) });
 }
+
+const UPLOADED = ["sent", "checking", "checked", "unchecked"];
 
 async function advanceSubmission(item) {
   if (item.state !== "waiting") return;
@@ -265,7 +318,8 @@ async function advanceSubmission(item) {
       Object.assign(item, { state: "failed", error: t("submit_photo_error") });
       return putSubmission(item);
     }
-    if (!photos.length || photos.some((p) => !["checked", "unchecked"].includes(p.state))) return;
+    // In storage is enough: the checks run again at submission when they have not finished.
+    if (!photos.length || photos.some((p) => !UPLOADED.includes(p.state))) return;
     item.body = { ...item.draft, photo_ids: photos.map((p) => p.photoId) };
     await putSubmission(item); // the body is fixed before it is first sent: retries send the same
   }
@@ -275,10 +329,10 @@ async function advanceSubmission(item) {
   });
   if (answer.ok) {
     await dropSubmission(item.assignmentId);
-    for (const photo of await photosOf(item.assignmentId)) await dropPhoto(photo.localId);
+    for (const photo of await photosOf(item.assignmentId)) { forgetPreview(photo.localId); await dropPhoto(photo.localId); }
     return;
   }
-  if (answer.status >= 500 || answer.status === 401 || answer.status === 429) return;
+  if (TRANSIENT(answer)) return;
   Object.assign(item, { state: "failed", error: problemText(answer) });
   await putSubmission(item);
 }
@@ -286,8 +340,8 @@ async function advanceSubmission(item) {
 async function renderWaiting() {
   const box = document.getElementById("waiting");
   if (!box) return;
-  const photos = (await allPhotos()).filter((p) => ["queued", "slot", "sent", "deleting"].includes(p.state));
-  const submissions = (await allSubmissions()).filter((s) => s.state === "waiting");
+  const photos = (await allPhotos()).filter((p) => p.owner === state.email && ["queued", "slot", "deleting"].includes(p.state));
+  const submissions = (await allSubmissions()).filter((w) => w.owner === state.email && w.state === "waiting");
   const offline = !navigator.onLine;
   if (!photos.length && !submissions.length && !offline) { box.hidden = true; return; }
   box.hidden = false;
@@ -472,7 +526,7 @@ function task(taskId) {
   const error = el("p", { class: "error", role: "alert" });
   const hourly = (item.reward_cents / Math.max(item.estimated_minutes, 1)) * 60;
   show(
-    el("p", {}, el("a", { href: "#/tasks" }, t("back_tasks"))),
+    el("a", { class: "back", href: "#/tasks" }, t("back_tasks")),
     el("h1", {}, item.title),
     el("p", { class: "facts" }, el("span", { class: "reward" }, money(item.reward_cents, item.currency)),
       el("span", {}, t("minutes", { value: item.estimated_minutes })), el("span", {}, t("per_hour", { amount: money(hourly, item.currency) }))),
@@ -519,15 +573,15 @@ async function assignment(assignmentId) {
     if (have + files.length > rules.max_photos) error.textContent = t("too_many", { count: rules.max_photos });
     for (const file of files.slice(0, Math.max(0, rules.max_photos - have))) {
       await putPhoto({
-        localId: newId(), assignmentId, blob: file, type: file.type || "image/jpeg", size: file.size,
-        name: file.name, state: "queued", createdAt: Date.now(),
+        localId: newId(), assignmentId, owner: state.email, blob: file, type: file.type || "image/jpeg",
+        size: file.size, name: file.name, state: "queued", createdAt: Date.now(),
       });
     }
     await drawPhotos();
     sync();
   });
   show(
-    el("p", {}, el("a", { href: "#/tasks" }, t("back_tasks"))),
+    el("a", { class: "back", href: "#/tasks" }, t("back_tasks")),
     el("h1", {}, a.title),
     countdown,
     el("p", {}, a.store.name, el("br"), a.store.address || ""),
@@ -554,6 +608,7 @@ async function assignment(assignmentId) {
   async function drawPhotos() {
     const mine = (await photosOf(assignmentId)).filter((p) => p.state !== "deleting").sort((x, y) => x.createdAt - y.createdAt);
     photos.replaceChildren(...mine.map((photo, index) => photoCard(photo, index)));
+    keepPreviews(mine.map((photo) => photo.localId));
     const pending = await submissionOf(assignmentId);
     drawSubmit(mine, pending);
   }
@@ -563,7 +618,7 @@ async function assignment(assignmentId) {
       ? el("img", { src: photo.thumbnail, alt: t("photo_n", { n: index + 1 }) })
       : photo.type.includes("hei")
         ? el("div", { class: "placeholder" }, "HEIC")
-        : el("img", { src: URL.createObjectURL(photo.blob), alt: t("photo_n", { n: index + 1 }) });
+        : el("img", { src: previewOf(photo), alt: t("photo_n", { n: index + 1 }) });
     const problems = (photo.checks || []).filter((c) => c.outcome !== "pass");
     const status = {
       queued: t("photo_waiting"), slot: t("photo_uploading"), sent: t("photo_uploading"), checking: t("photo_checking"),
@@ -577,8 +632,7 @@ async function assignment(assignmentId) {
         problems.length ? el("ul", { class: "checks" }, problems.map((c) => el("li", {},
           outcomeTag(c.outcome), " ", el("strong", {}, t(`check_${c.name}`)), el("p", {}, c.explanation)))) : null,
         el("button", { type: "button", class: problems.some((c) => c.outcome === "fail") ? "danger" : "", onclick: async () => {
-          photo.state = "deleting";
-          await putPhoto(photo);
+          await patchPhoto(photo.localId, { state: "deleting" });
           await drawPhotos();
           sync();
         } }, problems.length ? t("retake") : t("delete"))));
@@ -599,30 +653,42 @@ async function assignment(assignmentId) {
         location.hash = "#/tasks";
       } else error.textContent = answer ? problemText(answer) : t("offline_action");
     } }, t("cancel_reservation"));
-    submitBox.replaceChildren(
-      el("button", { type: "button", class: "primary wide", disabled: !ready, onclick: () => submitVisit(a, mine) },
-        ready ? t("submit") : t("need_photos", { count: rules.min_photos })),
-      cancel);
+    const submit = el("button", { type: "button", class: "primary wide", disabled: !ready, onclick: () => checkPosition(submit) },
+      ready ? t("submit") : t("need_photos", { count: rules.min_photos }));
+    submitBox.replaceChildren(submit, cancel);
   }
 
-  async function submitVisit(a, mine) {
+  // Before sending: where the phone is, how precise that is, and a warning when it does not look
+  // like the store; sent only when the worker says so.
+  async function checkPosition(button) {
     error.textContent = "";
+    button.disabled = true;
     let here;
-    try { here = await locate(); } catch (problem) { error.textContent = problem.message; return; }
+    try { here = await locate(); } catch (problem) { error.textContent = problem.message; button.disabled = false; return; }
     const away = metres(here, a.store);
     const fence = (a.store.geofence_m || 150) + Math.min(here.accuracy, ACCURACY_ALLOWANCE_CAP_M);
     const warnings = [];
     if (here.accuracy > POOR_ACCURACY_M) warnings.push(t("warn_accuracy", { accuracy: Math.round(here.accuracy) }));
     if (away > fence) warnings.push(t("warn_outside", { distance: distanceText(away) }));
-    const summary = t("position_summary", { distance: distanceText(away), accuracy: Math.round(here.accuracy) });
-    if (!confirm([summary, ...warnings, t("submit_confirm")].join("\n\n"))) return;
+    const send = el("button", { type: "button", class: "primary wide", onclick: () => { send.disabled = true; submitVisit(here); } }, t("submit_now"));
+    submitBox.replaceChildren(el("section", { class: `position ${warnings.length ? "doubtful" : "fine"}`, "aria-labelledby": "position-title" },
+      el("h2", { id: "position-title" }, t("position_title")),
+      el("p", {}, t("position_summary", { distance: distanceText(away), accuracy: Math.round(here.accuracy) })),
+      warnings.map((w) => notice(w, "error")),
+      send,
+      el("button", { type: "button", class: "wide", onclick: () => drawPhotos() }, t("not_now"))));
+    send.focus();
+  }
+
+  async function submitVisit(here) {
+    if (await submissionOf(a.id)) return; // already saved: it goes out once, with its own key
     const now = new Date();
     const offset = -now.getTimezoneOffset();
     const sign = offset >= 0 ? "+" : "-";
     const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
     const local = new Date(now.getTime() + offset * 60000).toISOString().slice(0, 19);
     await putSubmission({
-      assignmentId: a.id, key: newId(), state: "waiting", createdAt: Date.now(),
+      assignmentId: a.id, owner: state.email, key: newId(), state: "waiting", createdAt: Date.now(),
       draft: {
         location: { lat: here.lat, lon: here.lon, accuracy_m: here.accuracy, is_mock: false },
         captured_at: `${local}${sign}${pad(offset / 60)}:${pad(offset % 60)}`,
@@ -634,16 +700,14 @@ async function assignment(assignmentId) {
     else drawPhotos();
   }
 
-  document.addEventListener("fc:synced", drawPhotosIfHere);
-  function drawPhotosIfHere() {
-    if (location.hash !== `#/assignment/${assignmentId}`) { document.removeEventListener("fc:synced", drawPhotosIfHere); return; }
-    drawPhotos().then(async () => {
-      if (!(await submissionOf(assignmentId)) && a.status === "reserved") {
-        const fresh = await api("GET", `/assignments/${assignmentId}`).catch(() => null);
-        if (fresh && fresh.ok && fresh.data.status !== "reserved") location.hash = `#/work/${assignmentId}`;
-      }
-    });
-  }
+  state.onChange = async () => {
+    if (submitBox.querySelector(".position")) return; // the worker is deciding: leave the panel
+    await drawPhotos();
+    if (!(await submissionOf(assignmentId)) && a.status === "reserved" && !(await photosOf(assignmentId)).length) {
+      const fresh = await api("GET", `/assignments/${assignmentId}`).catch(() => null);
+      if (fresh && fresh.ok && fresh.data.status !== "reserved") location.hash = `#/work/${assignmentId}`;
+    }
+  };
   await drawPhotos();
   sync();
 }
@@ -686,7 +750,7 @@ async function workItem(assignmentId) {
       c.value || c.threshold ? el("p", { class: "muted small" }, [c.value ? t("measured", { value: c.value }) : null, c.threshold ? t("threshold", { value: c.threshold }) : null].filter(Boolean).join(" · ")) : null)))));
   const appeal = a.appeal_until ? appealForm(a) : null;
   show(
-    el("p", {}, el("a", { href: "#/work" }, t("back_work"))),
+    el("a", { class: "back", href: "#/work" }, t("back_work")),
     el("h1", {}, a.title),
     el("p", {}, statusTag(a.status), " ", a.store.name),
     a.decision ? el("section", { class: `decision ${a.decision.outcome}` },
@@ -770,14 +834,18 @@ async function earnings() {
     el("form", { class: "stack", onsubmit: async (event) => {
       event.preventDefault();
       payoutError.textContent = "";
-      const key = sessionStorage.getItem("fc.payoutKey") || newId();
-      sessionStorage.setItem("fc.payoutKey", key);
+      // One key per payout asked for: the same request sent again after a network failure reuses
+      // it (never paid twice); another amount is another request.
+      const cents = Math.round(Number(amount.value) * 100);
+      const kept = JSON.parse(sessionStorage.getItem("fc.payout") || "null");
+      const key = kept && kept.cents === cents ? kept.key : newId();
+      sessionStorage.setItem("fc.payout", JSON.stringify({ key, cents }));
       const answer = await api("POST", "/me/payouts", {
-        body: { amount_cents: Math.round(Number(amount.value) * 100), currency },
+        body: { amount_cents: cents, currency },
         headers: { "Idempotency-Key": key },
       }).catch(() => null);
       if (!answer) { payoutError.textContent = t("offline_action"); return; }
-      sessionStorage.removeItem("fc.payoutKey");
+      sessionStorage.removeItem("fc.payout");
       if (!answer.ok) { payoutError.textContent = problemText(answer); return; }
       earnings();
     } }, field(t("amount", { currency }), amount), payoutError, el("button", { type: "submit", class: "primary" }, t("payout_button"))),
@@ -799,6 +867,9 @@ function settings() {
     field(t("language"), choice),
     state.token ? el("p", {}, t("signed_in_as", { email: state.email || "" })) : null,
     state.token ? el("button", { type: "button", onclick: async () => {
+      const waiting = (await allPhotos()).filter((p) => p.owner === state.email && p.state !== "checked").length
+        + (await allSubmissions()).filter((w) => w.owner === state.email).length;
+      if (waiting && !confirm(t("sign_out_waiting", { count: waiting }))) return;
       await api("POST", "/auth/logout").catch(() => null);
       signOutLocally();
       location.hash = "#/signin";
@@ -816,6 +887,8 @@ async function start() {
   document.getElementById("nav").setAttribute("aria-label", t("main_nav"));
   if (!window.isSecureContext) document.getElementById("insecure").textContent = t("insecure");
   if ("serviceWorker" in navigator && window.isSecureContext) navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" });
+  // Photos waiting for the network must not be evicted when the phone runs short of space.
+  if (navigator.storage && navigator.storage.persist) navigator.storage.persist().catch(() => null);
   window.addEventListener("hashchange", route);
   window.addEventListener("online", () => sync());
   window.addEventListener("offline", renderWaiting);
