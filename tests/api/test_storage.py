@@ -265,7 +265,6 @@ def test_storage_is_ready(app_client: Any) -> None:
     runtime_of(app_client).storage.check()
 
 
-
 def test_a_bucket_fieldcheck_makes_lets_the_phone_app_upload_from_its_pages(s3: S3Storage) -> None:
     """The workers' web app PUTs photos to the bucket from its own origin: the bucket says it may."""
     rules = s3.client.get_bucket_cors(Bucket=s3.bucket)["CORSRules"]

@@ -32,10 +32,16 @@ TEXTS = {
     "error_generic": _("Something went wrong ({status})."),
     "offline": _("You are offline."),
     "offline_action": _("No network: try again when you are connected."),
-    "waiting": _("Waiting to be sent: {photos} photo(s), {submissions} submission(s). They go out as soon as the network is back."),
-    "insecure": _("This page was opened over plain HTTP, so the phone cannot give its position. Open it over HTTPS (ask whoever runs fieldcheck for the address)."),
+    "waiting": _(
+        "Waiting to be sent: {photos} photo(s), {submissions} submission(s). They go out as soon as the network is back."
+    ),
+    "insecure": _(
+        "This page was opened over plain HTTP, so the phone cannot give its position. Open it over HTTPS (ask whoever runs fieldcheck for the address)."
+    ),
     "no_geolocation": _("This browser cannot give the phone's position."),
-    "location_denied": _("The position was refused. Allow location for this site in the browser's settings, then try again."),
+    "location_denied": _(
+        "The position was refused. Allow location for this site in the browser's settings, then try again."
+    ),
     "location_failed": _("The position could not be found. Go near a window or outside, then try again."),
     "locating": _("Finding your position…"),
     "refresh": _("Refresh"),
@@ -82,14 +88,22 @@ TEXTS = {
     "cancel_reservation": _("Cancel my reservation"),
     "cancel_confirm": _("Cancel this reservation? The place goes back to other workers."),
     "position_summary": _("Your position: {distance} from the store, within {accuracy} m."),
-    "warn_accuracy": _("Warning: the position is imprecise ({accuracy} m). A person will have to check your visit. Going near a window or turning on Wi-Fi helps."),
-    "warn_outside": _("Warning: the phone seems to be outside the store ({distance} away). Photos must be sent from the store."),
+    "warn_accuracy": _(
+        "Warning: the position is imprecise ({accuracy} m). A person will have to check your visit. Going near a window or turning on Wi-Fi helps."
+    ),
+    "warn_outside": _(
+        "Warning: the phone seems to be outside the store ({distance} away). Photos must be sent from the store."
+    ),
     "submit_confirm": _("Send now?"),
     "submit_now": _("Send my visit now"),
     "not_now": _("Not now"),
-    "position_title": _("Your position"),
-    "sign_out_waiting": _("{count} item(s) are still waiting on this phone to be sent. If you sign out, they are sent when you sign in again on this phone. Sign out?"),
-    "submission_waiting": _("Your submission is saved on the phone and goes out as soon as the network is back. It can only be sent once."),
+    "position_title": _("Before you send"),
+    "sign_out_waiting": _(
+        "{count} item(s) are still waiting on this phone to be sent. If you sign out, they are sent when you sign in again on this phone. Sign out?"
+    ),
+    "submission_waiting": _(
+        "Your submission is saved on the phone and goes out as soon as the network is back. It can only be sent once."
+    ),
     "submit_photo_error": _("A photo could not be sent: delete it and take another, then submit again."),
     "discard": _("Discard"),
     "work_title": _("My work"),
