@@ -56,6 +56,7 @@ from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
 from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
 from fieldcheck.stores.controllers import StoreController
+from fieldcheck.transparency.controllers import TransparencyController
 from fieldcheck.web import (
     FINISHED_KEY,
     ApiRequest,
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         handlers.append(LocalStorageController)
     handlers.append(console_router())
     handlers.append(WorkerAppController)
+    handlers.append(TransparencyController)
 
     app = Litestar(
         route_handlers=handlers,
