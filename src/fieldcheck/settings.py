@@ -157,6 +157,13 @@ class Settings(BaseSettings):
     # Review.
     review_lease_minutes: int = Field(default=15, ge=1, le=240)
     appeal_window_days: int = Field(default=14, ge=1, le=365)
+    appeal_response_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="An appeal is answered within this many days, or decided in the worker's favour (approved "
+        "and paid).",
+    )
 
     # Webhooks.
     webhook_allow_private_targets: bool = Field(

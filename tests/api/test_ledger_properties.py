@@ -217,7 +217,7 @@ class World:
             .where(col(Assignment.review_due_at).is_not(None))
             .values(review_due_at=datetime.now(UTC) - timedelta(minutes=1))
         )
-        reviews.approve_overdue(session)
+        reviews.approve_overdue(session, self.settings)
 
     def expire(self, session: Session) -> None:
         target = self.pick(session, AssignmentStatus.reserved)

@@ -331,7 +331,7 @@ def _race(
 
     def by_deadline() -> None:
         with runtime.db.transaction() as session:
-            reviews.approve_overdue(session)
+            reviews.approve_overdue(session, runtime.settings)
 
     def by_system() -> None:
         with runtime.db.transaction() as session:

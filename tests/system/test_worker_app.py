@@ -309,6 +309,14 @@ def test_a_rejected_visit_is_appealed_in_french(
         assert "Refusé" in page.locator(".decision").inner_text()
         assert "La photo est floue" in page.locator(".decision").inner_text()
         phone.shot(artifacts_dir, "work-rejected-fr")
+        with page.expect_popup() as opened:  # the written statement of reasons, to print or keep
+            page.get_by_role("button", name=re.compile("Exposé des motifs")).click()
+        statement = opened.value
+        statement.wait_for_load_state()
+        assert "Exposé des motifs" in statement.locator("h1").inner_text()
+        assert "La photo est floue" in statement.locator("main").inner_text()
+        statement.screenshot(path=str(artifacts_dir / "app-statement-fr.png"), full_page=True)
+        statement.close()
         page.get_by_label("Pourquoi la décision est erronée").fill(
             "Le rayon était bien net, la photo a bougé."
         )

@@ -12,7 +12,7 @@ from fieldcheck import idempotency
 from fieldcheck.assignments import service
 from fieldcheck.assignments.models import AssignmentStatus
 from fieldcheck.assignments.schemas import AssignmentOut, SubmitIn
-from fieldcheck.assignments.views import assignments_out, photo_checks_out
+from fieldcheck.assignments.views import assignments_out, photo_checks_out, statement_out, statement_page
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.photos.schemas import PhotoChecksOut, PhotoUploadIn, PhotoUploadOut
@@ -64,6 +64,34 @@ class AssignmentController(Controller):
     ) -> AssignmentOut:
         assignment = service.get_for_worker(db_session, principal.user_id, assignment_id)
         return assignments_out(db_session, storage, settings, [assignment])[0]
+
+    @get(
+        "/{assignment_id:uuid}/statement",
+        summary="The written statement of reasons of a rejection (JSON; a printable page for Accept: text/html)",
+        description="What was decided, by whom (the system or a person, never who), each reason with the "
+        "value and threshold, how to appeal and until when; in the language of Accept-Language. 409 "
+        "no_rejection for an assignment that was not rejected.",
+    )
+    def statement(
+        self,
+        request: Request[Any, Any, Any],
+        assignment_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any]:
+        assignment = service.get_for_worker(db_session, principal.user_id, assignment_id)
+        found = statement_out(db_session, settings, assignment)
+        if "text/html" in request.headers.get("accept", ""):
+            return Response(
+                statement_page(found),
+                media_type="text/html",
+                headers={
+                    "Content-Security-Policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+                    "X-Content-Type-Options": "nosniff",
+                },
+            )
+        return Response(found)
 
     @delete("/{assignment_id:uuid}", status_code=200, summary="Cancel a reservation (frees the slot)")
     def cancel(

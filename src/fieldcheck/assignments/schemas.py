@@ -99,3 +99,27 @@ class SubmitIn(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("each photo may appear once")
         return value
+
+
+class StatementReason(BaseModel):
+    check: str | None = Field(description="the automated check behind this reason, if any")
+    photo_id: uuid.UUID | None = None
+    explanation: str
+    value: str | None = None
+    threshold: str | None = None
+
+
+class StatementOut(BaseModel):
+    """A written statement of the reasons for a rejection (EU Platform Work Directive, Art. 11)."""
+
+    assignment_id: uuid.UUID
+    title: str
+    store: str
+    decision: str
+    decided_by: DecidedBy = Field(description="the system or a person (never who)")
+    decided_at: datetime
+    final: bool = Field(description="decided on appeal: no further appeal")
+    reasons: list[StatementReason]
+    appeal: str = Field(description="how to appeal and until when, or why it is no longer possible")
+    appeal_until: datetime | None
+    issued_at: datetime

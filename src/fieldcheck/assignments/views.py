@@ -7,6 +7,7 @@ Read for a page of assignments at once: a handful of queries whatever the page's
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from html import escape
 
 from sqlmodel import Session
 
@@ -14,11 +15,13 @@ from fieldcheck.assignments import service
 from fieldcheck.assignments.models import (
     AWAITING_DECISION,
     DECISIONS,
+    STATUS_WORDS,
     Assignment,
     AssignmentEvent,
     AssignmentStatus,
     DecidedBy,
     PaymentStatus,
+    status_text,
 )
 from fieldcheck.assignments.schemas import (
     AssignmentEventOut,
@@ -27,6 +30,8 @@ from fieldcheck.assignments.schemas import (
     DecisionOut,
     PaymentOut,
     PhotoRulesOut,
+    StatementOut,
+    StatementReason,
 )
 from fieldcheck.assignments.transitions import reference
 from fieldcheck.campaigns.models import Campaign
@@ -34,7 +39,8 @@ from fieldcheck.checks.models import CheckResultRow
 from fieldcheck.checks.photo import Check
 from fieldcheck.checks.service import results_of
 from fieldcheck.db import utcnow
-from fieldcheck.i18n import Text, render_stored
+from fieldcheck.errors import Conflict
+from fieldcheck.i18n import Text, _, language_var, render_stored, text
 from fieldcheck.ledger import service as ledger
 from fieldcheck.photos.models import Photo
 from fieldcheck.photos.schemas import PhotoCheckOut, PhotoChecksOut
@@ -185,4 +191,116 @@ def photo_checks_out(photo: Photo, storage: ObjectStorage, settings: Settings) -
             for check in checks
         ],
         checked_at=photo.early_checked_at,
+    )
+
+
+STATEMENT_TITLE = _("Statement of reasons")
+REASONS = _("Reasons")
+APPEAL = _("Appeal")
+MEASURED = _("Measured: {value}")
+EXPECTED = _("Expected: {value}")
+APPEAL_HOW = _(
+    "You can appeal this decision until {until}: in the app (My work), or POST /api/v1/assignments/{id}/appeal "
+    "with a message. Another person than the one who decided will look at it."
+)
+APPEAL_FINAL = _("This decision was taken on appeal: it is final.")
+APPEAL_CLOSED = _("The time to appeal has passed.")
+APPEAL_PENDING = _("Your appeal is with a person; you will see the decision here.")
+
+
+def statement_out(session: Session, settings: Settings, assignment: Assignment) -> StatementOut:
+    """What was decided, by whom (the system or a person), each reason with its value and threshold,
+    and how to appeal and until when; in the reader's language."""
+    if assignment.status not in (AssignmentStatus.rejected.value, AssignmentStatus.appealed.value):
+        raise Conflict(
+            text(
+                _("a statement of reasons is written for rejections; this assignment is {status}"),
+                status=status_text(assignment.status),
+            ),
+            code="no_rejection",
+            current_status=assignment.status,
+        )
+    contexts = service.context_of(session, [assignment])
+    _task, campaign, store = contexts[assignment.task_id]
+    events = service.events_of(session, [assignment.id])[assignment.id]
+    rejection = next(e for e in reversed(events) if e.to_status == AssignmentStatus.rejected.value)
+    by = DecidedBy.of(rejection.actor_type)
+    reasons: list[StatementReason] = []
+    if by is DecidedBy.system:
+        for row in results_of(session, [assignment.id])[assignment.id]:
+            if row.outcome.value == "fail":
+                shown = check_out(row)
+                reasons.append(
+                    StatementReason(
+                        check=row.name,
+                        photo_id=row.photo_id,
+                        explanation=shown.explanation,
+                        value=shown.value,
+                        threshold=shown.threshold,
+                    )
+                )
+    if not reasons:
+        reasons = [
+            StatementReason(check=None, explanation=reason) for reason in decision_out(rejection).reasons
+        ]
+    until = appeal_until(assignment, events, settings)
+    final = bool(rejection.details.get("final"))
+    if assignment.status == AssignmentStatus.appealed.value:
+        appeal = text(APPEAL_PENDING).render()
+    elif final:
+        appeal = text(APPEAL_FINAL).render()
+    elif until is not None:
+        appeal = text(APPEAL_HOW, until=f"{until:%Y-%m-%d %H:%M} UTC", id=str(assignment.id)).render()
+    else:
+        appeal = text(APPEAL_CLOSED).render()
+    return StatementOut(
+        assignment_id=assignment.id,
+        title=campaign.title,
+        store=store.name,
+        decision=text(STATUS_WORDS[AssignmentStatus.rejected.value]).render(),
+        decided_by=by,
+        decided_at=rejection.at,
+        final=final,
+        reasons=reasons,
+        appeal=appeal,
+        appeal_until=until,
+        issued_at=utcnow(),
+    )
+
+
+def statement_page(statement: StatementOut) -> str:
+    """The statement as a printable page (no script)."""
+    who = text(
+        _("the automated checks") if statement.decided_by is DecidedBy.system else _("a person")
+    ).render()
+    rows = "".join(
+        f"<li><p>{escape(r.explanation)}</p>"
+        + (
+            f'<p class="muted small">{escape(text(MEASURED, value=r.value).render())}'
+            + (f" · {escape(text(EXPECTED, value=r.threshold).render())}" if r.threshold else "")
+            + "</p>"
+            if r.value
+            else ""
+        )
+        + "</li>"
+        for r in statement.reasons
+    )
+    title = escape(text(STATEMENT_TITLE).render())
+    decided = escape(
+        text(
+            _("{title}, {store}: rejected by {who} on {when}."),
+            title=statement.title,
+            store=statement.store,
+            who=who,
+            when=f"{statement.decided_at:%Y-%m-%d %H:%M} UTC",
+        ).render()
+    )
+    return (
+        f'<!doctype html><html lang="{language_var.get()}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{title}</title><link rel="stylesheet" href="/app/app.css"></head><body><main>'
+        f"<h1>{title}</h1><p>{decided}</p><h2>{escape(text(REASONS).render())}</h2><ol>{rows}</ol>"
+        f"<h2>{escape(text(APPEAL).render())}</h2><p>{escape(statement.appeal)}</p>"
+        f'<p class="muted small">{escape(str(statement.assignment_id))} · '
+        f"{statement.issued_at:%Y-%m-%d %H:%M} UTC</p></main></body></html>"
     )

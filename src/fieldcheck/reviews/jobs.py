@@ -8,7 +8,7 @@ from fieldcheck.reviews import service
 
 @job("reviews.approve_overdue", every=timedelta(minutes=5))
 def approve_overdue(ctx: JobContext) -> None:
-    service.approve_overdue(ctx.session)
+    service.approve_overdue(ctx.session, ctx.settings)
 
 
 @job("reviews.finalize_rejections", every=timedelta(hours=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func
@@ -110,7 +110,9 @@ def queue(
             .limit(limit)
         ).all()
         items += [QueueItem(a, kind, _waiting_since(a, kind), None) for a in rows]
-    items.sort(key=lambda item: item.waiting_since)
+    # The earliest deadline first (an appeal's or a flagged item's); audits, which have none, after.
+    far = datetime.max.replace(tzinfo=UTC)
+    items.sort(key=lambda item: (item.assignment.review_due_at or far, item.waiting_since))
     items = items[:limit]
     claims = {
         c.assignment_id: c
@@ -201,6 +203,7 @@ def release_claim(session: Session, *, reviewer_id: uuid.UUID, assignment_id: uu
 APPROVED_BY_A_PERSON = text(_("A reviewer checked the work and approved it."))
 APPEALED = text(_("Appealed: a reviewer will look at it again."))
 DEADLINE_PASSED = text(_("The review deadline passed: the platform approved the work."))
+APPEAL_DEADLINE_PASSED = text(_("Your appeal was not answered in time: the platform approved the work."))
 REVERSED = text(_("The rejection was reversed by the platform: the work is approved and paid."))
 
 
@@ -346,9 +349,7 @@ def appeal(
     record = Appeal(assignment_id=assignment_id, message=message, rejected_by=rejector)
     session.add(record)
     now = utcnow()
-    campaign = session.get(Campaign, assignment.campaign_id)
-    assert campaign is not None
-    due = now + timedelta(hours=campaign.review_deadline_hours)
+    due = now + timedelta(days=settings.appeal_response_days)
     if (
         transition(
             session,
@@ -368,7 +369,7 @@ def appeal(
     return record
 
 
-def approve_overdue(session: Session, *, now: datetime | None = None) -> int:
+def approve_overdue(session: Session, settings: Settings, *, now: datetime | None = None) -> int:
     """Work nobody reviewed within the campaign's review deadline is approved and paid: the platform,
     not the worker, bears the cost of its delays."""
     now = now or utcnow()
@@ -385,6 +386,25 @@ def approve_overdue(session: Session, *, now: datetime | None = None) -> int:
     approved = 0
     for assignment, campaign in rows:
         source = S(assignment.status)
+        if source is S.appealed:
+            late = text(
+                _(
+                    "Approved and paid because your appeal was not answered within {days} days, as the "
+                    "platform promises."
+                ),
+                days=settings.appeal_response_days,
+            )
+            why = APPEAL_DEADLINE_PASSED
+        else:
+            late = text(
+                _(
+                    "Approved and paid because no person reviewed it within {hours} hours, as the platform promises."
+                ),
+                hours=campaign.review_deadline_hours,
+            )
+            why = DEADLINE_PASSED
+        # Conditional on the status it had: a reviewer deciding at this very moment decides it, or
+        # this does, never both.
         changed = transition(
             session,
             assignment.id,
@@ -392,18 +412,10 @@ def approve_overdue(session: Session, *, now: datetime | None = None) -> int:
             to=S.approved,
             actor_type=ActorType.system,
             actor_id=None,
-            reason=(
-                late := text(
-                    _(
-                        "Approved and paid because no person reviewed it within {hours} hours, as the "
-                        "platform promises."
-                    ),
-                    hours=campaign.review_deadline_hours,
-                )
-            ).english,
+            reason=late.english,
             details={
-                "reasons": [DEADLINE_PASSED.english],
-                "reason_texts": [DEADLINE_PASSED.as_json()],
+                "reasons": [why.english],
+                "reason_texts": [why.as_json()],
                 "reason_text": late.as_json(),
             },
             values={"decided_at": now, "review_due_at": None},

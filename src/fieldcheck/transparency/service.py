@@ -79,13 +79,16 @@ def document(settings: Settings, language: str | None = None) -> dict[str, Any]:
         },
         "appeal": {
             "window_days": settings.appeal_window_days,
+            "response_days": settings.appeal_response_days,
             "text": say(
                 text(
                     _(
                         "A rejection can be appealed once, within {days} days, with a message. Another person "
-                        "than the one who rejected it decides, and that decision is final."
+                        "than the one who rejected it decides within {response} days, and that decision is final; "
+                        "an appeal not answered in time is approved and paid."
                     ),
                     days=settings.appeal_window_days,
+                    response=settings.appeal_response_days,
                 )
             ),
         },

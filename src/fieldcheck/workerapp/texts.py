@@ -115,6 +115,7 @@ TEXTS = {
     "history_title": _("History"),
     "being_checked": _("Your work is being checked."),
     "appeal_title": _("Appeal to a person"),
+    "statement": _("Statement of reasons (to print or keep)"),
     "appeal_until": _("You can appeal until {time}. Another person will look at your work."),
     "appeal_message": _("Why the decision is wrong"),
     "appeal_button": _("Send my appeal"),

@@ -749,6 +749,14 @@ async function workItem(assignmentId) {
       el("p", {}, c.explanation),
       c.value || c.threshold ? el("p", { class: "muted small" }, [c.value ? t("measured", { value: c.value }) : null, c.threshold ? t("threshold", { value: c.threshold }) : null].filter(Boolean).join(" · ")) : null)))));
   const appeal = a.appeal_until ? appealForm(a) : null;
+  const statement = ["rejected", "appealed"].includes(a.status) ? el("button", { type: "button", onclick: async () => {
+    // The written statement of reasons, a printable page in the worker's language.
+    const answer = await fetch(`${API}/assignments/${a.id}/statement`, {
+      headers: { Authorization: `Bearer ${state.token}`, Accept: "text/html", "Accept-Language": state.lang },
+    }).catch(() => null);
+    if (!answer || !answer.ok) return;
+    window.open(URL.createObjectURL(await answer.blob()), "_blank");
+  } }, t("statement")) : null;
   show(
     el("a", { class: "back", href: "#/work" }, t("back_work")),
     el("h1", {}, a.title),
@@ -757,6 +765,7 @@ async function workItem(assignmentId) {
       el("h2", {}, t(`decided_${a.decision.outcome}`, {}), " ", el("span", { class: "muted" }, t(`by_${a.decision.decided_by}`))),
       el("ul", {}, a.decision.reasons.map((r) => el("li", {}, r)))) : el("p", { class: "muted" }, t("being_checked")),
     el("p", {}, t(`payment_${a.payment.status}`), " ", money(a.payment.amount_cents, a.payment.currency)),
+    statement,
     appeal,
     groups.length ? el("h2", {}, t("checks_title")) : null,
     groups,
