@@ -51,7 +51,12 @@ from fieldcheck.proxies import trusted_proxies_middleware
 from fieldcheck.ratelimit import RateLimits
 from fieldcheck.references.controllers import ReferencePhotoController
 from fieldcheck.results.controllers import CampaignResultsController
-from fieldcheck.reviews.controllers import AdminAssignmentController, AppealController, ReviewController
+from fieldcheck.reviews.controllers import (
+    AdminAssignmentController,
+    AppealController,
+    OversightController,
+    ReviewController,
+)
 from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
 from fieldcheck.storage import LocalStorage, LocalStorageController, ObjectStorage
@@ -144,6 +149,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         WorkerMoneyController,
         ReviewController,
         AdminAssignmentController,
+        OversightController,
         CampaignResultsController,
         CampaignExportController,
         ExportController,

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +345,68 @@ def users_create(
         sys.exit(2)
     finally:
         db.dispose()
+
+
+@main.group()
+def oversight() -> None:
+    """Human oversight of the automated checks."""
+
+
+@oversight.command("report")
+@click.option(
+    "--since", type=click.DateTime(), default=None, help="Only decisions from this date (YYYY-MM-DD)."
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write one row per human decision on an automated flag (the labels to recalibrate with).",
+)
+def oversight_report(since: datetime | None, as_json: bool, csv_path: Path | None) -> None:
+    """Per check: how often it fired and how often a person overturned it; appeals; reviewers."""
+    import csv
+    from dataclasses import asdict
+
+    import fieldcheck.models  # noqa: F401  (every table: foreign keys resolve)
+    from fieldcheck.db import Database
+    from fieldcheck.reviews import oversight as figures
+
+    settings = _settings()
+    db = Database(settings)
+    moment = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    try:
+        with db.transaction(read_only=True) as session:
+            found = figures.report(session, settings, since=moment)
+    finally:
+        db.dispose()
+    if csv_path is not None:
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(figures.LabelRow.__dataclass_fields__))
+            writer.writeheader()
+            writer.writerows(asdict(row) for row in found.labels)
+    if as_json:
+        click.echo(json.dumps(found.as_dict()))
+        return
+    click.echo(f"{'check':26} {'outcome':7} {'fired':>7} {'by people':>9} {'overturned':>10} {'rate':>6}")
+    for check in found.checks:
+        rate = "" if check.overturn_rate is None else f"{check.overturn_rate:.0%}"
+        flag = "  needs recalibration" if check.needs_recalibration else ""
+        click.echo(
+            f"{check.name:26} {check.outcome:7} {check.fired:7} {check.human_decided:9} {check.overturned:10} "
+            f"{rate:>6}{flag}"
+        )
+    for decider, numbers in found.appeals.items():
+        rate = "" if numbers["reversal_rate"] is None else f", {numbers['reversal_rate']:.0%} reversed"
+        click.echo(f"appeals against {decider} decisions: {numbers['decided']} decided{rate}")
+    hours = found.hours_to_human_decision
+    click.echo(f"hours to a human decision: p50 {hours['p50']}, p90 {hours['p90']}")
+    for person in found.reviewers:
+        share = "" if person.reversed_share is None else f", {person.reversed_share:.0%} reversed on appeal"
+        click.echo(f"reviewer {person.reviewer_id}: {person.decisions} decisions{share}")
+    if csv_path is not None:
+        click.echo(f"labels: {len(found.labels)} rows in {csv_path}")
 
 
 @main.group()

@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     # Review.
     review_lease_minutes: int = Field(default=15, ge=1, le=240)
     appeal_window_days: int = Field(default=14, ge=1, le=365)
+    oversight_overturn_rate: float = Field(
+        default=0.30,
+        ge=0,
+        le=1,
+        description="A check whose decisions people overturn more often than this is marked as needing recalibration.",
+    )
+    oversight_min_cases: int = Field(
+        default=20, ge=1, description="Human decisions on a check before its overturn rate is judged."
+    )
     appeal_response_days: int = Field(
         default=7,
         ge=1,

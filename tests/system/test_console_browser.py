@@ -273,3 +273,31 @@ def test_a_reviewer_sees_the_matched_reference_with_the_photo_outlined(
         phone.page.screenshot(path=str(artifacts_dir / "console-review-item-reference-phone.png"))
     finally:
         phone.close()
+
+
+def test_an_admin_reads_the_oversight_figures(
+    app_client: Any, live_server: str, chromium: Any, artifacts_dir: Path
+) -> None:
+    from tests.api.test_review import claim, decide
+
+    runtime = runtime_of(app_client)
+    field = Field(app_client)
+    reviewer = make_account(runtime, Role.reviewer, display_name="Rita Reviewer")
+    _worker, item = flagged(app_client, field)
+    assert claim(app_client, reviewer, item).status_code == 200
+    assert decide(app_client, reviewer, item, "approve").status_code == 200
+    admin = make_account(runtime, Role.admin)
+    browser = Browser(chromium, live_server)
+    try:
+        page = browser.page
+        browser.sign_in(admin)
+        page.goto(f"{live_server}/console/oversight/")
+        assert page.get_by_role("heading", name="Human oversight of the automated checks").is_visible()
+        row = page.locator("table.list tbody tr").filter(has_text="location_accuracy").filter(has_text="warn")
+        assert row.locator("td").nth(4).inner_text() == "1"  # overturned once
+        assert "Rita Reviewer" in page.locator("main").inner_text()
+        assert browser.fits_the_screen() and browser.unlabelled_controls() == []
+        browser.shot(artifacts_dir, "oversight")
+        assert browser.errors == [] and browser.elsewhere == []
+    finally:
+        browser.close()

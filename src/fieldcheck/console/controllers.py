@@ -14,13 +14,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, SkipValidation
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from fieldcheck.assignments.models import DELIVERED
 from fieldcheck.assignments.schemas import CheckOut
 from fieldcheck.assignments.service import context_of
 from fieldcheck.auth import service as auth
-from fieldcheck.auth.models import Role
+from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.security import Passwords
 from fieldcheck.campaigns import service as campaigns
 from fieldcheck.console import sessions
@@ -44,6 +44,7 @@ from fieldcheck.results import views as results
 from fieldcheck.results.views import result_out, summary_out
 from fieldcheck.reviews import service as reviews
 from fieldcheck.reviews.models import REASON_TEXT, QueueReason, ReasonCode
+from fieldcheck.reviews.oversight import report as oversight_report
 from fieldcheck.reviews.schemas import ItemOut
 from fieldcheck.reviews.views import item_detail
 from fieldcheck.settings import Settings
@@ -352,6 +353,28 @@ def _positions_svg(item: ItemOut) -> dict[str, float | bool] | None:
     }
 
 
+class OversightConsoleController(Controller):
+    path = "/console/oversight"
+    include_in_schema = False
+
+    @get("/")
+    def oversight(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[Session],
+        settings: NamedDependency[Settings],
+    ) -> Template:
+        """What people decided about the automated checks (admins only)."""
+        viewer = viewer_of(request, db_session, Role.admin)
+        found = oversight_report(db_session, settings)
+        ids = [uuid.UUID(r.reviewer_id) for r in found.reviewers]
+        names = {
+            str(user.id): user.display_name or user.email
+            for user in db_session.exec(select(User).where(col(User.id).in_(ids))).all()
+        }
+        return page("oversight.html.j2", request, viewer, report=found, names=names)
+
+
 class ClientConsoleController(Controller):
     path = "/console/campaigns"
     include_in_schema = False
@@ -456,6 +479,7 @@ def console_router() -> Router:
             SignInController,
             ReviewConsoleController,
             ClientConsoleController,
+            OversightConsoleController,
             ExportStatusController,
             create_static_files_router(
                 path="/console/static", directories=[HERE / "static"], include_in_schema=False

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from litestar import Controller
 from litestar.di import NamedDependency
@@ -12,7 +13,7 @@ from fieldcheck.assignments.schemas import AssignmentOut
 from fieldcheck.assignments.views import assignments_out
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
-from fieldcheck.reviews import service
+from fieldcheck.reviews import oversight, service
 from fieldcheck.reviews.models import QueueReason
 from fieldcheck.reviews.schemas import (
     AppealIn,
@@ -167,3 +168,26 @@ class AdminAssignmentController(Controller):
             db_session, admin_id=principal.user_id, assignment_id=assignment_id, reason=data.reason
         )
         return assignments_out(db_session, storage, settings, [reversed_])[0]
+
+
+class OversightController(Controller):
+    path = "/api/v1/admin/oversight"
+    tags = ["admin"]
+    guards = [requires(Role.admin)]
+    security = BEARER_SECURITY
+
+    @get(
+        "/",
+        summary="Human oversight of the automated checks: how often each fired and was overturned by a person",
+        description="Per check and outcome: fired, decided by a person, overturned, overturn rate, and whether "
+        "it needs recalibration (FIELDCHECK_OVERSIGHT_OVERTURN_RATE over FIELDCHECK_OVERSIGHT_MIN_CASES); "
+        "appeal reversal rates by the original decider; hours to a human decision (p50, p90); per reviewer, "
+        "decisions and the share reversed on appeal. `since`: an ISO date or time.",
+    )
+    def report(
+        self,
+        db_session: NamedDependency[Session],
+        settings: NamedDependency[Settings],
+        since: FromQuery[datetime | None] = None,
+    ) -> dict[str, Any]:
+        return oversight.report(db_session, settings, since=since).as_dict()
