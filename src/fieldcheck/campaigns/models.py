@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import Boolean, CheckConstraint, Column, Float, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlmodel import Field, SQLModel
 
 from fieldcheck.db import UTCDateTime, new_id, utcnow
@@ -55,5 +55,12 @@ class Campaign(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     activated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # Real working time of its visits (reservation to submission, the last 500), kept up to date at
+    # each submission: what the pay measured, not assumed, is judged on.
+    measured_minutes_median: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    measured_minutes_p75: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    measured_visits: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
+    )
     # When every slot had approved work, or the campaign was closed: campaign.completed went out.
     completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

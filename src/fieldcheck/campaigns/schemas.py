@@ -60,6 +60,15 @@ class CampaignOut(BaseModel):
     currency: str
     estimated_minutes: int
     hourly_rate_cents: int = Field(description="reward per hour of estimated work")
+    measured_minutes_median: float | None = Field(
+        default=None,
+        description="real working time of its visits, reservation to submission (null until one)",
+    )
+    measured_minutes_p75: float | None = None
+    measured_visits: int = 0
+    effective_hourly_rate_cents: int | None = Field(
+        default=None, description="reward per hour of measured work: reward / median real minutes"
+    )
     slots_per_store: int
     store_count: int
     starts_at: datetime | None

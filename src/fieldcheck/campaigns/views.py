@@ -17,6 +17,14 @@ def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
         currency=campaign.currency,
         estimated_minutes=campaign.estimated_minutes,
         hourly_rate_cents=service.hourly_rate_cents(campaign.reward_cents, campaign.estimated_minutes),
+        measured_minutes_median=campaign.measured_minutes_median,
+        measured_minutes_p75=campaign.measured_minutes_p75,
+        measured_visits=campaign.measured_visits,
+        effective_hourly_rate_cents=(
+            round(campaign.reward_cents * 60 / max(campaign.measured_minutes_median, 0.1))
+            if campaign.measured_minutes_median is not None
+            else None
+        ),
         slots_per_store=campaign.slots_per_store,
         store_count=store_count,
         starts_at=campaign.starts_at,

@@ -34,6 +34,7 @@ class NearbyTask(msgspec.Struct):
     reservation_minutes: int
     slots_left: int
     photo_rules: NearbyPhotoRules
+    measured_minutes_median: float | None = None  # what people really took, reservation to submission
 
 
 class NearbyPage(msgspec.Struct):

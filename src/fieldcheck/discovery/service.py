@@ -137,6 +137,7 @@ def candidates_statement(bands: int, *, wraps: bool) -> Any:
             col(Campaign.min_photos),
             col(Campaign.max_photos),
             col(Campaign.min_short_side_px),
+            col(Campaign.measured_minutes_median),
         )
         .join(Campaign, col(Campaign.id) == near.c.campaign_id)
         .join(Store, col(Store.id) == near.c.store_id)
@@ -202,6 +203,7 @@ def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
             least,
             most,
             side,
+            measured,
         ) = data[i]
         page.append(
             NearbyTask(
@@ -217,6 +219,7 @@ def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
                 reservation_minutes=hold,
                 slots_left=slots_left,
                 photo_rules=NearbyPhotoRules(min_photos=least, max_photos=most, min_short_side_px=side),
+                measured_minutes_median=measured,
             )
         )
     return page

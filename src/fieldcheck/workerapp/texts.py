@@ -52,6 +52,7 @@ TEXTS = {
     "no_tasks": _("No task near you right now. Try again later."),
     "minutes": _("{value} min"),
     "per_hour": _("{amount} per hour"),
+    "took_median": _("People took a median of {minutes} minutes"),
     "metres": _("{value} m"),
     "kilometres": _("{value} km"),
     "distance_direction": _("{distance} to the {direction}"),

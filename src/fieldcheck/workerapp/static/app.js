@@ -510,6 +510,7 @@ async function tasks() {
           el("span", { class: "reward" }, money(item.reward_cents, item.currency)),
           el("span", {}, t("minutes", { value: item.estimated_minutes })),
           el("span", {}, t("per_hour", { amount: money(hourly, item.currency) }))),
+        item.measured_minutes_median ? el("span", { class: "muted" }, t("took_median", { minutes: Math.round(item.measured_minutes_median) })) : null,
         el("span", { class: "muted" },
           el("span", { class: "arrow", "aria-hidden": "true", "data-bearing": Math.round(way.bearing) }, "↑"),
           " ", t("distance_direction", { distance: distanceText(item.distance_m), direction: way.name }))));
@@ -533,6 +534,7 @@ function task(taskId) {
     el("h2", {}, t("store")), el("p", {}, item.store.name, el("br"), item.store.address || ""),
     el("p", { class: "muted" }, distanceText(item.distance_m)),
     el("h2", {}, t("instructions")), el("p", { class: "instructions" }, item.instructions),
+    item.measured_minutes_median ? el("p", { class: "muted" }, t("took_median", { minutes: Math.round(item.measured_minutes_median) })) : null,
     item.photo_rules ? el("p", {}, t("photo_rules", {
       min: item.photo_rules.min_photos, max: item.photo_rules.max_photos, side: item.photo_rules.min_short_side_px,
     })) : null,
