@@ -6,9 +6,9 @@ handlers, once for every route:
 
 - The error answers each route gives, all `application/problem+json` with one Problem schema:
   400 (an invalid request) everywhere; 401 and 403 where a token is needed; 404 where a path names
-  something or an account is read; 409 on every change (a rule of the current state); 413 where a
-  body is read; 422 where a body or query is checked against rules; 429 where attempts are
-  throttled. A handler can describe an answer more precisely (its `responses`): that stays.
+  something or an account is read; 409 on every change (a rule of the current state) and on the
+  reads that depend on it; 413 where a body is read; 422 where a body or query is checked against
+  rules; 429 where attempts are throttled. A handler can describe an answer more precisely (its `responses`): that stays.
 - Limits that come from settings (largest photo, photo types, currencies, search radius and
   page size) are
   written into the schemas from the settings in force, so the document and the server agree
@@ -53,6 +53,8 @@ RESULTS = "/api/v1/campaigns/{campaign_id}/results"
 # Bodies naming a currency: the accepted ones are those with a pay floor.
 CURRENCY_INPUTS = ("DepositIn", "PayoutIn", "CampaignCreate")
 CHANGING_METHODS = ("post", "put", "patch", "delete")
+# Reads that depend on the state of what they name: a statement exists for rejections only.
+STATE_READ_PATHS = frozenset({"/api/v1/assignments/{assignment_id}/statement"})
 ERROR_DESCRIPTIONS = {
     400: "The request is malformed or a value is invalid (`validation_error` with `errors` per field, "
     "`nul_character`, `too_deeply_nested`, `invalid_text`, `invalid_value`, `idempotency_key_required`).",
@@ -114,7 +116,7 @@ def _error_statuses(path: str, method: str, operation: Operation) -> list[int]:
         statuses |= {401, 403, 404}
     if any(p.param_in == "path" for p in parameters):
         statuses.add(404)
-    if method in CHANGING_METHODS:
+    if method in CHANGING_METHODS or path in STATE_READ_PATHS:
         statuses.add(409)
     if operation.request_body is not None:
         statuses |= {413, 422}

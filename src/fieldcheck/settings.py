@@ -135,6 +135,13 @@ class Settings(BaseSettings):
         default_factory=lambda: {"EUR": 1202},
         description="Lowest pay per hour of estimated work, per accepted currency (JSON object).",
     )
+    pay_floor_min_visits: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Visits after which a campaign's pay is also judged on its measured working time: "
+        "when its reward per median real hour is below the floor it stops taking reservations.",
+    )
     max_reservations_per_worker: int = Field(default=3, ge=1, le=100)
     new_worker_max_reservations: int = Field(
         default=1,

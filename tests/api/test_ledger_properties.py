@@ -19,7 +19,7 @@ from fieldcheck.assignments.transitions import transition
 from fieldcheck.auth.models import Role
 from fieldcheck.campaigns import service as campaigns
 from fieldcheck.campaigns.models import Campaign, CampaignStatus
-from fieldcheck.campaigns.schemas import CampaignCreate
+from fieldcheck.campaigns.schemas import CampaignCreate, CampaignPayUpdate
 from fieldcheck.errors import DomainError
 from fieldcheck.ledger import funds, payouts
 from fieldcheck.ledger.providers import PayoutOrder, PayoutResult, SimulatedPaymentProvider
@@ -43,6 +43,7 @@ HOLDING = [
 OPERATIONS = [
     "deposit",
     "campaign",
+    "raise_reward",
     "reserve",
     "reserve",
     "reserve",
@@ -136,6 +137,22 @@ class World:
         )
         created = campaigns.create_campaign(session, self.organization, data, self.settings)
         campaigns.change_status(session, self.organization, created.id, "activate", self.settings)
+
+    def raise_reward(self, session: Session) -> None:
+        """Escrow is topped up for every slot still owed; work approved later is paid the new reward."""
+        running = session.exec(
+            select(Campaign).where(Campaign.status != CampaignStatus.closed.value).order_by(col(Campaign.id))
+        ).all()
+        if running:
+            target = self.rng.choice(running)
+            more = self.rng.choice([1, 50, 333])
+            campaigns.update_pay(
+                session,
+                self.organization,
+                target.id,
+                CampaignPayUpdate(reward_cents=target.reward_cents + more),
+                self.settings,
+            )
 
     def reserve(self, session: Session) -> None:
         tasks = session.exec(select(Task.id).where(col(Task.is_open).is_(True)).order_by(col(Task.id))).all()

@@ -14,7 +14,7 @@ from fieldcheck.reviews import oversight
 from tests.api.test_review import claim, decide, flagged
 from tests.api.test_statement_and_deadlines import rejected
 from tests.support.console import sign_in
-from tests.support.factories import make_account, runtime_of
+from tests.support.factories import make_account, problem, runtime_of
 from tests.support.submissions import Field
 
 
@@ -62,6 +62,15 @@ def test_overturned_checks_appeals_and_reviewers_are_counted(app_client: Any, tm
     assert found["hours_to_human_decision"]["p50"] is not None
     assert found["needs_recalibration"] == []  # too few cases (20 by default)
     assert app_client.get("/api/v1/admin/oversight", headers=rita.headers).status_code == 403
+    later = app_client.get("/api/v1/admin/oversight", params={"since": "2999-01-01"}, headers=admin.headers)
+    assert later.status_code == 200 and later.json()["since"].startswith("2999-01-01T00:00:00+00:00")
+    assert all(c["fired"] == 0 for c in later.json()["checks"])
+    for wrong in ("0.5", "yesterday", "2026-13-45"):  # a bare number is not a time
+        problem(
+            app_client.get("/api/v1/admin/oversight", params={"since": wrong}, headers=admin.headers),
+            400,
+            "invalid_since",
+        )
 
     with runtime.db.transaction(read_only=True) as session:
         strict = runtime.settings.model_copy(update={"oversight_min_cases": 2})

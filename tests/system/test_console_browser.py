@@ -7,12 +7,13 @@ import csv
 import io
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from fieldcheck.assignments.models import Assignment
 from fieldcheck.auth.models import Role
@@ -301,3 +302,61 @@ def test_an_admin_reads_the_oversight_figures(
         assert browser.errors == [] and browser.elsewhere == []
     finally:
         browser.close()
+
+
+def test_a_client_raises_the_reward_of_a_campaign_paused_for_its_measured_pay(
+    app_client: Any, live_server: str, chromium: Any, artifacts_dir: Path
+) -> None:
+    from sqlmodel import update
+
+    from fieldcheck.campaigns import service as campaigns
+    from fieldcheck.campaigns.models import Campaign
+
+    runtime = runtime_of(app_client)
+    field = Field(app_client)
+    campaign_id = uuid.UUID(field.campaign["id"])
+    with runtime.db.transaction() as session:  # twelve visits took a median of 40 minutes
+        session.exec(
+            update(Campaign)
+            .where(col(Campaign.id) == campaign_id)
+            .values(measured_minutes_median=40.0, measured_minutes_p75=44.0, measured_visits=12)
+        )
+        assert campaigns.pause_if_underpaid(session, campaign_id, runtime.settings)
+    for viewport, name in ((LAPTOP, "laptop"), (PHONE, "phone")):
+        browser = Browser(chromium, live_server, viewport)
+        try:
+            page = browser.page
+            browser.sign_in(field.owner)
+            page.goto(f"{live_server}/console/campaigns/{campaign_id}")
+            banner = page.locator("#pay-floor-banner")
+            assert banner.is_visible()
+            assert "median of 40 minutes over 12 visits" in banner.inner_text()
+            assert "7.50 EUR per hour" in banner.inner_text()
+            assert browser.fits_the_screen() and browser.unlabelled_controls() == []
+            browser.shot(artifacts_dir, f"campaign-paused-{name}")
+            assert browser.errors == [] and browser.elsewhere == []
+        finally:
+            browser.close()
+    browser = Browser(chromium, live_server)
+    try:
+        page = browser.page
+        browser.sign_in(field.owner)
+        page.goto(f"{live_server}/console/campaigns/{campaign_id}")
+        page.get_by_label("Reward (EUR)").fill("4.00")
+        page.get_by_role("button", name="Change the pay").click()
+        page.wait_for_url(re.compile("notice=reward_cannot_decrease"))
+        assert page.locator("#pay-floor-banner").is_visible()
+        page.get_by_label("Reward (EUR)").fill("9,00")
+        page.get_by_label("Estimated minutes").fill("40")
+        page.get_by_role("button", name="Change the pay").click()
+        page.wait_for_url(re.compile("notice=pay_changed"))
+        assert page.locator("#pay-floor-banner").count() == 0
+        assert "active" in page.locator("h1 .tag").inner_text()
+        browser.shot(artifacts_dir, "campaign-pay-raised")
+        assert browser.errors == [] and browser.elsewhere == []
+    finally:
+        browser.close()
+    raised = app_client.get(f"/api/v1/campaigns/{campaign_id}", headers=field.owner.headers).json()
+    assert (
+        raised["reward_cents"] == 900 and raised["estimated_minutes"] == 40 and raised["status"] == "active"
+    )

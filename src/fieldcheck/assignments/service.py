@@ -20,6 +20,7 @@ from fieldcheck.assignments.models import (
 from fieldcheck.assignments.schemas import SubmitIn
 from fieldcheck.assignments.transitions import record_event, transition
 from fieldcheck.auth.models import User
+from fieldcheck.campaigns import service as campaigns
 from fieldcheck.campaigns.models import Campaign, CampaignStatus
 from fieldcheck.checks.models import PhotoFeatures
 from fieldcheck.db import utcnow
@@ -224,6 +225,7 @@ def submit(
     if submitted is None:  # the row is locked above: only an expiry sweep racing us gets here
         raise Conflict(text(_("the reservation ended before the submission")), code="reservation_expired")
     measure_visit_times(session, campaign.id)
+    campaigns.pause_if_underpaid(session, campaign.id, settings)
     enqueue(session, CHECK_SUBMISSION_JOB, assignment_id=str(assignment.id))
     return submitted
 

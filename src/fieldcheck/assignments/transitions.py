@@ -183,8 +183,15 @@ def _pay(
     task (a rejection reversed after it became final), the escrow no longer holds it and the
     platform pays the reward itself.
     """
-    campaign = session.get(Campaign, assignment.campaign_id)
-    assert campaign is not None
+    # Locked: a raise of the reward (which tops escrow up per slot still owed) and this payment
+    # take turns, so escrow always holds exactly what is owed. The escrow account's row is
+    # written just after anyway, so approvals of one campaign already queue here.
+    campaign = session.exec(
+        select(Campaign)
+        .where(Campaign.id == assignment.campaign_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     details = {"campaign_id": str(campaign.id)}
     if by_platform:
         ledger.pay_by_platform(

@@ -11,11 +11,11 @@ from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.campaigns import service
 from fieldcheck.campaigns.models import CampaignStatus
-from fieldcheck.campaigns.schemas import CampaignCreate, CampaignOut
+from fieldcheck.campaigns.schemas import CampaignCreate, CampaignOut, CampaignPayUpdate
 from fieldcheck.campaigns.views import campaign_out
 from fieldcheck.settings import Settings
 from fieldcheck.tasks.service import store_counts
-from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, post
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, patch, post
 
 
 class CampaignController(Controller):
@@ -64,6 +64,28 @@ class CampaignController(Controller):
         principal: NamedDependency[Principal],
     ) -> CampaignOut:
         campaign = service.get_campaign(db_session, principal.require_organization(), campaign_id)
+        return campaign_out(campaign, store_counts(db_session, [campaign.id]).get(campaign.id, 0))
+
+    @patch(
+        "/{campaign_id:uuid}",
+        summary="Change the reward or the estimate",
+        description="A draft takes any values. Once activated the reward only goes up (409 "
+        "reward_cannot_decrease), the values must meet the pay floor (422 pay_below_floor) and escrow is "
+        "topped up for every slot still owed (409 insufficient_funds); approved work not yet paid gets "
+        "the new reward. A campaign the platform paused because its measured pay fell below the floor "
+        "takes reservations again. 409 campaign_closed.",
+    )
+    def change_pay(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        data: JSONBody[CampaignPayUpdate],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> CampaignOut:
+        campaign = service.update_pay(
+            db_session, principal.require_organization(), campaign_id, data, settings
+        )
         return campaign_out(campaign, store_counts(db_session, [campaign.id]).get(campaign.id, 0))
 
     def _change(

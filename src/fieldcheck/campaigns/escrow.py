@@ -75,6 +75,57 @@ def hold_for_activation(session: Session, campaign: Campaign, settings: Settings
         ) from None
 
 
+def top_up_for_reward(session: Session, campaign: Campaign, new_reward: int) -> int:
+    """A raised reward: escrow gets the difference for every slot still owed, from the organization's
+    balance (409 when short), under its own ledger key so each raise is held once. The fee keeps the
+    rate fixed at activation. The caller holds the campaign's row lock and sets the reward."""
+    new_fee = math.ceil(new_reward * campaign.fee_per_slot_cents / campaign.reward_cents)
+    owed_slots = slots_owed(
+        campaign,
+        tasks.slots_of(session, campaign.id),
+        ledger.escrow_position(session, campaign.id, campaign.currency).releases,
+    )
+    per_slot_more = new_reward + new_fee - per_slot(campaign)
+    amount = owed_slots * per_slot_more
+    if amount > 0:
+        try:
+            ledger.hold_escrow(
+                session,
+                reference=f"{reference(campaign.id)}:reward:{new_reward}",
+                escrow_id=campaign.id,
+                holder_id=campaign.organization_id,
+                currency=campaign.currency,
+                amount=amount,
+                memo=f"Reward raised to {new_reward}: {owed_slots} slot(s) x {per_slot_more} more",
+                details={
+                    "slots": owed_slots,
+                    "reward": new_reward,
+                    "fee": new_fee,
+                    "was": per_slot(campaign),
+                },
+            )
+        except ledger.InsufficientFunds:
+            have = ledger.available_balance(session, campaign.organization_id, campaign.currency)
+            raise Conflict(
+                text(
+                    _(
+                        "raising the reward needs {amount:.2f} {currency} more in escrow ({slots} slots still "
+                        "owed); the organization has {available:.2f} available"
+                    ),
+                    amount=amount / 100,
+                    currency=campaign.currency,
+                    slots=owed_slots,
+                    available=have / 100,
+                ),
+                code="insufficient_funds",
+                required_cents=amount,
+                available_cents=have,
+                currency=campaign.currency,
+            ) from None
+    campaign.fee_per_slot_cents = new_fee
+    return amount
+
+
 def slots_owed(campaign: Campaign, slots: tasks.Slots, releases: int) -> int:
     """Slots the campaign may still have to pay for, given its slot counters and payments made.
 

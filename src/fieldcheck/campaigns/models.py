@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Boolean, CheckConstraint, Column, Float, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlmodel import Field, SQLModel
 
-from fieldcheck.db import UTCDateTime, new_id, utcnow
+from fieldcheck.db import JSONType, UTCDateTime, new_id, utcnow
 
 
 class CampaignStatus(StrEnum):
@@ -15,6 +16,10 @@ class CampaignStatus(StrEnum):
     active = "active"
     paused = "paused"
     closed = "closed"
+
+
+class PauseReason(StrEnum):
+    pay_below_floor = "pay_below_floor"  # measured pay under the floor: waits for a raise
 
 
 class Campaign(SQLModel, table=True):
@@ -62,5 +67,9 @@ class Campaign(SQLModel, table=True):
     measured_visits: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
     )
+    # Why it is paused when the platform paused it (pay_below_floor), with the figures then (a
+    # stored Text); null when the client paused it or it is not paused.
+    pause_reason: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    pause_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     # When every slot had approved work, or the campaign was closed: campaign.completed went out.
     completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -51,6 +51,16 @@ class CampaignCreate(BaseModel):
         return value.strip()
 
 
+class CampaignPayUpdate(BaseModel):
+    """A new reward, estimate or both (what is left out or null stays as it is). Once activated the
+    reward only goes up and escrow is topped up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reward_cents: JsonInt | None = Field(default=None, ge=1, le=1_000_000)
+    estimated_minutes: JsonInt | None = Field(default=None, ge=1, le=24 * 60)
+
+
 class CampaignOut(BaseModel):
     id: uuid.UUID
     title: str
@@ -81,3 +91,11 @@ class CampaignOut(BaseModel):
     created_at: datetime
     activated_at: datetime | None
     closed_at: datetime | None
+    pause_reason: str | None = Field(
+        default=None,
+        description="pay_below_floor when the platform paused it: its measured pay fell below the floor; "
+        "it takes reservations again once the reward is raised",
+    )
+    pause_detail: str | None = Field(
+        default=None, description="why, with the figures, in the reader's language"
+    )

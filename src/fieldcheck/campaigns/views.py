@@ -5,6 +5,7 @@ from __future__ import annotations
 from fieldcheck.campaigns import service
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.campaigns.schemas import CampaignOut, PhotoRules
+from fieldcheck.i18n import render_stored
 
 
 def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
@@ -41,4 +42,6 @@ def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
         created_at=campaign.created_at,
         activated_at=campaign.activated_at,
         closed_at=campaign.closed_at,
+        pause_reason=campaign.pause_reason,
+        pause_detail=render_stored(campaign.pause_details, None),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,8 +24,10 @@ from fieldcheck.auth import service as auth
 from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.security import Passwords
 from fieldcheck.campaigns import service as campaigns
+from fieldcheck.campaigns.schemas import CampaignPayUpdate
 from fieldcheck.console import sessions
 from fieldcheck.console.pages import (
+    NOTICES,
     SECURITY_HEADERS,
     LoginRequired,
     check_csrf,
@@ -39,7 +42,7 @@ from fieldcheck.errors import BadRequest, Conflict, DomainError, TooManyRequests
 from fieldcheck.exports import service as exports
 from fieldcheck.exports.models import ExportFormat
 from fieldcheck.exports.views import export_out
-from fieldcheck.i18n import _, text
+from fieldcheck.i18n import DEFAULT_LANGUAGE, _, render_stored, text
 from fieldcheck.results import views as results
 from fieldcheck.results.views import result_out, summary_out
 from fieldcheck.reviews import service as reviews
@@ -416,6 +419,7 @@ class ClientConsoleController(Controller):
             request,
             viewer,
             campaign=campaign,
+            pause_detail=render_stored(campaign.pause_details, None, DEFAULT_LANGUAGE),
             summary=summary_out(results.summary(db_session, campaign)),
             results=[result_out(r, storage, settings) for r in rows],
             next_cursor=next_cursor,
@@ -448,6 +452,35 @@ class ClientConsoleController(Controller):
             format=ExportFormat(fmt),
         )
         return redirect(f"/console/campaigns/{campaign_id}", notice="export_started")
+
+    @post("/{campaign_id:uuid}/pay", status_code=303)
+    def change_pay(
+        self,
+        request: Request[Any, Any, Any],
+        campaign_id: FromPath[uuid.UUID],
+        data: Form,
+        db_session: NamedDependency[Session],
+        settings: NamedDependency[Settings],
+    ) -> Redirect:
+        """The reward (in currency units, as typed) and the estimate, through the API's rules."""
+        viewer = viewer_of(request, db_session, Role.client)
+        check_csrf(viewer, request, data)
+        target = f"/console/campaigns/{campaign_id}"
+        try:
+            change = CampaignPayUpdate(
+                reward_cents=round(Decimal(_one(data, "reward").replace(",", ".").strip()) * 100),
+                estimated_minutes=int(_one(data, "estimated_minutes").strip()),
+            )
+        except (ArithmeticError, ValueError):  # InvalidOperation and pydantic's errors are both
+            return redirect(target, notice="invalid_pay")
+        try:
+            with db_session.begin_nested():
+                campaigns.update_pay(
+                    db_session, viewer.principal.require_organization(), campaign_id, change, settings
+                )
+        except (Conflict, Unprocessable) as exc:
+            return redirect(target, notice=exc.code if exc.code in NOTICES else "invalid_pay")
+        return redirect(target, notice="pay_changed")
 
 
 class ExportStatusController(Controller):

@@ -40,6 +40,15 @@ NOTICES = {
     "signed_out": ("ok", "You are signed out."),
     "export_started": ("ok", "The export is being built; the bar shows its progress."),
     "session_expired": ("warn", "Your session ended; sign in again."),
+    "pay_changed": ("ok", "The pay is changed; escrow holds the difference for every slot still owed."),
+    "pay_below_floor": ("warn", "Not changed: that pay is still below the platform's floor per hour."),
+    "insufficient_funds": (
+        "warn",
+        "Not changed: the organization's balance cannot cover the raise in escrow.",
+    ),
+    "reward_cannot_decrease": ("warn", "Not changed: the reward of an activated campaign can only go up."),
+    "campaign_closed": ("warn", "Not changed: the campaign is closed."),
+    "invalid_pay": ("warn", "Not changed: give a reward above 0 and an estimate of 1 to 1440 minutes."),
 }
 
 

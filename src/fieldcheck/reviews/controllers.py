@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller
@@ -13,6 +13,8 @@ from fieldcheck.assignments.schemas import AssignmentOut
 from fieldcheck.assignments.views import assignments_out
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
+from fieldcheck.errors import BadRequest, field_error
+from fieldcheck.i18n import _, text
 from fieldcheck.reviews import oversight, service
 from fieldcheck.reviews.models import QueueReason
 from fieldcheck.reviews.schemas import (
@@ -188,6 +190,30 @@ class OversightController(Controller):
         self,
         db_session: NamedDependency[Session],
         settings: NamedDependency[Settings],
-        since: FromQuery[datetime | None] = None,
+        since: Annotated[
+            str | None,
+            Parameter(
+                description="only what happened from then: an ISO 8601 date or date-time (UTC when no offset)",
+                schema_extra={"format": "date-time"},
+                max_length=40,
+            ),
+        ] = None,
     ) -> dict[str, Any]:
-        return oversight.report(db_session, settings, since=since).as_dict()
+        return oversight.report(db_session, settings, since=_moment(since)).as_dict()
+
+
+def _moment(value: str | None) -> datetime | None:
+    """An ISO 8601 date or date-time, strictly (a bare number is not a time); naive means UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadRequest(
+            text(
+                _("since must be an ISO 8601 date or date-time, such as 2026-12-01 or 2026-12-01T08:00:00Z")
+            ),
+            code="invalid_since",
+            errors=[field_error("since", "not an ISO 8601 date or date-time")],
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

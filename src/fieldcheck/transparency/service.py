@@ -94,13 +94,18 @@ def document(settings: Settings, language: str | None = None) -> dict[str, Any]:
         },
         "pay_floor": {
             "cents_per_hour": settings.pay_floor_cents_per_hour,
+            "min_visits": settings.pay_floor_min_visits,
             "text": say(
                 text(
                     _(
                         "A campaign is not offered unless its reward per task, divided by the minutes the client "
-                        "estimates a task takes, makes at least {floors} per hour."
+                        "estimates a task takes, makes at least {floors} per hour. Once {visits} visits have been "
+                        "made, the real time they took (from reservation to submission, the median) is used "
+                        "too: if it makes the pay fall below the floor, the campaign stops taking new "
+                        "reservations until the client raises the reward, and reservations already made go on."
                     ),
                     floors=floors,
+                    visits=settings.pay_floor_min_visits,
                 )
             ),
         },

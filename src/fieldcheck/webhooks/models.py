@@ -15,6 +15,7 @@ class WebhookEvent(StrEnum):
     assignment_approved = "assignment.approved"
     assignment_rejected = "assignment.rejected"
     campaign_completed = "campaign.completed"
+    campaign_pay_below_floor = "campaign.pay_below_floor"
     export_ready = "export.ready"
 
 
