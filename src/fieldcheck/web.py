@@ -61,6 +61,19 @@ def _json_integer(value: Any) -> Any:
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 Cents = Annotated[JsonInt, Field(gt=0, le=MAX_AMOUNT_CENTS)]
 
+# A name or a title that must not be blank, as the schema says it: at least one character that
+# str.strip() and str.split() keep (Python's whitespace includes the separators \x1c-\x1f, which
+# Unicode's does not), and no NUL anywhere (no text may hold one: `refuse_unsafe_text`), written so
+# that Python's re, pydantic's Rust regex and JSON Schema's ECMA 262 read it alike. Only the schema
+# carries it; the field's validator strips and says "must not be blank" in words.
+_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+
+
+def not_blank_schema() -> dict[str, Any]:
+    """The `json_schema_extra` of a field that must not be blank (a new dict: Litestar edits it)."""
+    return {"pattern": NOT_BLANK}
+
 
 SESSION_PARAMETER = "db_session"
 FINISHED_KEY = "fieldcheck_unit_of_work_finished"

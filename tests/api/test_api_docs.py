@@ -7,8 +7,11 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fieldcheck.settings import Settings
+from fieldcheck.web import NOT_BLANK
 from tests.support.backends import BackendFactory
 from tests.support.factories import problem
 
@@ -109,3 +112,28 @@ def test_the_openapi_document_is_served_as_before_without_the_documentation_rout
     assert "/api/v1/auth/token" in document["paths"]
     assert not [path for path in document["paths"] if path.startswith("/schema")]
     problem(app_client.get("/schema/openapi.yaml"), 404, "not_found")  # never served, still not
+
+
+# Every character Python's str.strip() and str.split() treat as whitespace, and a few they keep.
+PYTHON_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
+@given(st.text(alphabet=st.sampled_from(PYTHON_SPACES + "a\u200b\x00\u00e9")))
+def test_the_not_blank_pattern_says_what_the_validators_do(value: str) -> None:
+    assert bool(value.strip()) == bool(" ".join(value.split()))
+    assert bool(re.search(NOT_BLANK, value)) == (bool(value.strip()) and "\x00" not in value)
+
+
+def test_the_openapi_document_says_which_texts_must_not_be_blank(app_client: Any) -> None:
+    """So a client (and the contract tests) knows that a name of separators is refused."""
+    schemas = app_client.get("/schema/openapi.json").json()["components"]["schemas"]
+    fields = [
+        ("StoreCreate", "name"),
+        ("OrganizationCreate", "name"),
+        ("CampaignCreate", "title"),
+        ("CampaignCreate", "instructions"),
+        ("RegisterIn", "display_name"),
+    ]
+    for schema, field in fields:
+        declared = schemas[schema]["properties"][field]
+        assert declared.get("pattern") == NOT_BLANK, (schema, field, declared)

@@ -80,6 +80,7 @@ def test_stores_are_scoped_to_the_organization(app_client: Any) -> None:
         ({"name": "A", "lat": 0, "lon": -181}, "lon"),
         ({"name": "A", "lat": "north", "lon": 0}, "lat"),
         ({"name": " ", "lat": 0, "lon": 0}, "name"),
+        ({"name": "\u001e\u3000", "lat": 0, "lon": 0}, "name"),  # separators are blank too
         ({"name": "A", "lat": 0, "lon": 0, "geofence_m": 0}, "geofence_m"),
         ({"lat": 0, "lon": 0}, "name"),
     ],

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from fieldcheck.organizations.schemas import OrganizationOut
+from fieldcheck.web import not_blank_schema
 
 
 def _clean_name(value: str) -> str:
@@ -22,7 +23,7 @@ class RegisterIn(BaseModel):
 
     email: EmailStr
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: str = Field(min_length=1, max_length=100, json_schema_extra=not_blank_schema())
 
     _name = field_validator("display_name")(_clean_name)
 
@@ -69,7 +70,9 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     role: Role
     organization_id: uuid.UUID | None = None
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    display_name: str | None = Field(
+        default=None, min_length=1, max_length=100, json_schema_extra=not_blank_schema()
+    )
 
     @field_validator("display_name")
     @classmethod
@@ -89,3 +92,4 @@ class UserOut(BaseModel):
 
 class MeOut(UserOut):
     organization: OrganizationOut | None = None
+

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from fieldcheck.web import JsonInt
+from fieldcheck.web import JsonInt, not_blank_schema
 
 MAX_PHOTOS = 20
 
@@ -21,8 +21,8 @@ class PhotoRules(BaseModel):
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    instructions: str = Field(min_length=1, max_length=10_000)
+    title: str = Field(min_length=1, max_length=200, json_schema_extra=not_blank_schema())
+    instructions: str = Field(min_length=1, max_length=10_000, json_schema_extra=not_blank_schema())
     reward_cents: JsonInt = Field(gt=0, le=1_000_000)
     currency: str = Field(
         min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR"

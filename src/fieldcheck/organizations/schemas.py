@@ -5,11 +5,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fieldcheck.web import not_blank_schema
+
 
 class OrganizationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=not_blank_schema())
 
     @field_validator("name")
     @classmethod

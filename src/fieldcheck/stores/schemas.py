@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator
 
 from fieldcheck.stores.models import DEFAULT_GEOFENCE_M
-from fieldcheck.web import JsonInt
+from fieldcheck.web import JsonInt, not_blank_schema
 
 MAX_GEOFENCE_M = 10_000
 
@@ -15,7 +15,7 @@ MAX_GEOFENCE_M = 10_000
 class StoreCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=not_blank_schema())
     lat: StrictFloat = Field(ge=-90, le=90)
     lon: StrictFloat = Field(ge=-180, le=180)
     address: str | None = Field(default=None, max_length=500)
