@@ -47,6 +47,7 @@ from fieldcheck.health import HealthController
 from fieldcheck.i18n import language_middleware
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
+from fieldcheck.privacy.service import close_account
 from fieldcheck.proxies import trusted_proxies_middleware
 from fieldcheck.ratelimit import RateLimits
 from fieldcheck.references.controllers import ReferencePhotoController
@@ -130,6 +131,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         "account_gate": Provide(lambda: rt.account_gate, sync_to_thread=False, use_cache=True),
         "rate_limits": Provide(lambda: rt.rate_limits, sync_to_thread=False, use_cache=True),
         "payments": Provide(lambda: rt.payment_provider, sync_to_thread=False, use_cache=True),
+        # DELETE /api/v1/me: closing an account reaches reservations and the ledger, above auth.
+        "account_closer": Provide(lambda: close_account, sync_to_thread=False, use_cache=True),
     }
     handlers: list[Any] = [
         HealthController,

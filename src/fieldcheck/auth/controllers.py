@@ -5,12 +5,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 from sqlmodel import Session
 
 from fieldcheck.auth import service
 from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.schemas import (
+    AccountClosingIn,
     MeOut,
     PasswordChangeIn,
     RegisterAccepted,
@@ -37,7 +38,7 @@ from fieldcheck.organizations.models import Organization
 from fieldcheck.organizations.schemas import OrganizationCreate, OrganizationOut
 from fieldcheck.ratelimit import RateLimits
 from fieldcheck.settings import Settings
-from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, post
+from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, delete, get, post
 
 
 def user_out(user: User) -> UserOut:
@@ -170,6 +171,42 @@ class MeController(Controller):
                 user_id=principal.user_id,
                 current_password=data.current_password,
                 new_password=data.new_password,
+                address=client_address(request),
+            )
+        except service.WrongPassword:
+            db_session.commit()  # the failure counts towards the sign-in throttle
+            raise
+        db_session.commit()
+        account_gate.forget(principal.user_id)
+
+    @delete(
+        "/",
+        summary="Close my account (workers): signed out for good, name, e-mail and bank details erased",
+        description="With the password (422 wrong_password; attempts count like sign-ins). Reservations "
+        "held are given back; delivered work is still decided and paid; the available balance is paid "
+        "out to the bank account on file when it reaches the minimum, anything earned later stays on "
+        "the ledger under the account's id, whose rows are untouched. Every token stops working at once.",
+        status_code=204,
+        guards=[requires(Role.worker)],
+    )
+    def close(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[AccountClosingIn],
+        db_session: NamedDependency[Session],
+        principal: NamedDependency[Principal],
+        passwords: NamedDependency[Passwords],
+        settings: NamedDependency[Settings],
+        account_gate: NamedDependency[AccountGate],
+        account_closer: NamedDependency[SkipValidation[service.AccountCloser]],
+    ) -> None:
+        try:
+            account_closer(
+                db_session,
+                passwords,
+                settings,
+                user_id=principal.user_id,
+                password=data.password,
                 address=client_address(request),
             )
         except service.WrongPassword:

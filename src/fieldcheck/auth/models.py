@@ -44,6 +44,8 @@ class User(SQLModel, table=True):
     # Written into every token; raising it (new password, deactivation) revokes every older token.
     token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    # When its owner closed it: signed out for good, name and e-mail erased; never reactivated.
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class LoginFailure(SQLModel, table=True):

@@ -93,3 +93,8 @@ class UserOut(BaseModel):
 class MeOut(UserOut):
     organization: OrganizationOut | None = None
 
+
+class AccountClosingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=1024, description="the account's current password")

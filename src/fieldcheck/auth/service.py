@@ -6,6 +6,7 @@ import contextlib
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +35,22 @@ class InvalidCredentials(Unauthorized):
 
 class WrongPassword(Unprocessable):
     code = "wrong_password"
+
+
+class AccountCloser(Protocol):
+    """Closes a worker's account (fieldcheck.privacy, given by the app: it reaches reservations and
+    the ledger, which auth does not know)."""
+
+    def __call__(
+        self,
+        session: Session,
+        passwords: Passwords,
+        settings: Settings,
+        *,
+        user_id: uuid.UUID,
+        password: str,
+        address: str,
+    ) -> object: ...
 
 
 def normalize_email(email: str) -> str:
@@ -250,6 +267,10 @@ def set_active(session: Session, *, actor: Principal, user_id: uuid.UUID, active
     user = session.exec(select(User).where(User.id == user_id).with_for_update()).first()
     if user is None:
         raise NotFound(text(_("no account has this id")), code="user_not_found")
+    if user.closed_at is not None:
+        raise Conflict(
+            text(_("this account was closed by its owner; it cannot be reactivated")), code="account_closed"
+        )
     if user.is_active != active:
         user.is_active = active
         session.add(user)

@@ -17,8 +17,17 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from fieldcheck.db import new_id
-from fieldcheck.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransaction, Movement
+from fieldcheck.ledger import payouts
+from fieldcheck.ledger.models import (
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Movement,
+    PayoutDetails,
+)
 from fieldcheck.ledger.postings import PLATFORM, InsufficientFunds, Leg, account, balance_of, post
+from fieldcheck.settings import Settings
 
 __all__ = [
     "EscrowPosition",
@@ -32,6 +41,7 @@ __all__ = [
     "payments_per_reference",
     "refund_escrow",
     "release_from_escrow",
+    "settle_closed_worker",
 ]
 
 
@@ -247,3 +257,23 @@ def payments_per_reference(session: Session, prefix: str) -> dict[str, int]:
         .group_by(col(LedgerTransaction.reference))
     ).all()
     return {reference: int(count) for reference, count in rows}
+
+
+# A closed worker account ------------------------------------------------------------------------
+def settle_closed_worker(session: Session, settings: Settings, worker_id: uuid.UUID) -> list[tuple[str, int]]:
+    """What a closing worker is owed: each currency's available balance paid out to the bank
+    account on file when it reaches the minimum; the rest stays on the ledger under the account's
+    id. The bank details are then forgotten (each payout keeps its own copy). Returns the payouts."""
+    paid: list[tuple[str, int]] = []
+    details = session.get(PayoutDetails, worker_id)
+    if details is not None:
+        for currency, figures in sorted(payouts.worker_balance(session, worker_id).items()):
+            available = figures.get("available", 0)
+            if available >= settings.payout_minimum_cents:
+                payouts.request_payout(
+                    session, settings, worker_id=worker_id, amount_cents=available, currency=currency
+                )
+                paid.append((currency, available))
+        session.delete(details)
+        session.flush()
+    return paid
