@@ -47,6 +47,7 @@ from fieldcheck.health import HealthController
 from fieldcheck.i18n import language_middleware
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import configure_logging
+from fieldcheck.privacy.controllers import DataExportController
 from fieldcheck.privacy.service import close_account
 from fieldcheck.proxies import trusted_proxies_middleware
 from fieldcheck.ratelimit import RateLimits
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         CampaignResultsController,
         CampaignExportController,
         ExportController,
+        DataExportController,
         WebhookController,
     ]
     if isinstance(rt.storage, LocalStorage):

@@ -19,6 +19,7 @@ from fieldcheck.ledger.models import (
 )
 from fieldcheck.organizations.models import Organization
 from fieldcheck.photos.models import Photo
+from fieldcheck.privacy.models import DataExport
 from fieldcheck.ratelimit import RateCounter
 from fieldcheck.reviews.models import Appeal, Review, ReviewClaim
 from fieldcheck.stores.models import Store
@@ -32,6 +33,7 @@ __all__ = [
     "Campaign",
     "CheckResultRow",
     "ConsoleSession",
+    "DataExport",
     "Deposit",
     "Export",
     "IdempotencyRecord",

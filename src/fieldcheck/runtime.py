@@ -42,6 +42,7 @@ JOB_MODULES = (
     "fieldcheck.webhooks.jobs",
     "fieldcheck.results.jobs",
     "fieldcheck.exports.jobs",
+    "fieldcheck.privacy.jobs",
     "fieldcheck.console.jobs",
 )
 

@@ -164,6 +164,14 @@ class Settings(BaseSettings):
     # Review.
     review_lease_minutes: int = Field(default=15, ge=1, le=240)
     appeal_window_days: int = Field(default=14, ge=1, le=365)
+    original_retention_days: int = Field(
+        default=180,
+        ge=1,
+        le=3650,
+        description="Days the original photos and the phone's position are kept once the decision is final "
+        "(approved and past any audit, or rejected and past the appeal); then a job deletes them. The "
+        "client-safe copies and the distance stay for the client's audit.",
+    )
     oversight_overturn_rate: float = Field(
         default=0.30,
         ge=0,

@@ -75,7 +75,7 @@ def client(embedded_settings: Any) -> Any:
     from fieldcheck import migrations
     from fieldcheck.app import create_app
 
-    settings = embedded_settings.model_copy(update={"appeal_window_days": 21})
+    settings = embedded_settings.model_copy(update={"appeal_window_days": 21, "original_retention_days": 90})
     migrations.upgrade(settings)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -95,9 +95,14 @@ def test_the_account_is_public_generated_and_in_both_languages(client: Any) -> N
         body["appeal"]["window_days"] == 21 and "21 days" in body["appeal"]["text"]
     )  # the settings in force
     assert "12.02 EUR" in body["pay_floor"]["text"]
+    data = " ".join(body["data"])  # how long originals and positions are kept, from the settings
+    assert data.count("90 days after the decision is final") == 2
+    assert "stay for the client's audit" in data and "21 days to appeal" in data
     french = client.get("/api/v1/transparency", headers={"Accept-Language": "fr"}).json()
     assert [c["name"] for c in french["checks"]] == names
     assert "21 jours" in french["appeal"]["text"]
+    assert " ".join(french["data"]).count("supprimés 90 jours après") == 1
+    assert " ".join(french["data"]).count("90 jours après que la décision est définitive") == 2
     page = client.get("/transparency", headers={"Accept-Language": "fr"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "script-src" not in page.headers["content-security-policy"]  # a page with no script at all

@@ -5,16 +5,18 @@ appeal in French. Screenshots of each screen at 360 px wide are kept in test-art
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from fieldcheck.assignments.models import Assignment
 from fieldcheck.auth.models import User
@@ -325,8 +327,33 @@ def test_a_rejected_visit_is_appealed_in_french(
         assert "Appel déposé" in page.locator(".history").inner_text()
         phone.shot(artifacts_dir, "work-appealed-fr")
         assert phone.fits_the_screen() and phone.unlabelled_controls() == []
+
+        # Their own data, in one file; then the account is closed.
+        page.evaluate("location.hash = '#/settings'")
+        page.get_by_role("heading", name="Vos données").wait_for()
+        page.get_by_role("button", name="Préparer mes données").click()
+        ready = page.get_by_role("link", name=re.compile(r"Télécharger mes données \(\d+,\d Mo\)"))
+        ready.wait_for(timeout=60_000)
+        assert "sera supprimé le" in page.locator(".my-data").inner_text()
+        phone.shot(artifacts_dir, "settings-my-data-fr")
+        assert phone.fits_the_screen() and phone.unlabelled_controls() == [] and phone.small_targets() == []
+        with page.expect_download() as downloading:
+            ready.click()
+        archive = zipfile.ZipFile(downloading.value.path())
+        assert "README.txt" in archive.namelist()
+        (appealed,) = json.loads(archive.read("appeals.json"))["data"]
+        assert appealed["message"] == "Le rayon était bien net, la photo a bougé."
+        (photo,) = json.loads(archive.read("assignments.json"))["data"][0]["photos"]
+        assert (
+            archive.read(photo["file"]) == (photos.PHOTOS_DIR / "blur_honor7x_176_defocus.jpg").read_bytes()
+        )
+        page.get_by_label("Mot de passe").fill("correct horse battery 44")
+        page.get_by_role("button", name="Fermer mon compte").click()  # the confirmation is accepted
+        phone.at(r"#/signin$")
         assert phone.errors == [] and phone.elsewhere == []
     finally:
         phone.close()
     with runtime_of(app_client).db.transaction(read_only=True) as session:
         assert session.exec(select(func.count()).select_from(User)).one() >= 2
+        closed = session.exec(select(User).where(col(User.closed_at).is_not(None))).all()
+        assert [u.display_name for u in closed] == ["Closed account"]

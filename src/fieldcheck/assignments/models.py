@@ -101,6 +101,14 @@ class Assignment(SQLModel, table=True):
         Index("ix_assignments_campaign_status", "campaign_id", "status"),
         Index("ix_assignments_status_submitted", "status", "submitted_at"),
         Index("ix_assignments_status_review_due", "status", "review_due_at"),
+        # Decided work still holding the phone's position: the retention job's worklist (it shrinks
+        # as positions are removed).
+        Index(
+            "ix_assignments_positions_kept",
+            "decided_at",
+            sqlite_where=text("positions_removed_at IS NULL AND decided_at IS NOT NULL"),
+            postgresql_where=text("positions_removed_at IS NULL AND decided_at IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -129,6 +137,9 @@ class Assignment(SQLModel, table=True):
     review_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # Set once the task got this assignment's slot back (expired, cancelled, finally rejected).
     slot_freed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
+    # When the phone's position, accuracy and identifier were erased, the retention period after the
+    # decision became final (fieldcheck.privacy.retention); distance_m stays for the client's audit.
+    positions_removed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class AssignmentEvent(SQLModel, table=True):

@@ -104,10 +104,10 @@ def measure_photo(
 
     With `upload`, the object the phone uploaded is read instead (the instant checks, before any
     submission), refused unless it is the one the phone announced as finished (`early_etag`)."""
-    key = photo.storage_key if upload else photo.content_key
+    key = photo.storage_key if upload else photo.original_key
     expected = (photo.early_etag, photo.declared_bytes) if upload else (photo.stored_etag, photo.stored_bytes)
-    info = storage.head(key)
-    if info is None or (info.etag, info.size) != expected:
+    info = storage.head(key) if key is not None else None
+    if key is None or info is None or (info.etag, info.size) != expected:
         report = PhotoReport()
         report.checks.append(
             Check.of(

@@ -301,6 +301,7 @@ class ReviewConsoleController(Controller):
             visit_checks=visit_checks,
             reason_codes=[(code.value, REASON_TEXT[code].english) for code in ReasonCode],
             position_svg=_positions_svg(detail),
+            retention_days=settings.original_retention_days,
         )
 
     @post("/{assignment_id:uuid}/decision", status_code=303)

@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from fieldcheck.db import new_id
+from fieldcheck.i18n import translate
 from fieldcheck.ledger import payouts
 from fieldcheck.ledger.models import (
     AccountKind,
@@ -24,6 +25,7 @@ from fieldcheck.ledger.models import (
     LedgerEntry,
     LedgerTransaction,
     Movement,
+    Payout,
     PayoutDetails,
 )
 from fieldcheck.ledger.postings import PLATFORM, InsufficientFunds, Leg, account, balance_of, post
@@ -277,3 +279,71 @@ def settle_closed_worker(session: Session, settings: Settings, worker_id: uuid.U
         session.delete(details)
         session.flush()
     return paid
+
+
+# A worker's own records (their data export) ------------------------------------------------------
+def worker_records(session: Session, worker_id: uuid.UUID) -> dict[str, Any]:
+    """Everything the ledger holds about a worker, as plain JSON-ready values: balances, every
+    entry on their accounts with its transaction, every payout, and the bank details on file. The
+    IBAN is given by its last four characters, as the API does: a stolen session cannot read it."""
+    accounts = {
+        account.id: account
+        for account in session.exec(
+            select(LedgerAccount).where(
+                (col(LedgerAccount.owner_id) == worker_id) | (col(LedgerAccount.holder_id) == worker_id)
+            )
+        ).all()
+    }
+    entries = []
+    if accounts:
+        rows = session.exec(
+            select(LedgerEntry, LedgerTransaction)
+            .join(LedgerTransaction, col(LedgerTransaction.id) == col(LedgerEntry.transaction_id))
+            .where(col(LedgerEntry.account_id).in_(list(accounts)))
+            .order_by(col(LedgerEntry.created_at), col(LedgerEntry.id))
+        ).all()
+        for entry, transaction in rows:
+            entries.append(
+                {
+                    "at": entry.created_at.isoformat(),
+                    "account": accounts[entry.account_id].kind,
+                    "amount_cents": entry.amount,
+                    "currency": transaction.currency,
+                    "movement": transaction.movement,
+                    "reference": transaction.reference,
+                    "memo": transaction.memo,
+                    "transaction_id": str(transaction.id),
+                }
+            )
+    payout_rows = session.exec(
+        select(Payout).where(Payout.worker_id == worker_id).order_by(col(Payout.created_at), col(Payout.id))
+    ).all()
+    details = session.get(PayoutDetails, worker_id)
+    return {
+        "balances": [
+            {"currency": currency, **{f"{name}_cents": value for name, value in figures.items()}}
+            for currency, figures in sorted(payouts.worker_balance(session, worker_id).items())
+        ],
+        "entries": entries,
+        "payouts": [
+            {
+                "id": str(p.id),
+                "amount_cents": p.amount_cents,
+                "currency": p.currency,
+                "status": p.status,
+                "account_holder": p.account_holder,
+                "iban_last4": p.iban[-4:],
+                "failure": translate(p.failure) if p.failure else None,
+                "created_at": p.created_at.isoformat(),
+                "settled_at": p.settled_at.isoformat() if p.settled_at else None,
+            }
+            for p in payout_rows
+        ],
+        "payout_details": None
+        if details is None
+        else {
+            "account_holder": details.account_holder,
+            "iban_last4": details.iban[-4:],
+            "updated_at": details.updated_at.isoformat(),
+        },
+    }

@@ -93,17 +93,38 @@ class Photo(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # When the photo as uploaded and submitted (storage_key, frozen_key) and its GPS position were
+    # deleted, the retention period after the decision became final (fieldcheck.privacy.retention).
+    # The client-safe copy and the thumbnail (made from it: faces blurred, no EXIF) stay.
+    originals_removed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
     @property
-    def content_key(self) -> str:
-        """The bytes that were submitted and checked (the upload itself before submission)."""
+    def original_key(self) -> str | None:
+        """The bytes that were submitted and checked (the upload itself before submission), while
+        they are kept: what the checks read, never a copy."""
+        if self.originals_removed_at is not None:
+            return None
         return self.frozen_key or self.storage_key
 
     @property
-    def viewable_key(self) -> str:
+    def content_key(self) -> str | None:
+        """The photo as shown to its worker: the original while it is kept, then the client-safe
+        copy (None when there is none)."""
+        if self.originals_removed_at is not None:
+            return self.safe_key
+        return self.original_key
+
+    @property
+    def content_type(self) -> str:
+        """The content type `content_key` is served with."""
+        return "image/jpeg" if self.originals_removed_at is not None else self.served_type
+
+    @property
+    def viewable_key(self) -> str | None:
         """What a browser can show: the photo itself, or for HEIC (which Chromium and Firefox
-        cannot display) its JPEG rendering, once the checks made it."""
-        if self.detected_type == "heic" and self.safe_key:
+        cannot display) its JPEG rendering, once the checks made it; the client-safe copy once
+        the originals were removed (None when there is none)."""
+        if self.originals_removed_at is not None or (self.detected_type == "heic" and self.safe_key):
             return self.safe_key
         return self.content_key
 

@@ -36,7 +36,16 @@ class PhotoOut(BaseModel):
     width: int | None
     height: int | None
     thumbnail_url: str | None = None
-    url: str | None = Field(default=None, description="The worker's own photo (signed, expiring).")
+    url: str | None = Field(
+        default=None,
+        description="The worker's own photo (signed, expiring); once the original was deleted, its "
+        "client-safe copy (null when there is none).",
+    )
+    originals_removed_at: datetime | None = Field(
+        default=None,
+        description="When the photo as sent and its GPS position were deleted: "
+        "FIELDCHECK_ORIGINAL_RETENTION_DAYS after the decision became final.",
+    )
 
 
 class PhotoCheckOut(BaseModel):

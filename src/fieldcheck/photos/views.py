@@ -21,7 +21,10 @@ def photo_out(photo: Photo, storage: ObjectStorage, settings: Settings) -> Photo
         thumbnail_url=storage.presign_download(photo.thumbnail_key, expires_s=ttl, content_type="image/jpeg")
         if photo.thumbnail_key
         else None,
-        url=storage.presign_download(photo.content_key, expires_s=ttl, content_type=photo.served_type),
+        url=storage.presign_download(photo.content_key, expires_s=ttl, content_type=photo.content_type)
+        if photo.content_key
+        else None,
+        originals_removed_at=photo.originals_removed_at,
     )
 
 

@@ -23,6 +23,7 @@ from fieldcheck.db import utcnow
 from fieldcheck.errors import NotFound, field_error
 from fieldcheck.i18n import _, text
 from fieldcheck.ledger import service as ledger
+from fieldcheck.privacy.export import expire_for_closed_account
 from fieldcheck.settings import Settings
 
 CLOSED_DOMAIN = "closed.invalid"  # RFC 2606: never a real mailbox
@@ -73,4 +74,5 @@ def close_account(
     session.add(user)
     session.flush()
     revoke_all_tokens(session, user.id)
+    expire_for_closed_account(session, user.id)
     return Closed(cancelled_reservations=len(held), payouts=paid)

@@ -47,7 +47,13 @@ class ReviewReferenceOut(BaseModel):
 
 class ReviewPhotoOut(BaseModel):
     id: uuid.UUID
-    url: str = Field(description="full size, signed, expiring")
+    url: str | None = Field(
+        description="full size, signed, expiring; once the original was deleted after the retention "
+        "period, the client-safe copy (null when there is none)"
+    )
+    originals_removed_at: datetime | None = Field(
+        default=None, description="when the photo as sent was deleted (FIELDCHECK_ORIGINAL_RETENTION_DAYS)"
+    )
     thumbnail_url: str | None
     width: int | None
     height: int | None

@@ -90,7 +90,10 @@ def item_detail(
         photos=[
             ReviewPhotoOut(
                 id=p.id,
-                url=storage.presign_download(p.viewable_key, expires_s=ttl, content_type=p.viewable_type),
+                url=storage.presign_download(p.viewable_key, expires_s=ttl, content_type=p.viewable_type)
+                if p.viewable_key
+                else None,
+                originals_removed_at=p.originals_removed_at,
                 thumbnail_url=storage.presign_download(
                     p.thumbnail_key, expires_s=ttl, content_type="image/jpeg"
                 )

@@ -131,16 +131,32 @@ def document(settings: Settings, language: str | None = None) -> dict[str, Any]:
                 text(
                     _(
                         "Your position is read once, when you submit a visit, with its precision: nothing "
-                        "tracks you. The client sees the distance to the store, not the position."
-                    )
+                        "tracks you. The client sees the distance to the store, not the position. The "
+                        "position, its precision and your phone's identifier are deleted {days} days after "
+                        "the decision is final; the distance stays for the client's audit."
+                    ),
+                    days=settings.original_retention_days,
                 )
             ),
             say(
                 text(
                     _(
-                        "Your photos are kept as you sent them, for the checks, reviewers and appeals; the "
-                        "client receives copies without any metadata (no EXIF, no GPS), with faces blurred."
-                    )
+                        "Your photos are kept as you sent them, for the checks, reviewers and appeals, and "
+                        "deleted with their metadata (EXIF, GPS) {days} days after the decision is final. The "
+                        "client receives copies without any metadata (no EXIF, no GPS), with faces blurred: "
+                        "those copies stay for the client's audit. Photos you do not submit are deleted soon "
+                        "after the reservation ends."
+                    ),
+                    days=settings.original_retention_days,
+                )
+            ),
+            say(
+                text(
+                    _(
+                        "An approval is final when it is made (once audited, when it is drawn for an audit); "
+                        "a rejection, once the {window} days to appeal have passed or the appeal was decided."
+                    ),
+                    window=settings.appeal_window_days,
                 )
             ),
             say(
@@ -148,6 +164,15 @@ def document(settings: Settings, language: str | None = None) -> dict[str, Any]:
                     _(
                         "Reviewers see your work and its checks, never your name; you see whether a person or "
                         "the system decided, never who."
+                    )
+                )
+            ),
+            say(
+                text(
+                    _(
+                        "You can download everything fieldcheck keeps about you, photos included (in the app: "
+                        "Settings, Your data), and close your account: your name, e-mail address and bank "
+                        "details are then erased; work you delivered is still decided and paid."
                     )
                 )
             ),

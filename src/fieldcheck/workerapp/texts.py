@@ -139,6 +139,25 @@ TEXTS = {
     "language": _("Language"),
     "signed_in_as": _("Signed in as {email}."),
     "sign_out": _("Sign out"),
+    "my_data_title": _("Your data"),
+    "my_data_text": _(
+        "Download a copy of everything fieldcheck keeps about you: your account, your work and its photos, "
+        "every check and decision, your appeals and your payments."
+    ),
+    "my_data_button": _("Prepare my data"),
+    "my_data_preparing": _("Preparing your data: {percent} %"),
+    "my_data_ready": _("Download my data ({size} MB)"),
+    "my_data_kept": _("Ready on {date}. The file is deleted on {expires}."),
+    "my_data_failed": _("Your data could not be prepared: {reason}"),
+    "close_title": _("Close my account"),
+    "close_text": _(
+        "Your name, e-mail address and bank details are erased and you can no longer sign in. Work you "
+        "delivered is still decided and paid: your available balance goes to the bank account on file "
+        "when it reaches the minimum payout."
+    ),
+    "close_button": _("Close my account"),
+    "close_confirm": _("Close your account for good? This cannot be undone."),
+    "close_done": _("Your account is closed."),
     "outcome_pass": _("passed"),
     "outcome_warn": _("a person will look"),
     "outcome_fail": _("failed"),

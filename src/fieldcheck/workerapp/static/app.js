@@ -885,7 +885,78 @@ function settings() {
       signOutLocally();
       location.hash = "#/signin";
     } }, t("sign_out")) : null,
+    state.token ? myData() : null,
+    state.token ? closeAccount() : null,
     !window.isSecureContext ? notice(t("insecure"), "error") : null,
+  );
+}
+
+// A copy of everything about the worker: asked for once (the server builds one at a time), then
+// followed while this screen is open; the link is fetched fresh each time, so it never goes stale.
+function myData() {
+  const status = el("div", { class: "my-data", role: "status", "aria-live": "polite" });
+  const button = el("button", { type: "button", onclick: async () => {
+    button.disabled = true;
+    const answer = await api("POST", "/me/export").catch(() => null);
+    button.disabled = false;
+    if (!answer) { status.replaceChildren(notice(t("offline_action"), "error")); return; }
+    if (!answer.ok) { status.replaceChildren(notice(problemText(answer), "error")); return; }
+    follow(answer.data);
+  } }, t("my_data_button"));
+  function draw(item) {
+    if (item.status === "done" && item.download_url) {
+      const size = number(item.size_bytes / 1e6, 1);
+      status.replaceChildren(
+        el("a", { class: "button primary", href: item.download_url, download: item.filename || "" }, t("my_data_ready", { size })),
+        el("p", { class: "muted" }, t("my_data_kept", { date: when(item.finished_at), expires: when(item.expires_at) })),
+      );
+    } else if (item.status === "failed") {
+      status.replaceChildren(notice(t("my_data_failed", { reason: item.error || "" }), "error"));
+    } else if (item.status === "queued" || item.status === "running") {
+      status.replaceChildren(
+        el("progress", { max: "100", value: String(Math.round(item.progress * 100)) }),
+        el("p", {}, t("my_data_preparing", { percent: number(item.progress * 100, 0) })),
+      );
+    }
+  }
+  async function follow(item) {
+    draw(item);
+    while ((item.status === "queued" || item.status === "running") && location.hash === "#/settings" && status.isConnected) {
+      await new Promise((done) => setTimeout(done, 1500));
+      const answer = await api("GET", `/me/exports/${item.id}`).catch(() => null);
+      if (!answer || !answer.ok) return;
+      item = answer.data;
+      draw(item);
+    }
+  }
+  api("GET", "/me/exports?limit=1").then((answer) => {
+    if (answer && answer.ok && answer.data.items.length) follow(answer.data.items[0]);
+  }).catch(() => null);
+  return el("section", { "aria-labelledby": "my-data" },
+    el("h2", { id: "my-data" }, t("my_data_title")),
+    el("p", {}, t("my_data_text")),
+    button,
+    status,
+  );
+}
+
+function closeAccount() {
+  const password = el("input", { type: "password", autocomplete: "current-password", required: true });
+  const error = el("p", { class: "error", role: "alert" });
+  return el("section", { "aria-labelledby": "close-account" },
+    el("h2", { id: "close-account" }, t("close_title")),
+    el("p", {}, t("close_text")),
+    el("form", { onsubmit: async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      if (!confirm(t("close_confirm"))) return;
+      const answer = await api("DELETE", "/me", { body: { password: password.value } }).catch(() => null);
+      if (!answer) { error.textContent = t("offline_action"); return; }
+      if (!answer.ok) { error.textContent = problemText(answer); return; }
+      signOutLocally();
+      location.hash = "#/signin";
+      alert(t("close_done"));
+    } }, field(t("password"), password), error, el("button", { type: "submit", class: "danger" }, t("close_button"))),
   );
 }
 
