@@ -319,7 +319,13 @@ def test_a_client_raises_the_reward_of_a_campaign_paused_for_its_measured_pay(
         session.exec(
             update(Campaign)
             .where(col(Campaign.id) == campaign_id)
-            .values(measured_minutes_median=40.0, measured_minutes_p75=44.0, measured_visits=12)
+            .values(
+                measured_minutes_median=40.0,
+                measured_minutes_p75=44.0,
+                measured_visits=12,
+                measured_travel_minutes_median=14.0,
+                measured_travel_visits=9,
+            )
         )
         assert campaigns.pause_if_underpaid(session, campaign_id, runtime.settings)
     for viewport, name in ((LAPTOP, "laptop"), (PHONE, "phone")):
@@ -332,6 +338,8 @@ def test_a_client_raises_the_reward_of_a_campaign_paused_for_its_measured_pay(
             assert banner.is_visible()
             assert "median of 40 minutes over 12 visits" in banner.inner_text()
             assert "7.50 EUR per hour" in banner.inner_text()
+            measured = page.locator("#measured").inner_text()
+            assert "of which 14 min to reach the store (9 reported)" in measured, measured
             assert browser.fits_the_screen() and browser.unlabelled_controls() == []
             browser.shot(artifacts_dir, f"campaign-paused-{name}")
             assert browser.errors == [] and browser.elsewhere == []

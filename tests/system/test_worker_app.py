@@ -240,6 +240,9 @@ def test_a_worker_photographs_retakes_a_shaken_photo_submits_and_is_paid(
     with runtime.db.transaction(read_only=True) as session:
         decided = session.get(Assignment, uuid.UUID(assignment_id))
         assert decided is not None and decided.status == "approved"
+        # The first photo (the shaken one, since deleted) told when the worker reached the store.
+        assert decided.arrived_at is not None and decided.submitted_at is not None
+        assert decided.created_at < decided.arrived_at < decided.submitted_at
 
 
 def test_offline_photos_and_submission_go_out_once_when_the_network_is_back(

@@ -128,6 +128,9 @@ class Assignment(SQLModel, table=True):
     device_is_mock: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
     device_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     captured_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # When the worker reached the store, as the phone said (the worker app: the visit's first photo),
+    # kept between the reservation and the submission: reservation to it is the time to get there.
+    arrived_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     capture_offset_minutes: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     distance_m: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     audit_sampled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))

@@ -92,6 +92,12 @@ class SubmitIn(BaseModel):
     location: DeviceLocation
     captured_at: AwareDatetime
     device_id: str = Field(min_length=1, max_length=200)
+    arrived_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the worker reached the store, if the phone knows (the worker app sends when the "
+        "visit's first photo was taken): from the reservation to it is the time to reach the store, "
+        "measured per campaign. Kept between the reservation and the submission.",
+    )
 
     @field_validator("photo_ids")
     @classmethod

@@ -67,6 +67,12 @@ class Campaign(SQLModel, table=True):
     measured_visits: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
     )
+    # Of that, the time to reach the store (reservation to arrival) over the visits whose phone
+    # reported their arrival.
+    measured_travel_minutes_median: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    measured_travel_visits: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
+    )
     # Why it is paused when the platform paused it (pay_below_floor), with the figures then (a
     # stored Text); null when the client paused it or it is not paused.
     pause_reason: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))

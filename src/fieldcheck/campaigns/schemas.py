@@ -76,6 +76,12 @@ class CampaignOut(BaseModel):
     )
     measured_minutes_p75: float | None = None
     measured_visits: int = 0
+    measured_travel_minutes_median: float | None = Field(
+        default=None,
+        description="of the working time, the median time to reach the store (reservation to arrival), over "
+        "the visits whose phone reported its arrival (null until one did)",
+    )
+    measured_travel_visits: int = 0
     effective_hourly_rate_cents: int | None = Field(
         default=None, description="reward per hour of measured work: reward / median real minutes"
     )

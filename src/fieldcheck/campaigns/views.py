@@ -21,6 +21,8 @@ def campaign_out(campaign: Campaign, store_count: int) -> CampaignOut:
         measured_minutes_median=campaign.measured_minutes_median,
         measured_minutes_p75=campaign.measured_minutes_p75,
         measured_visits=campaign.measured_visits,
+        measured_travel_minutes_median=campaign.measured_travel_minutes_median,
+        measured_travel_visits=campaign.measured_travel_visits,
         effective_hourly_rate_cents=(
             round(campaign.reward_cents * 60 / max(campaign.measured_minutes_median, 0.1))
             if campaign.measured_minutes_median is not None

@@ -356,6 +356,7 @@ def collect(
                 "status": assignment.status,
                 "reserved_at": _iso(assignment.created_at),
                 "reservation_expires_at": _iso(assignment.expires_at),
+                "arrived_at": _iso(assignment.arrived_at),
                 "submitted_at": _iso(assignment.submitted_at),
                 "decided_at": _iso(assignment.decided_at),
                 "position": {

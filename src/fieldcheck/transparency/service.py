@@ -102,7 +102,10 @@ def document(settings: Settings, language: str | None = None) -> dict[str, Any]:
                         "estimates a task takes, makes at least {floors} per hour. Once {visits} visits have been "
                         "made, the real time they took (from reservation to submission, the median) is used "
                         "too: if it makes the pay fall below the floor, the campaign stops taking new "
-                        "reservations until the client raises the reward, and reservations already made go on."
+                        "reservations until the client raises the reward, and reservations already made go on. "
+                        "The time to reach the store is working time too: the app sends when your visit's first "
+                        "photo was taken (never where you were on the way), and the client sees the median "
+                        "time it takes to get there."
                     ),
                     floors=floors,
                     visits=settings.pay_floor_min_visits,

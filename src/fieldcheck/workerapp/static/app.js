@@ -571,6 +571,10 @@ async function assignment(assignmentId) {
   input.addEventListener("change", async () => {
     const files = [...input.files];
     input.value = "";
+    // The visit's first photo (kept, retaken or not) is when the worker was at the store: from the
+    // reservation to it is the time it took to get there, sent with the visit (a time, never a
+    // position on the way).
+    if (files.length && !localStorage.getItem(`fc.arrived.${assignmentId}`)) localStorage.setItem(`fc.arrived.${assignmentId}`, String(Date.now()));
     const have = (await photosOf(assignmentId)).filter((p) => p.state !== "deleting").length;
     if (have + files.length > rules.max_photos) error.textContent = t("too_many", { count: rules.max_photos });
     for (const file of files.slice(0, Math.max(0, rules.max_photos - have))) {
@@ -689,14 +693,17 @@ async function assignment(assignmentId) {
     const sign = offset >= 0 ? "+" : "-";
     const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
     const local = new Date(now.getTime() + offset * 60000).toISOString().slice(0, 19);
+    const arrived = Number(localStorage.getItem(`fc.arrived.${a.id}`));
     await putSubmission({
       assignmentId: a.id, owner: state.email, key: newId(), state: "waiting", createdAt: Date.now(),
       draft: {
         location: { lat: here.lat, lon: here.lon, accuracy_m: here.accuracy, is_mock: false },
         captured_at: `${local}${sign}${pad(offset / 60)}:${pad(offset % 60)}`,
         device_id: state.device,
+        arrived_at: arrived ? new Date(arrived).toISOString() : undefined,
       },
     });
+    localStorage.removeItem(`fc.arrived.${a.id}`); // kept in the submission now
     await sync();
     if (!(await submissionOf(a.id))) location.hash = `#/work/${a.id}`;
     else drawPhotos();
