@@ -79,26 +79,26 @@ def visit_arriving(client: Any, field: Field, minutes: int, arrived_after: int |
 
 
 def test_the_time_to_reach_the_store_is_measured_when_the_phone_reports_it(app_client: Any) -> None:
-    field = Field(app_client)
+    field = Field(app_client, slots_per_store=10)
     campaign_url = f"/api/v1/campaigns/{field.campaign['id']}"
     first = visit_arriving(app_client, field, 30, None, seed=511)
     answer = app_client.get(campaign_url, headers=field.owner.headers).json()
     assert answer["measured_travel_minutes_median"] is None and answer["measured_travel_visits"] == 0
     visit_arriving(app_client, field, 40, 10, seed=512)
     visit_arriving(app_client, field, 50, 30, seed=513)
-    early = visit_arriving(app_client, field, 20, -60, seed=514)  # before the reservation: kept at it
-    late = visit_arriving(app_client, field, 25, 90, seed=515)  # after the submission: kept at it
+    edge = visit_arriving(app_client, field, 20, -1, seed=514)  # a clock a minute off: at the reservation
+    early = visit_arriving(app_client, field, 25, -60, seed=515)  # an hour before the reservation: unknown
+    late = visit_arriving(app_client, field, 25, 90, seed=516)  # long after the submission: unknown
     answer = app_client.get(campaign_url, headers=field.owner.headers).json()
-    assert answer["measured_visits"] == 5 and answer["measured_travel_visits"] == 4
-    assert answer["measured_travel_minutes_median"] == 17.5  # of 0, 10, 25 and 30 minutes
-    assert answer["measured_minutes_median"] == 30.0  # the working time still runs to the submission
+    assert answer["measured_visits"] == 6 and answer["measured_travel_visits"] == 3
+    assert answer["measured_travel_minutes_median"] == 10.0  # of 0, 10 and 30 minutes
+    assert answer["measured_minutes_median"] == 27.5  # the working time still runs to the submission
     with runtime_of(app_client).db.transaction(read_only=True) as session:
-        kept = {a: session.get(Assignment, uuid.UUID(a)) for a in (first, early, late)}
-        assert kept[first] is not None and kept[first].arrived_at is None
-        row = kept[early]
+        kept = {a: session.get(Assignment, uuid.UUID(a)) for a in (first, edge, early, late)}
+        assert all(row is not None for row in kept.values())
+        assert [kept[a].arrived_at for a in (first, early, late)] == [None, None, None]  # type: ignore[union-attr]
+        row = kept[edge]
         assert row is not None and row.arrived_at == row.created_at
-        row = kept[late]
-        assert row is not None and row.arrived_at == row.submitted_at
 
 
 def test_an_arrival_without_its_time_zone_is_refused(app_client: Any) -> None:

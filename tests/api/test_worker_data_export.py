@@ -12,6 +12,7 @@ import zipfile
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import col, select, update
 
 from fieldcheck.auth.models import Role
@@ -212,6 +213,10 @@ def test_a_missing_photo_fails_the_export_and_says_why(app_client: Any) -> None:
     failed = wait(app_client, worker, ask(app_client, worker)["id"])
     assert failed["status"] == "failed" and "missing" in failed["error"]
     assert failed["download_url"] is None
+    in_french = app_client.get(
+        f"/api/v1/me/exports/{failed['id']}", headers={**worker.headers, "Accept-Language": "fr"}
+    ).json()
+    assert in_french["error"].startswith("une de vos photos manque")
     with runtime.db.transaction(read_only=True) as session:
         row = session.get(DataExport, uuid.UUID(failed["id"]))
         assert row is not None and row.storage_key is None and row.attempts == 1
@@ -261,3 +266,48 @@ def test_after_the_retention_the_export_holds_the_client_safe_copy(app_client: A
     (listed,) = assignment["photos"]
     assert listed["original_removed_at"] and listed["file"].endswith(".jpg")
     assert archive.read(listed["file"]) == safe != original
+
+
+def close(client: Any, worker: Account) -> None:
+    closed = client.request(
+        "DELETE", "/api/v1/me", json={"password": worker.password}, headers=worker.headers
+    )
+    assert closed.status_code == 204, closed.text
+
+
+def test_an_export_asked_before_the_account_is_closed_is_never_kept(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = runtime_of(app_client)
+    field = Field(app_client)
+    worker = field.worker()
+    with jobs_held(app_client):  # queued when the account closes: it fails, nothing is built
+        queued = ask(app_client, worker)
+        close(app_client, worker)
+    runtime.jobs.join()
+    with runtime.db.transaction(read_only=True) as session:
+        row = session.get(DataExport, uuid.UUID(queued["id"]))
+        assert row is not None and row.status == "failed" and row.error == "the account was closed"
+        assert row.attempts == 0 and row.storage_key is None
+
+    # Building when the account closes: what it wrote is deleted, nobody is given it.
+    other = field.worker()
+    written: list[str] = []
+    archive = service.write_archive
+
+    def closing_meanwhile(out: Any, contents: Any, **options: Any) -> int:
+        with runtime.db.transaction() as session:
+            service.expire_for_closed_account(session, other.id)  # what DELETE /api/v1/me does
+        return archive(out, contents, **options)
+
+    original_put = service.put_stream
+
+    def recording_put(storage: Any, key: str, **options: Any) -> int:
+        written.append(key)
+        return original_put(storage, key, **options)
+
+    monkeypatch.setattr(service, "write_archive", closing_meanwhile)
+    monkeypatch.setattr(service, "put_stream", recording_put)
+    building = wait(app_client, other, ask(app_client, other)["id"])
+    assert building["status"] == "failed" and building["download_url"] is None
+    assert len(written) == 1 and runtime.storage.head(written[0]) is None

@@ -219,7 +219,7 @@ def submit(
             "device_is_mock": data.location.is_mock,
             "device_id": data.device_id,
             "captured_at": data.captured_at,
-            "arrived_at": min(max(data.arrived_at, assignment.created_at), now) if data.arrived_at else None,
+            "arrived_at": arrival(data.arrived_at, assignment.created_at, now),
             "capture_offset_minutes": int(offset.total_seconds() // 60) if offset is not None else None,
         },
     )
@@ -232,6 +232,19 @@ def submit(
 
 
 MEASURED_VISITS = 500  # the campaign's most recent visits its working time is measured on
+
+
+# How far a phone's clock may be off: an arrival this close outside the reservation is kept at its edge.
+ARRIVAL_CLOCK_ERROR = timedelta(minutes=2)
+
+
+def arrival(said: datetime | None, reserved: datetime, submitted: datetime) -> datetime | None:
+    """When the worker reached the store, from what the phone said: within the reservation (give or
+    take a clock's small error, kept at its edge), or unknown: a time well outside it is not evidence
+    of travel, and would skew the campaign's median either way."""
+    if said is None or not reserved - ARRIVAL_CLOCK_ERROR <= said <= submitted + ARRIVAL_CLOCK_ERROR:
+        return None
+    return min(max(said, reserved), submitted)
 
 
 def measure_visit_times(session: Session, campaign_id: uuid.UUID) -> None:

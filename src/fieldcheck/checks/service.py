@@ -403,7 +403,8 @@ def rehash_turned(session: Session, storage: ObjectStorage, *, batch: int = 200)
 def _stored_key(session: Session, row: PhotoHash) -> str | None:
     if row.photo_id is not None:
         photo = session.get(Photo, row.photo_id)
-        return photo.content_key if photo is not None else None
+        # The photo as sent, never the blurred copy left after the retention (then nothing to redo).
+        return photo.original_key if photo is not None else None
     reference = session.get(ReferencePhoto, row.reference_id)
     return reference.storage_key if reference is not None else None
 
@@ -450,7 +451,9 @@ def refeature(session: Session, storage: ObjectStorage, *, batch: int = 100) -> 
             if reference.Features.from_bytes(row.features).current:
                 continue
             photo = session.get(Photo, row.photo_id)
-            fresh = _features_of(storage, photo.content_key) if photo is not None else None
+            if photo is not None and photo.original_key is None:
+                continue  # removed after the retention: its features stay as they were measured
+            fresh = _features_of(storage, photo.original_key) if photo is not None else None
             if fresh is None:
                 session.delete(row)
             else:

@@ -123,7 +123,18 @@ sont dans la langue de votre demande.
 
 
 class ExportFailed(Exception):
-    """A reason the export cannot be built, in words for the worker."""
+    """A reason the export cannot be built, in words for the worker (a message id: the answer
+    gives it in the reader's language)."""
+
+
+# Why an export failed, stored as message ids and read in the worker's language.
+ACCOUNT_CLOSED = _("the account was closed")
+PHOTO_MISSING = _(
+    "one of your photos is missing from storage, so the export would be incomplete; the operators have been told"
+)
+STORAGE_FAILED = _("the file could not be written to storage; please try again later")
+INTERNAL_ERROR = _("the export could not be built because of an internal error; it has been logged")
+ABANDONED = _("the build stopped without finishing (its worker was restarted); please ask again")
 
 
 # Requests ------------------------------------------------------------------------------------
@@ -198,11 +209,19 @@ def download_url(export: DataExport, storage: ObjectStorage, settings: Settings)
 
 
 def expire_for_closed_account(session: Session, user_id: uuid.UUID) -> None:
-    """A closed account's exports are removed at the next sweep (their files name the person)."""
+    """A closed account's exports go: the finished ones' files at the next sweep (they name the
+    person), and one still queued or building fails (its build then removes what it wrote)."""
+    now = utcnow()
     session.exec(
         update(DataExport)
         .where(col(DataExport.user_id) == user_id, col(DataExport.status) == ExportStatus.done.value)
-        .values(expires_at=utcnow())
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.exec(
+        update(DataExport)
+        .where(col(DataExport.user_id) == user_id, col(DataExport.status).in_(UNFINISHED))
+        .values(status=ExportStatus.failed.value, error=ACCOUNT_CLOSED, stage=None, finished_at=now)
         .execution_options(synchronize_session=False)
     )
 
@@ -237,8 +256,8 @@ def collect(
     """Everything about the worker, as JSON documents and the list of photo files to copy (a photo
     whose upload was asked for is there when its file arrived, `stored`)."""
     user = session.get(User, user_id)
-    if user is None:
-        raise ExportFailed("the account no longer exists")
+    if user is None or user.closed_at is not None:
+        raise ExportFailed(ACCOUNT_CLOSED)
     rows = list(
         session.exec(
             select(Assignment)
@@ -433,10 +452,7 @@ def write_archive(
                 source = open_object(photo.key)
             except NotFound:
                 log.error("data export: stored photo %s is missing", photo.key)
-                raise ExportFailed(
-                    "one of your photos is missing from storage, so the export would be incomplete; "
-                    "the operators have been told"
-                ) from None
+                raise ExportFailed(PHOTO_MISSING) from None
             with (
                 source,
                 archive.open(_entry(photo.path, _zip_time(photo.taken)), "w", force_zip64=True) as dest,
@@ -503,9 +519,15 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
     finally:
         language_var.reset(language)
     now = utcnow()
-    ctx.session.exec(
+    finished = ctx.session.exec(
         update(DataExport)
-        .where(col(DataExport.id) == export.id)
+        # Only this attempt, still running: not one the account's closing failed meanwhile, nor one a
+        # later attempt took over.
+        .where(
+            col(DataExport.id) == export.id,
+            col(DataExport.status) == ExportStatus.running.value,
+            col(DataExport.attempts) == export.attempts,
+        )
         .values(
             status=ExportStatus.done.value,
             progress=1.0,
@@ -518,8 +540,11 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
             finished_at=now,
             expires_at=now + timedelta(hours=settings.export_retention_hours),
         )
+        .returning(col(DataExport.id))
         .execution_options(synchronize_session=False)
-    )
+    ).first()
+    if finished is None:
+        storage.delete(key)  # nobody will ever be given it
 
 
 def _start(db: Database, export_id: uuid.UUID) -> DataExport | None:
@@ -559,7 +584,11 @@ def _failed(db: Database, export: DataExport, exc: Exception) -> None:
     with db.transaction() as session:
         session.exec(
             update(DataExport)
-            .where(col(DataExport.id) == export.id)
+            .where(
+                col(DataExport.id) == export.id,
+                col(DataExport.status) == ExportStatus.running.value,
+                col(DataExport.attempts) == export.attempts,
+            )
             .values(
                 status=ExportStatus.failed.value if final else ExportStatus.queued.value,
                 error=reason[:500],
@@ -574,8 +603,8 @@ def _describe(exc: Exception) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
     if isinstance(exc, ClientError | BotoCoreError | OSError):
-        return "the file could not be written to storage; please try again later"
-    return "the export could not be built because of an internal error; it has been logged"
+        return STORAGE_FAILED
+    return INTERNAL_ERROR
 
 
 class _ProgressRecorder:
@@ -616,7 +645,7 @@ def fail_abandoned(db: Database) -> int:
             )
             .values(
                 status=ExportStatus.failed.value,
-                error="the build stopped without finishing (its worker was restarted); please ask again",
+                error=ABANDONED,
                 stage=None,
                 finished_at=utcnow(),
             )

@@ -58,10 +58,11 @@ def close_account(
             text(_("the password is wrong")),
             errors=[field_error("password", text(_("does not match this account's password")))],
         )
+    # Locked: a submission racing the closing waits, then finds its reservation given back.
     held = session.exec(
-        select(Assignment.id).where(
-            Assignment.worker_id == user_id, Assignment.status == AssignmentStatus.reserved.value
-        )
+        select(Assignment.id)
+        .where(Assignment.worker_id == user_id, Assignment.status == AssignmentStatus.reserved.value)
+        .with_for_update()
     ).all()
     for assignment_id in held:
         assignments.cancel(session, worker_id=user_id, assignment_id=assignment_id)

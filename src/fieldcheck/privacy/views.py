@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fieldcheck.exports.models import ExportStatus
+from fieldcheck.i18n import translate
 from fieldcheck.privacy import export as service
 from fieldcheck.privacy.models import DataExport
 from fieldcheck.privacy.schemas import DataExportOut
@@ -14,7 +15,7 @@ def data_export_out(export: DataExport, storage: ObjectStorage, settings: Settin
         status=ExportStatus(export.status),
         progress=round(export.progress, 4),
         stage=export.stage,
-        error=export.error,
+        error=translate(export.error) if export.error else None,  # stored as a message id
         download_url=service.download_url(export, storage, settings),
         filename=export.filename,
         size_bytes=export.size_bytes,

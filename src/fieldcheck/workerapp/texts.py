@@ -151,12 +151,17 @@ TEXTS = {
     "my_data_failed": _("Your data could not be prepared: {reason}"),
     "close_title": _("Close my account"),
     "close_text": _(
-        "Your name, e-mail address and bank details are erased and you can no longer sign in. Work you "
-        "delivered is still decided and paid: your available balance goes to the bank account on file "
-        "when it reaches the minimum payout."
+        "Your name, e-mail address and the bank details on file are erased and you can no longer sign in. "
+        "Work you delivered is still decided and paid: your available balance goes to the bank account on "
+        "file when it reaches the minimum payout (each payout keeps the account it was sent to, as the "
+        "accounts must)."
     ),
     "close_button": _("Close my account"),
     "close_confirm": _("Close your account for good? This cannot be undone."),
+    "close_waiting": _(
+        "Photos or a visit are still waiting on this phone to be sent. Send them (or delete them) before "
+        "closing your account, so no work is lost."
+    ),
     "close_done": _("Your account is closed."),
     "outcome_pass": _("passed"),
     "outcome_warn": _("a person will look"),

@@ -956,10 +956,22 @@ function closeAccount() {
     el("form", { onsubmit: async (event) => {
       event.preventDefault();
       error.textContent = "";
+      // Work still on the phone would be lost with the account (its reservation given back): it goes
+      // out first, or the worker deletes it.
+      const mine = (await allPhotos()).filter((p) => p.owner === state.email);
+      const visits = (await allSubmissions()).filter((w) => w.owner === state.email);
+      if (mine.some((p) => p.state !== "checked") || visits.length) { error.textContent = t("close_waiting"); return; }
       if (!confirm(t("close_confirm"))) return;
       const answer = await api("DELETE", "/me", { body: { password: password.value } }).catch(() => null);
       if (!answer) { error.textContent = t("offline_action"); return; }
       if (!answer.ok) { error.textContent = problemText(answer); return; }
+      // Nothing of the closed account stays on the phone: its photos, their previews, its keys.
+      for (const photo of mine) { forgetPreview(photo.localId); await dropPhoto(photo.localId); }
+      for (const key of Object.keys(localStorage)) {
+        if (key.startsWith("fc.arrived.") || key.startsWith("fc.a.")) localStorage.removeItem(key);
+      }
+      localStorage.removeItem("fc.email");
+      state.email = null;
       signOutLocally();
       location.hash = "#/signin";
       alert(t("close_done"));
