@@ -201,6 +201,29 @@ def scheduler() -> None:
 
 
 @main.group()
+def storage() -> None:
+    """Object storage."""
+
+
+@storage.command("init")
+def storage_init() -> None:
+    """Create the S3 bucket when missing and let the worker app's pages upload to it (the
+    bucket's CORS rule); safe to run again, and from several places at once."""
+    from fieldcheck.storage import S3Storage, browser_origins
+
+    settings = _settings()
+    if settings.storage_kind != "s3":
+        click.echo("local storage: nothing to create (the folder is made on first use)")
+        return
+    store = S3Storage(settings.model_copy(update={"s3_create_bucket": False}))
+    created = store.ensure_bucket()
+    origins = browser_origins(settings)
+    store.allow_browser_uploads(origins)
+    state = "created" if created else "already there"
+    click.echo(f"bucket {settings.s3_bucket}: {state}; browser uploads allowed from {', '.join(origins)}")
+
+
+@main.group()
 def db() -> None:
     """Database schema (Alembic migrations)."""
 

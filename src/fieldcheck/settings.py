@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # Object storage: local folder unless an S3 bucket is configured.
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = Field(
-        default=None, description="S3-compatible endpoint the server uses (MinIO, R2...)."
+        default=None, description="S3-compatible endpoint the server uses (SeaweedFS, R2...)."
     )
     s3_public_endpoint_url: str | None = Field(
         default=None, description="Endpoint phones and clients reach, when it differs (signed URLs)."

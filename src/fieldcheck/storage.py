@@ -156,11 +156,25 @@ class S3Storage:
             self.ensure_bucket()
             self.allow_browser_uploads(browser_origins(settings))
 
-    def ensure_bucket(self) -> None:
+    def ensure_bucket(self) -> bool:
+        """Create the bucket when it is missing; True when this call created it. Two processes
+        starting at once may both try: the one that finds it made by the other is content."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
+            return False
         except ClientError:
+            pass
+        try:
             self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in (
+                "BucketAlreadyOwnedByYou",
+                "BucketAlreadyExists",
+            ):
+                self.client.head_bucket(Bucket=self.bucket)  # ours after all, or an honest error
+                return False
+            raise
+        return True
 
     def allow_browser_uploads(self, origins: list[str]) -> None:
         """The workers' web app PUTs photos straight to the bucket from its page: the bucket's CORS

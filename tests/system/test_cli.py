@@ -18,6 +18,8 @@ COMMANDS = [
     ["scheduler"],
     ["db"],
     ["db", "upgrade"],
+    ["storage"],
+    ["storage", "init"],
     ["users"],
     ["users", "create"],
     ["ledger", "verify"],
@@ -246,3 +248,35 @@ def _assert_fresh_demo_worker(home: Path) -> None:
         work = api.get("/api/v1/me/assignments", headers=auth)
         assert work.status_code == 200, work.text
         assert work.json()["items"] == []
+
+
+def test_storage_init_makes_the_bucket_once_with_its_browser_rule(tmp_path: Path, s3_endpoint: str) -> None:
+    """What compose's `storage-init` runs before the API starts: the bucket, and the CORS rule the
+    worker app's direct uploads need; a second run (or a second process) changes nothing."""
+    import boto3
+
+    bucket = f"init-{os.getpid()}-{time.monotonic_ns()}"
+    env = {
+        "FIELDCHECK_S3_BUCKET": bucket,
+        "FIELDCHECK_S3_ENDPOINT_URL": s3_endpoint,
+        "FIELDCHECK_S3_ACCESS_KEY_ID": "test",
+        "FIELDCHECK_S3_SECRET_ACCESS_KEY": "test",
+        "FIELDCHECK_PUBLIC_BASE_URL": "https://app.fieldcheck.example",
+    }
+    first = _run("storage", "init", home=tmp_path, **env)
+    assert first.returncode == 0, first.stderr
+    assert f"bucket {bucket}: created" in first.stdout
+    again = _run("storage", "init", home=tmp_path, **env)
+    assert again.returncode == 0, again.stderr
+    assert f"bucket {bucket}: already there" in again.stdout
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    (rule,) = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    assert rule["AllowedOrigins"] == ["https://app.fieldcheck.example"] and "PUT" in rule["AllowedMethods"]
+    local = _run("storage", "init", home=tmp_path)
+    assert local.returncode == 0 and "local storage" in local.stdout

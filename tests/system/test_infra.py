@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,28 @@ def _fieldcheck_variables(environment: dict[str, Any] | list[str]) -> set[str]:
 
 def test_compose_has_the_scale_out_topology() -> None:
     services = _compose()["services"]
-    for name in ("api", "worker", "scheduler", "postgres", "rabbitmq", "minio", "minio-bucket", "migrate"):
+    for name in ("api", "worker", "scheduler", "postgres", "rabbitmq", "s3", "storage-init", "migrate"):
         assert name in services, name
-    for name in ("postgres", "rabbitmq", "minio", "api"):
+    for name in ("postgres", "rabbitmq", "s3", "api"):
         assert "test" in services[name]["healthcheck"], name
     assert services["api"]["command"][:2] == ["fieldcheck", "serve"]
     assert services["worker"]["command"] == ["fieldcheck", "worker"]
     assert services["scheduler"]["command"] == ["fieldcheck", "scheduler"]
     assert services["migrate"]["command"] == ["fieldcheck", "db", "upgrade"]
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "mc mb" in " ".join(services["minio-bucket"]["command"])
-    for name in ("api", "worker", "scheduler", "migrate"):
+    # The bucket and its browser rule are made before any fieldcheck process starts.
+    assert services["storage-init"]["command"] == ["fieldcheck", "storage", "init"]
+    assert services["storage-init"]["depends_on"]["s3"]["condition"] == "service_healthy"
+    for name in ("api", "worker", "scheduler"):
+        assert services[name]["depends_on"]["storage-init"]["condition"] == "service_completed_successfully"
+    # The S3 gateway's admin key is the one fieldcheck signs with.
+    s3_env = services["s3"]["environment"]
+    api_env = services["api"]["environment"]
+    assert s3_env["AWS_ACCESS_KEY_ID"] == api_env["FIELDCHECK_S3_ACCESS_KEY_ID"]
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] == api_env["FIELDCHECK_S3_SECRET_ACCESS_KEY"]
+    assert api_env["FIELDCHECK_S3_ENDPOINT_URL"] == "http://s3:8333"
+    assert "8333:8333" in services["s3"]["ports"]
+    for name in ("api", "worker", "scheduler", "migrate", "storage-init"):
         assert services[name]["build"]["dockerfile"] == "infra/Dockerfile"
 
 
@@ -137,3 +149,61 @@ def test_every_install_takes_the_locked_versions() -> None:
         for requirement in wanted
     }
     assert names <= locked, names - locked
+
+
+# Images whose projects no longer publish them (MinIO's community images were removed from Docker
+# Hub in September 2026 after the project went source-only): a fresh machine could not pull them.
+UNMAINTAINED_IMAGES = ("minio/minio", "minio/mc", "bitnami/minio", "quay.io/minio/minio", "quay.io/minio/mc")
+VERSION_TAG = re.compile(r"^\d+(\.\d+)*([.-][A-Za-z0-9.]+)*$")
+
+
+def _images() -> list[tuple[str, str]]:
+    """(where, image) for every image compose, the manifests and the Dockerfile name."""
+    found = [
+        (f"compose {name}", str(s["image"])) for name, s in _compose()["services"].items() if "image" in s
+    ]
+    found += [("compose x-fieldcheck", str(_compose()["x-fieldcheck"]["image"]))]
+    for document in yaml.safe_load_all((ROOT / "infra" / "k8s" / "fieldcheck.yaml").read_text()):
+        if document and document["kind"] in ("Deployment", "Job"):
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                found.append((f"k8s {document['metadata']['name']}", str(container["image"])))
+    dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
+    found += [("Dockerfile", image) for image in re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)]
+    return found
+
+
+def pin_problem(image: str) -> str | None:
+    """Why an image may not be used (no version, `latest`, a project that stopped publishing it)."""
+    name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+    if not tag or tag == "latest" or not VERSION_TAG.match(tag):
+        return "not pinned to a version"
+    if name in UNMAINTAINED_IMAGES:
+        return "no longer published"
+    return None
+
+
+def test_every_image_is_pinned_to_a_version_and_maintained() -> None:
+    images = _images()
+    assert len(images) >= 9, images
+    problems = [(where, image, pin_problem(image)) for where, image in images if pin_problem(image)]
+    assert problems == []
+    # fieldcheck's own image is tagged with its version, everywhere.
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    own = {image for _, image in images if image.rpartition(":")[0] == "fieldcheck"}
+    assert own == {f"fieldcheck:{version}"}, own
+
+
+def test_the_pin_check_refuses_what_it_should() -> None:
+    """The rule above, on images it must refuse (so it cannot pass by accident)."""
+    refused = {
+        "minio/minio:RELEASE.2025-04-22T22-12-26Z": "not pinned to a version",
+        "minio/mc:2025.1.1": "no longer published",
+        "postgres": "not pinned to a version",
+        "postgres:latest": "not pinned to a version",
+        "rabbitmq:management": "not pinned to a version",
+        "localhost:5000/fieldcheck": "not pinned to a version",
+    }
+    for image, why in refused.items():
+        assert pin_problem(image) == why, image
+    assert pin_problem("chrislusf/seaweedfs:4.43") is None
+    assert pin_problem("localhost:5000/fieldcheck:0.1.0") is None
