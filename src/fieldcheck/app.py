@@ -46,7 +46,7 @@ from fieldcheck.exports.controllers import CampaignExportController, ExportContr
 from fieldcheck.health import HealthController
 from fieldcheck.i18n import language_middleware
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
-from fieldcheck.logs import configure_logging
+from fieldcheck.logs import access_log_middleware, configure_logging
 from fieldcheck.privacy.controllers import DataExportController
 from fieldcheck.privacy.service import close_account
 from fieldcheck.proxies import trusted_proxies_middleware
@@ -83,7 +83,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Litestar:
     settings = settings or (runtime.settings if runtime else Settings())
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     owns_runtime = runtime is None
     rt = runtime or Runtime(settings)
 
@@ -168,12 +168,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app = Litestar(
         route_handlers=handlers,
+        # fieldcheck configures logging itself (text or JSON lines, one handler): Litestar adds none.
+        logging_config=None,
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=ApiRequest,
         plugins=[FieldStrictPydantic()],
         middleware=[
             request_id_middleware,
+            access_log_middleware,
             language_middleware,
             refuse_nul_in_url_middleware,
             trusted_proxies_middleware(settings.trusted_proxy_networks),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import signal
 import sys
 import threading
@@ -26,11 +27,16 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def _say(message: str) -> None:
+    """What a long-running command tells its operator, through the log (text or JSON lines)."""
+    logging.getLogger("fieldcheck.cli").info(message)
+
+
 def _wait_for_signal() -> None:
     stop = threading.Event()
 
     def handle(signum: int, _frame: Any) -> None:
-        click.echo(f"received signal {signum}; stopping", err=True)
+        _say(f"received signal {signum}; stopping")
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)
@@ -130,20 +136,18 @@ def serve(
     from fieldcheck.app import create_app
     from fieldcheck.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.auto_migrate and not no_migrate:
         migrations.upgrade(settings)
-    click.echo(
+    _say(
         f"fieldcheck on {settings.base_url} (database: {'SQLite' if settings.is_sqlite else 'PostgreSQL'}, "
-        f"broker: {settings.broker_kind}, storage: {settings.storage_kind}, data: {settings.home})",
-        err=True,
+        f"broker: {settings.broker_kind}, storage: {settings.storage_kind}, data: {settings.home})"
     )
     if settings.host in ("0.0.0.0", "::") and not settings.public_base_url:  # noqa: S104
-        click.echo(
+        _say(
             f"note: the URLs handed out (photo uploads) start with {settings.base_url}, which other "
             "devices cannot reach: set FIELDCHECK_PUBLIC_BASE_URL to the address they use "
-            "(or --host that address)",
-            err=True,
+            "(or --host that address)"
         )
     uvicorn.run(
         create_app(settings),
@@ -152,6 +156,10 @@ def serve(
         # X-Forwarded-For is read by the app itself, through FIELDCHECK_TRUSTED_PROXIES only.
         proxy_headers=False,
         log_level=settings.log_level.lower(),
+        # fieldcheck's own access log (fieldcheck.access: route templates, never a query string with a
+        # position in it) replaces uvicorn's; uvicorn's other records go through fieldcheck's handler.
+        access_log=False,
+        log_config=None,
         timeout_graceful_shutdown=30,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
@@ -167,7 +175,7 @@ def worker(threads: int | None, queues: str | None) -> None:
     from fieldcheck.runtime import Runtime
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.broker_kind == "embedded":
         raise click.UsageError(
             "the embedded broker lives inside `fieldcheck serve`; set FIELDCHECK_BROKER_URL "
@@ -176,7 +184,7 @@ def worker(threads: int | None, queues: str | None) -> None:
     runtime = Runtime(settings)
     runtime.bound_photo_decodes()
     runtime.jobs.start_worker(threads=threads, queues=queues.split(",") if queues else None)
-    click.echo(f"worker consuming {sorted(runtime.jobs.declared_queues())}", err=True)
+    _say(f"worker consuming {sorted(runtime.jobs.declared_queues())}")
     try:
         _wait_for_signal()
     finally:
@@ -190,10 +198,10 @@ def scheduler() -> None:
     from fieldcheck.runtime import Runtime
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime(settings)
     runtime.start(worker=False, relay=True, scheduler=True)
-    click.echo("scheduler running", err=True)
+    _say("scheduler running")
     try:
         _wait_for_signal()
     finally:

@@ -21,6 +21,8 @@ log = logging.getLogger("fieldcheck.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# The job being run, for its log lines: (job id, actor name).
+job_var: ContextVar[tuple[str, str] | None] = ContextVar("job", default=None)
 
 
 class DomainError(Exception):

@@ -29,6 +29,7 @@ from sqlalchemy import Column, Index, String, delete, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from fieldcheck.db import Database, JSONType, UTCDateTime, insert_ignore, new_id, utcnow
+from fieldcheck.errors import job_var
 from fieldcheck.settings import Settings
 
 if TYPE_CHECKING:
@@ -288,6 +289,7 @@ class JobSystem:
 
         def run(job_id: str, **kwargs: Any) -> None:
             ctx = JobContext(runtime, uuid.UUID(job_id), spec.name)
+            logged_as = job_var.set((job_id, spec.name))
             try:
                 spec.fn(ctx, **kwargs)
                 ctx.finish()
@@ -299,6 +301,7 @@ class JobSystem:
                 raise  # the broker delivers it again later: not finished
             finally:
                 ctx.close()
+                job_var.reset(logged_as)
             self._done(job_id)
 
         run.__name__ = spec.name.replace(".", "_")

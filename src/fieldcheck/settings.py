@@ -231,6 +231,11 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text lines, or one JSON object per line (time, level, logger, message, request_id; "
+        "route, method, status, duration_ms and role for requests; job_id and actor in jobs).",
+    )
 
     @field_validator("token_secret")
     @classmethod
