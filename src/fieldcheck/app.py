@@ -47,6 +47,7 @@ from fieldcheck.health import HealthController
 from fieldcheck.i18n import language_middleware
 from fieldcheck.ledger.controllers import OrganizationMoneyController, WorkerMoneyController
 from fieldcheck.logs import access_log_middleware, configure_logging
+from fieldcheck.observability import MetricsController
 from fieldcheck.privacy.controllers import DataExportController
 from fieldcheck.privacy.service import close_account
 from fieldcheck.proxies import trusted_proxies_middleware
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     }
     handlers: list[Any] = [
         HealthController,
+        MetricsController,
         AuthController,
         MeController,
         AdminOrganizationController,

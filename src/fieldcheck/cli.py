@@ -32,6 +32,15 @@ def _say(message: str) -> None:
     logging.getLogger("fieldcheck.cli").info(message)
 
 
+def _metrics_on(runtime: Any, port: int | None) -> None:
+    if port is None:
+        return
+    from fieldcheck.observability import serve_metrics
+
+    serve_metrics(runtime.db, runtime.settings, port)
+    _say(f"metrics on port {port} (/metrics)")
+
+
 def _wait_for_signal() -> None:
     stop = threading.Event()
 
@@ -166,10 +175,19 @@ def serve(
     )
 
 
+METRICS_PORT = click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port (all addresses; loopback or FIELDCHECK_METRICS_TOKEN).",
+)
+
+
 @main.command()
 @click.option("--threads", type=int, default=None, help="Worker threads (default FIELDCHECK_WORKER_THREADS).")
 @click.option("--queues", default=None, help="Comma-separated queues to consume (default: all).")
-def worker(threads: int | None, queues: str | None) -> None:
+@METRICS_PORT
+def worker(threads: int | None, queues: str | None, metrics_port: int | None) -> None:
     """Run a job worker process against the configured broker."""
     from fieldcheck.logs import configure_logging
     from fieldcheck.runtime import Runtime
@@ -184,6 +202,7 @@ def worker(threads: int | None, queues: str | None) -> None:
     runtime = Runtime(settings)
     runtime.bound_photo_decodes()
     runtime.jobs.start_worker(threads=threads, queues=queues.split(",") if queues else None)
+    _metrics_on(runtime, metrics_port)
     _say(f"worker consuming {sorted(runtime.jobs.declared_queues())}")
     try:
         _wait_for_signal()
@@ -192,7 +211,8 @@ def worker(threads: int | None, queues: str | None) -> None:
 
 
 @main.command()
-def scheduler() -> None:
+@METRICS_PORT
+def scheduler(metrics_port: int | None) -> None:
     """Run periodic jobs (once per period, however many schedulers run) and the outbox relay."""
     from fieldcheck.logs import configure_logging
     from fieldcheck.runtime import Runtime
@@ -201,6 +221,7 @@ def scheduler() -> None:
     configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime(settings)
     runtime.start(worker=False, relay=True, scheduler=True)
+    _metrics_on(runtime, metrics_port)
     _say("scheduler running")
     try:
         _wait_for_signal()

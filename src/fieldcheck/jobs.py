@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage
 from sqlalchemy import Column, Index, String, delete, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from fieldcheck import metrics
 from fieldcheck.db import Database, JSONType, UTCDateTime, insert_ignore, new_id, utcnow
 from fieldcheck.errors import job_var
 from fieldcheck.settings import Settings
@@ -209,7 +211,25 @@ def _claim_execution(session: Session, job_id: uuid.UUID, job_name: str) -> bool
 
 
 # Broker --------------------------------------------------------------------------------------
+def _count_start(actor: str) -> None:
+    """A job attempt starts: count it, whether it retries a failed one, and how long it waited."""
+    metrics.JOBS_STARTED.labels(actor).inc()
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return
+    if message.options.get("retries", 0):
+        metrics.JOBS_RETRIED.labels(actor).inc()
+    due_ms = max(message.message_timestamp, int(message.options.get("eta") or 0))
+    metrics.JOB_QUEUE_LAG.labels(actor).observe(max(0.0, time.time() - due_ms / 1000))
+
+
 def create_broker(settings: Settings) -> dramatiq.Broker:
+    broker = _broker(settings)
+    broker.add_middleware(CurrentMessage())  # what a running job was sent as (its times, its retries)
+    return broker
+
+
+def _broker(settings: Settings) -> dramatiq.Broker:
     kind = settings.broker_kind
     if kind == "rabbitmq":
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -290,11 +310,16 @@ class JobSystem:
         def run(job_id: str, **kwargs: Any) -> None:
             ctx = JobContext(runtime, uuid.UUID(job_id), spec.name)
             logged_as = job_var.set((job_id, spec.name))
+            _count_start(spec.name)
+            started = time.perf_counter()
+            result = "failed"
             try:
                 spec.fn(ctx, **kwargs)
                 ctx.finish()
+                result = "succeeded"
             except AlreadyDone:
                 ctx.abandon()
+                result = "skipped"
                 log.info("job %s %s already done; skipping the repeated delivery", spec.name, job_id)
             except BaseException:
                 ctx.abandon()
@@ -302,6 +327,8 @@ class JobSystem:
             finally:
                 ctx.close()
                 job_var.reset(logged_as)
+                metrics.JOBS_FINISHED.labels(spec.name, result).inc()
+                metrics.JOB_DURATION.labels(spec.name).observe(time.perf_counter() - started)
             self._done(job_id)
 
         run.__name__ = spec.name.replace(".", "_")
@@ -372,6 +399,7 @@ class JobSystem:
         with self._finished:
             self._unfinished[str(row.id)] = time.monotonic() + row.delay_ms / 1000
         self.broker.enqueue(message, delay=row.delay_ms or None)
+        metrics.JOBS_ENQUEUED.labels(row.job_name).inc()
 
     def _done(self, job_id: str) -> None:
         with self._finished:

@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from fieldcheck import metrics
 from fieldcheck.errors import RequestIdLogFilter, job_var
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -103,7 +104,10 @@ def access_log_middleware(app: Any) -> Any:
             user = scope.get("user")
             role = getattr(getattr(user, "role", None), "value", None)  # of the bearer token
             code = status[0] if status else 500
-            duration = round((time.perf_counter() - started) * 1000, 1)
+            elapsed = time.perf_counter() - started
+            duration = round(elapsed * 1000, 1)
+            metrics.HTTP_REQUESTS.labels(route, scope["method"], str(code)).inc()
+            metrics.HTTP_DURATION.labels(route, scope["method"]).observe(elapsed)
             ACCESS.info(
                 "%s %s %d %.1f ms",
                 scope["method"],

@@ -231,6 +231,11 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="/metrics (and --metrics-port) answer callers on loopback, and others that send "
+        "Authorization: Bearer <this token>.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="text lines, or one JSON object per line (time, level, logger, message, request_id; "

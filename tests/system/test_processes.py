@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlmodel import col, func, select
 
@@ -16,6 +17,7 @@ from fieldcheck.auth.models import LoginFailure
 from fieldcheck.jobs import PERIODIC, JobExecution, ScheduleSlot
 from fieldcheck.runtime import Runtime
 from fieldcheck.settings import Settings
+from tests.support.backends import free_port
 
 
 @pytest.mark.services
@@ -28,7 +30,8 @@ def test_worker_and_two_scheduler_processes(backends: Any, broker: str) -> None:
     stale = datetime.now(UTC) - timedelta(days=2)
     with runtime.db.transaction() as session:
         session.add(LoginFailure(email="old@example.com", address="10.0.0.1", at=stale))
-    processes = [_fieldcheck("worker", "--threads", "2", env=env)]
+    metrics_port = free_port()
+    processes = [_fieldcheck("worker", "--threads", "2", "--metrics-port", str(metrics_port), env=env)]
     processes += [_fieldcheck("scheduler", env=env) for _ in range(2)]
     outputs: list[str] = []
     try:
@@ -44,6 +47,10 @@ def test_worker_and_two_scheduler_processes(backends: Any, broker: str) -> None:
             return set(done) == {"auth.purge_login_failures", "jobs.purge"} and left == 0
 
         _wait_until(purged)
+        # The worker's own metrics, on its port: the periodic jobs it ran, counted by actor.
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert scraped.status_code == 200, scraped.text
+        assert 'fieldcheck_jobs_finished_total{actor="jobs.purge",result="succeeded"}' in scraped.text
         time.sleep(1.5)  # several more ticks of both schedulers: still one run per period
         with runtime.db.transaction(read_only=True) as session:
             runs = session.exec(select(JobExecution.job_name)).all()

@@ -231,6 +231,16 @@ def escrow_positions(session: Session) -> dict[uuid.UUID, EscrowPosition]:
 
 
 # Figures ---------------------------------------------------------------------------------------
+def escrow_totals(session: Session) -> dict[str, int]:
+    """Money held in escrow for campaigns, per currency (for monitoring)."""
+    rows = session.exec(
+        select(LedgerAccount.currency, func.sum(LedgerAccount.balance))
+        .where(LedgerAccount.kind == AccountKind.client_escrow.value)
+        .group_by(col(LedgerAccount.currency))
+    ).all()
+    return {currency: int(total or 0) for currency, total in rows}
+
+
 def available_balance(session: Session, holder_id: uuid.UUID, currency: str) -> int:
     return balance_of(session, AccountKind.client_available, holder_id, currency)
 

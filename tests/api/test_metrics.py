@@ -1,0 +1,108 @@
+"""Prometheus metrics for operators: closed unless on loopback or with the token; requests, jobs and
+the shared state's figures (outbox, reviews waiting, escrow) as a scrape sees them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from fieldcheck.observability import allowed, serve_metrics
+from fieldcheck.settings import Settings
+from tests.api.test_review import flagged
+from tests.conftest import BACKENDS
+from tests.support.backends import BackendFactory, free_port
+from tests.support.factories import problem, runtime_of
+from tests.support.submissions import Field
+
+TOKEN = "scrape-me-0123456789"
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, backends: BackendFactory) -> Settings:
+    return backends.make(request.param, metrics_token=TOKEN)
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def scrape(client: Any) -> list[tuple[str, dict[str, str], float]]:
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    return samples(answer.text)
+
+
+def value(found: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    return sum(v for n, tags, v in found if n == name and all(tags.get(k) == w for k, w in labels.items()))
+
+
+def test_metrics_are_closed_to_others(app_client: Any) -> None:
+    problem(app_client.get("/metrics"), 403, "metrics_closed")  # the test client is not on loopback
+    problem(app_client.get("/metrics", headers={"Authorization": "Bearer nope"}), 401, "wrong_metrics_token")
+    assert "/metrics" not in app_client.get("/schema/openapi.json").json()["paths"]
+
+
+def test_a_scrape_shows_requests_jobs_and_the_shared_state(app_client: Any) -> None:
+    before = scrape(app_client)
+    field = Field(app_client)  # a campaign activated: its slots' money is in escrow
+    flagged(app_client, field)  # an imprecise position: waits for a person
+    runtime_of(app_client).jobs.join()
+    found = scrape(app_client)
+    reserved = value(
+        found, "fieldcheck_http_requests_total", route="/api/v1/tasks/{task_id}/reservations", status="201"
+    )
+    assert reserved >= 1 + value(
+        before, "fieldcheck_http_requests_total", route="/api/v1/tasks/{task_id}/reservations", status="201"
+    )
+    timed = value(
+        found, "fieldcheck_http_request_duration_seconds_count", route="/api/v1/tasks/{task_id}/reservations"
+    )
+    assert timed >= reserved
+    assert value(found, "fieldcheck_jobs_finished_total", result="succeeded") > value(
+        before, "fieldcheck_jobs_finished_total", result="succeeded"
+    )
+    assert value(found, "fieldcheck_jobs_enqueued_total") > value(before, "fieldcheck_jobs_enqueued_total")
+    assert value(found, "fieldcheck_job_queue_lag_seconds_count") > value(
+        before, "fieldcheck_job_queue_lag_seconds_count"
+    )
+    assert value(found, "fieldcheck_job_duration_seconds_count") > 0
+    assert value(found, "fieldcheck_reviews_waiting") >= 1
+    assert value(found, "fieldcheck_reviews_oldest_age_seconds") > 0
+    assert value(found, "fieldcheck_escrow_cents", currency="EUR") > 0
+    assert any(n == "fieldcheck_outbox_backlog" for n, _, _ in found)
+    assert any(n == "process_cpu_seconds_total" for n, _, _ in found)  # the process's own figures
+
+
+def test_the_rule_is_loopback_or_the_token() -> None:
+    with_token = Settings(metrics_token=TOKEN)
+    without = Settings()
+    assert allowed("127.0.0.1", None, without) is True
+    assert allowed("::1", None, without) is True
+    assert allowed("10.1.2.3", None, without) is None
+    assert allowed("10.1.2.3", f"Bearer {TOKEN}", without) is None  # no token configured: closed
+    assert allowed("10.1.2.3", f"Bearer {TOKEN}", with_token) is True
+    assert allowed("10.1.2.3", "Bearer wrong", with_token) is False
+    assert allowed("testclient", None, with_token) is None
+
+
+def test_a_worker_serves_its_metrics_on_its_own_port(app_client: Any) -> None:
+    runtime = runtime_of(app_client)
+    port = free_port()
+    server = serve_metrics(runtime.db, runtime.settings, port, host="127.0.0.1")
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert answer.status_code == 200, answer.text
+        names = {n for n, _, _ in samples(answer.text)}
+        assert {"fieldcheck_outbox_backlog", "fieldcheck_reviews_waiting"} <= names
+        assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
