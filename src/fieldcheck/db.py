@@ -49,6 +49,20 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+AFTER_COMMIT = "fieldcheck_after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Do `action` once this session's transaction is committed, never if it rolls back (what is
+    counted, such as metrics, counts only what happened)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+def _forget_after_commit(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(AFTER_COMMIT, None)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always read back timezone-aware (SQLite forgets offsets)."""
 
@@ -206,6 +220,7 @@ class Database:
         self.after_commit_hooks: list[Callable[[Session], None]] = []
         for factory in (self._write, self._read):
             event.listen(factory, "after_commit", self._after_commit)
+            event.listen(factory, "after_rollback", _forget_after_commit)
 
     @property
     def is_postgres(self) -> bool:
@@ -234,6 +249,8 @@ class Database:
             return
         for hook in self.after_commit_hooks:
             hook(session)
+        for action in session.info.pop(AFTER_COMMIT, []):
+            action()
 
     def dispose(self) -> None:
         self.engine.dispose()

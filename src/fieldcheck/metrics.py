@@ -29,6 +29,26 @@ HTTP_DURATION = Histogram(
     ["route", "method"],
     buckets=LATENCY_BUCKETS,
 )
+CHECKS = Counter(
+    "fieldcheck_check_outcomes",
+    "Automated checks recorded at submission, by check and outcome",
+    ["check", "outcome"],
+)
+DECISIONS = Counter(
+    "fieldcheck_decisions",
+    "Decisions on delivered work, by outcome and decider (system or reviewer)",
+    ["outcome", "decided_by"],
+)
+EXPORTS = Counter(
+    "fieldcheck_exports",
+    "Exports finished, by kind (campaign, worker_data) and result (done, failed)",
+    ["kind", "result"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "fieldcheck_webhook_delivery_attempts",
+    "Webhook delivery attempts, by result: succeeded, retrying (another attempt is due) or failed (for good)",
+    ["result"],
+)
 JOBS_ENQUEUED = Counter(
     "fieldcheck_jobs_enqueued", "Jobs handed to the broker by the outbox relay", ["actor"]
 )

@@ -3,18 +3,23 @@ the shared state's figures (outbox, reviews waiting, escrow) as a scrape sees th
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from fieldcheck.auth.models import Role
 from fieldcheck.observability import allowed, serve_metrics
 from fieldcheck.settings import Settings
-from tests.api.test_review import flagged
+from tests.api.test_review import claim, decide, flagged
 from tests.conftest import BACKENDS
 from tests.support.backends import BackendFactory, free_port
-from tests.support.factories import problem, runtime_of
+from tests.support.factories import make_account, problem, runtime_of
 from tests.support.submissions import Field
 
 TOKEN = "scrape-me-0123456789"
@@ -54,8 +59,18 @@ def test_a_scrape_shows_requests_jobs_and_the_shared_state(app_client: Any) -> N
     before = scrape(app_client)
     field = Field(app_client)  # a campaign activated: its slots' money is in escrow
     flagged(app_client, field)  # an imprecise position: waits for a person
+    _worker, decided = flagged(app_client, field)
+    reviewer = make_account(runtime_of(app_client), Role.reviewer)
+    assert claim(app_client, reviewer, decided).status_code == 200
+    assert decide(app_client, reviewer, decided, "approve").status_code == 200
     runtime_of(app_client).jobs.join()
     found = scrape(app_client)
+    approved = {"outcome": "approved", "decided_by": "reviewer"}
+    assert (
+        value(found, "fieldcheck_decisions_total", **approved)
+        == value(before, "fieldcheck_decisions_total", **approved) + 1
+    )
+    assert value(found, "fieldcheck_check_outcomes_total") > value(before, "fieldcheck_check_outcomes_total")
     reserved = value(
         found, "fieldcheck_http_requests_total", route="/api/v1/tasks/{task_id}/reservations", status="201"
     )
@@ -106,3 +121,44 @@ def test_a_worker_serves_its_metrics_on_its_own_port(app_client: Any) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+MONITORING = Path(__file__).resolve().parents[2] / "infra" / "monitoring"
+METRIC_NAME = re.compile(r"\bfieldcheck_[a-z_]+")
+
+
+def exported_names(text: str) -> set[str]:
+    """Every series name a scrape can hold, from its families (a labelled family with no sample yet
+    is still declared): counters as *_total, histograms as *_bucket, *_count and *_sum."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        if family.type == "counter":
+            names |= {family.name + "_total", family.name + "_created"}
+        elif family.type == "histogram":
+            names |= {family.name + suffix for suffix in ("_bucket", "_count", "_sum", "_created")}
+        else:
+            names.add(family.name)
+    return names
+
+
+def test_the_dashboard_and_the_alerts_use_only_exported_metrics(app_client: Any) -> None:
+    answer = app_client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    exported = exported_names(answer.text)
+    rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert {
+        "FieldcheckServerErrors",
+        "FieldcheckJobQueueLag",
+        "FieldcheckOutboxStuck",
+        "FieldcheckReviewsPastDeadline",
+    } <= {r["alert"] for r in rules}
+    expressions = [r["expr"] for r in rules]
+    for rule in rules:
+        assert rule["for"] and rule["labels"]["severity"] and rule["annotations"]["summary"], rule
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    assert dashboard["panels"]
+    expressions += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {name for expression in expressions for name in METRIC_NAME.findall(expression)}
+    assert len(used) >= 12, used
+    assert used <= exported, used - exported
+    # And the check can fail: a name the code does not export is caught.
+    assert "fieldcheck_not_a_metric_total" not in exported

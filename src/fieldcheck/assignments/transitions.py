@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select, update
 
+from fieldcheck import metrics
 from fieldcheck.assignments.models import (
     DECIDED,
     RELEASED,
@@ -33,11 +34,12 @@ from fieldcheck.assignments.models import (
     Assignment,
     AssignmentEvent,
     AssignmentStatus,
+    DecidedBy,
 )
 from fieldcheck.campaigns import escrow
 from fieldcheck.campaigns.completion import complete_if_done
 from fieldcheck.campaigns.models import Campaign
-from fieldcheck.db import utcnow
+from fieldcheck.db import after_commit, utcnow
 from fieldcheck.jobs import enqueue
 from fieldcheck.ledger import service as ledger
 from fieldcheck.tasks import service as tasks
@@ -151,6 +153,8 @@ def transition(
             complete_if_done(session, campaign_id)
     if to in DECIDED:
         enqueue(session, ANNOUNCE_DECISION_JOB, event_id=str(event.id))
+        decided = metrics.DECISIONS.labels(to.value, DecidedBy.of(actor_type.value).value)
+        after_commit(session, decided.inc)
     return assignment
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, or_, select
 
+from fieldcheck import metrics
 from fieldcheck.checks import reference
 from fieldcheck.checks.derivatives import SAFE_LONG_SIDE, make_derivatives
 from fieldcheck.checks.duplicates import HashIndex
@@ -27,6 +28,7 @@ from fieldcheck.checks.models import (
     ReferenceStatus,
 )
 from fieldcheck.checks.photo import Check, PhotoReport, check_photo, reference_features_of
+from fieldcheck.db import after_commit
 from fieldcheck.i18n import _, text
 from fieldcheck.photos.models import Photo, PhotoStatus
 from fieldcheck.storage import ObjectStorage
@@ -338,6 +340,7 @@ def record_results(
 ) -> None:
     """Every check of a submission, in order: those of each photo, then those of the visit."""
     for position, (photo_id, check) in enumerate(results):
+        after_commit(session, metrics.CHECKS.labels(check.name, check.outcome.value).inc)
         session.add(
             CheckResultRow(
                 assignment_id=assignment_id,

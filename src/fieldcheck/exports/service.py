@@ -18,10 +18,11 @@ from typing import IO
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from fieldcheck import metrics
 from fieldcheck.assignments.models import Assignment, AssignmentStatus
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.campaigns.service import get_campaign
-from fieldcheck.db import Database, insert_ignore, new_id, utcnow
+from fieldcheck.db import Database, after_commit, insert_ignore, new_id, utcnow
 from fieldcheck.errors import NotFound
 from fieldcheck.exports import files
 from fieldcheck.exports.models import Export, ExportFormat, ExportStatus
@@ -187,6 +188,7 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
         .execution_options(synchronize_session=False)
     )
     _announce(session, export, campaign)
+    after_commit(session, metrics.EXPORTS.labels("campaign", "done").inc)
 
 
 def _announce(session: Session, export: Export, campaign: Campaign) -> None:
@@ -234,6 +236,8 @@ def _failed(db: Database, export: Export, exc: Exception) -> None:
     final = export.attempts >= MAX_ATTEMPTS or isinstance(exc, ExportFailed)
     reason = str(exc) if isinstance(exc, ExportFailed) else _describe(exc)
     log.warning("export %s attempt %d failed: %s", export.id, export.attempts, reason, exc_info=exc)
+    if final:
+        metrics.EXPORTS.labels("campaign", "failed").inc()
     with db.transaction() as session:
         session.exec(
             update(Export)

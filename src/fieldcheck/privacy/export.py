@@ -28,6 +28,7 @@ from typing import IO, Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from fieldcheck import metrics
 from fieldcheck.assignments import service as assignments
 from fieldcheck.assignments.models import DECISIONS, Assignment, AssignmentStatus
 from fieldcheck.assignments.transitions import reference
@@ -42,7 +43,7 @@ from fieldcheck.assignments.views import (
 from fieldcheck.auth.models import User
 from fieldcheck.checks.photo import Check
 from fieldcheck.checks.service import results_of
-from fieldcheck.db import Database, insert_ignore, new_id, utcnow
+from fieldcheck.db import Database, after_commit, insert_ignore, new_id, utcnow
 from fieldcheck.errors import NotFound
 from fieldcheck.exports.models import ExportStatus
 from fieldcheck.i18n import _, language_var, text
@@ -545,6 +546,8 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
     ).first()
     if finished is None:
         storage.delete(key)  # nobody will ever be given it
+    else:
+        after_commit(ctx.session, metrics.EXPORTS.labels("worker_data", "done").inc)
 
 
 def _start(db: Database, export_id: uuid.UUID) -> DataExport | None:
@@ -580,6 +583,8 @@ def _start(db: Database, export_id: uuid.UUID) -> DataExport | None:
 def _failed(db: Database, export: DataExport, exc: Exception) -> None:
     final = export.attempts >= MAX_ATTEMPTS or isinstance(exc, ExportFailed)
     reason = str(exc) if isinstance(exc, ExportFailed) else _describe(exc)
+    if final:
+        metrics.EXPORTS.labels("worker_data", "failed").inc()
     log.warning("data export %s attempt %d failed: %s", export.id, export.attempts, reason, exc_info=exc)
     with db.transaction() as session:
         session.exec(

@@ -19,7 +19,8 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import exists
 from sqlmodel import Session, col, select, update
 
-from fieldcheck.db import new_id, utcnow
+from fieldcheck import metrics
+from fieldcheck.db import after_commit, new_id, utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
 from fieldcheck.i18n import _, text
 from fieldcheck.jobs import JobContext, JobExecution, enqueue
@@ -314,6 +315,8 @@ def attempt_delivery(ctx: JobContext, delivery_id: uuid.UUID, *, retry: bool) ->
     if not _record(ctx.session, delivery_id, due.attempts, result, wait):
         log.info("webhook delivery %s: attempt %d was recorded by another run", delivery_id, attempts)
         return
+    outcome = "succeeded" if result.succeeded else "retrying" if wait is not None else "failed"
+    after_commit(ctx.session, metrics.WEBHOOK_DELIVERIES.labels(outcome).inc)
     if result.succeeded:
         log.info(
             "webhook delivery %s succeeded (attempt %d, HTTP %s)", delivery_id, attempts, result.status_code
