@@ -14,6 +14,7 @@ from fieldcheck.ledger.models import (
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    LedgerVerification,
     Payout,
     PayoutDetails,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
+    "LedgerVerification",
     "LoginFailure",
     "Organization",
     "OutboxMessage",

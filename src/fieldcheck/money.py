@@ -10,6 +10,9 @@ The ledger knows no domain, so what only the domains can say is checked here:
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -18,10 +21,27 @@ from fieldcheck.assignments.models import RELEASED, Assignment, AssignmentStatus
 from fieldcheck.assignments.transitions import REFERENCE_PREFIX, reference
 from fieldcheck.campaigns import escrow
 from fieldcheck.campaigns.models import Campaign
+from fieldcheck.jobs import JobContext, job
 from fieldcheck.ledger import service as ledger
 from fieldcheck.ledger.verify import SHOWN, Report, verify
 from fieldcheck.tasks import service as tasks
 from fieldcheck.tasks.models import Task
+
+log = logging.getLogger("fieldcheck.money")
+
+
+VERIFY_JOB = "money.verify"
+
+
+@job(VERIFY_JOB, every=timedelta(hours=1))
+def verify_on_schedule(ctx: JobContext) -> None:
+    """The whole check, hourly, in a read-only transaction; its result kept for monitoring
+    (fieldcheck_ledger_verify_*) and the admins."""
+    with ctx.runtime.db.transaction(read_only=True) as session:
+        report = verify_money(session)
+    if not report.ok:
+        log.error("ledger verify: %d problem(s); first: %s", len(report.problems), report.problems[0])
+    ledger.record_verification(ctx.session, checked=report.checked, problems=report.problems)
 
 
 def verify_money(session: Session) -> Report:

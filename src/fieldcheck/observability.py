@@ -1,7 +1,7 @@
 """What operators' monitoring reads: /metrics on each API process (and --metrics-port on workers and
 schedulers), the counters of fieldcheck.metrics plus the figures of the shared state, read from the
 database when scraped: the outbox backlog and its oldest age, reviews waiting, the oldest and those
-past their deadline, and money in escrow per currency.
+past their deadline, money in escrow per currency, and the last scheduled ledger verification.
 
 Closed unless the caller is on loopback or sends `Authorization: Bearer <FIELDCHECK_METRICS_TOKEN>`.
 """
@@ -62,6 +62,7 @@ class StateCollector(Collector):
                 ).where(col(Assignment.status).in_(WAITING_FOR_A_PERSON))
             ).one()
             escrow = ledger.escrow_totals(session)
+            verified = ledger.last_verification(session)
         yield _gauge("fieldcheck_outbox_backlog", "Jobs written but not yet handed to the broker", backlog)
         yield _gauge(
             "fieldcheck_outbox_oldest_age_seconds",
@@ -85,6 +86,20 @@ class StateCollector(Collector):
         for currency, cents in sorted(escrow.items()):
             money.add_metric([currency], cents)
         yield money
+        if verified is not None:  # nothing until the first scheduled verification has run
+            yield _gauge(
+                "fieldcheck_ledger_verify_ok", "1 when the last ledger verification held, else 0", verified.ok
+            )
+            yield _gauge(
+                "fieldcheck_ledger_verify_problems",
+                "Problems the last ledger verification found",
+                verified.problem_count,
+            )
+            yield _gauge(
+                "fieldcheck_ledger_verify_last_run_timestamp_seconds",
+                "When the last ledger verification ran (Unix time)",
+                verified.at.timestamp(),
+            )
 
 
 def _gauge(name: str, documentation: str, value: Any) -> GaugeMetricFamily:

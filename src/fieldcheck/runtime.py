@@ -43,6 +43,7 @@ JOB_MODULES = (
     "fieldcheck.results.jobs",
     "fieldcheck.exports.jobs",
     "fieldcheck.privacy.jobs",
+    "fieldcheck.money",
     "fieldcheck.console.jobs",
 )
 

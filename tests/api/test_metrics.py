@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from fieldcheck import money
 from fieldcheck.auth.models import Role
+from fieldcheck.jobs import enqueue
+from fieldcheck.ledger import service as ledger
+from fieldcheck.ledger.verify import Report
 from fieldcheck.observability import allowed, serve_metrics
 from fieldcheck.settings import Settings
 from tests.api.test_review import claim, decide, flagged
@@ -142,6 +147,10 @@ def exported_names(text: str) -> set[str]:
 
 
 def test_the_dashboard_and_the_alerts_use_only_exported_metrics(app_client: Any) -> None:
+    runtime = runtime_of(app_client)
+    with runtime.db.transaction() as session:  # the ledger's gauges appear once it has been verified
+        enqueue(session, money.VERIFY_JOB)
+    runtime.jobs.join()
     answer = app_client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     exported = exported_names(answer.text)
     rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"][0]["rules"]
@@ -162,3 +171,34 @@ def test_the_dashboard_and_the_alerts_use_only_exported_metrics(app_client: Any)
     assert used <= exported, used - exported
     # And the check can fail: a name the code does not export is caught.
     assert "fieldcheck_not_a_metric_total" not in exported
+
+
+def test_the_hourly_ledger_verification_is_kept_and_scraped(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = runtime_of(app_client)
+    Field(app_client)  # some money moved
+    with runtime.db.transaction() as session:
+        enqueue(session, money.VERIFY_JOB)
+    runtime.jobs.join()
+    found = scrape(app_client)
+    assert value(found, "fieldcheck_ledger_verify_ok") == 1
+    assert value(found, "fieldcheck_ledger_verify_problems") == 0
+    assert value(found, "fieldcheck_ledger_verify_last_run_timestamp_seconds") > time.time() - 600
+    with runtime.db.transaction(read_only=True) as session:
+        last = ledger.last_verification(session)
+        assert last is not None and last.ok and last.checked
+
+    def broken(session: Any) -> Report:
+        return Report(checked={"transactions": 1}, problems=["escrow of campaign X holds 5 cents too many"])
+
+    monkeypatch.setattr(money, "verify_money", broken)
+    with runtime.db.transaction() as session:
+        enqueue(session, money.VERIFY_JOB)
+    runtime.jobs.join()
+    found = scrape(app_client)
+    assert value(found, "fieldcheck_ledger_verify_ok") == 0
+    assert value(found, "fieldcheck_ledger_verify_problems") == 1
+    with runtime.db.transaction(read_only=True) as session:
+        last = ledger.last_verification(session)
+        assert last is not None and last.problems == ["escrow of campaign X holds 5 cents too many"]

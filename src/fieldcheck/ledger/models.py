@@ -25,6 +25,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     String,
     UniqueConstraint,
     Uuid,
@@ -193,3 +194,19 @@ class PayoutDetails(SQLModel, table=True):
     account_holder: str = Field(sa_column=Column(String(140), nullable=False))
     iban: str = Field(sa_column=Column(String(34), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class LedgerVerification(SQLModel, table=True):
+    """The result of a scheduled check of the platform's money (`fieldcheck.money`), for monitoring
+    and the admins: when, whether it held, and what failed."""
+
+    __tablename__ = "ledger_verifications"
+    __table_args__ = (Index("ix_ledger_verifications_at", "at"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    ok: bool = Field(sa_column=Column(Boolean, nullable=False))
+    problem_count: int = Field(sa_column=Column(Integer, nullable=False))
+    # What was checked (counts by kind) and the first problems, in words.
+    checked: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    problems: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from fieldcheck.db import new_id
+from fieldcheck.db import new_id, utcnow
 from fieldcheck.i18n import translate
 from fieldcheck.ledger import payouts
 from fieldcheck.ledger.models import (
@@ -24,6 +25,7 @@ from fieldcheck.ledger.models import (
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    LedgerVerification,
     Movement,
     Payout,
     PayoutDetails,
@@ -269,6 +271,32 @@ def payments_per_reference(session: Session, prefix: str) -> dict[str, int]:
         .group_by(col(LedgerTransaction.reference))
     ).all()
     return {reference: int(count) for reference, count in rows}
+
+
+# Verifications --------------------------------------------------------------------------------
+KEEP_VERIFICATIONS = timedelta(days=30)
+SHOWN_PROBLEMS = 50
+
+
+def record_verification(
+    session: Session, *, checked: dict[str, int], problems: list[str]
+) -> LedgerVerification:
+    """Keep a scheduled verification's result (and forget those older than a month)."""
+    row = LedgerVerification(
+        ok=not problems,
+        problem_count=len(problems),
+        checked=dict(checked),
+        problems=problems[:SHOWN_PROBLEMS],
+    )
+    session.add(row)
+    session.exec(delete(LedgerVerification).where(col(LedgerVerification.at) < utcnow() - KEEP_VERIFICATIONS))
+    return row
+
+
+def last_verification(session: Session) -> LedgerVerification | None:
+    return session.exec(
+        select(LedgerVerification).order_by(col(LedgerVerification.at).desc()).limit(1)
+    ).first()
 
 
 # A closed worker account ------------------------------------------------------------------------
