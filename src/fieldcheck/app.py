@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         "tokens": Provide(lambda: rt.tokens, sync_to_thread=False, use_cache=True),
         "account_gate": Provide(lambda: rt.account_gate, sync_to_thread=False, use_cache=True),
         "rate_limits": Provide(lambda: rt.rate_limits, sync_to_thread=False, use_cache=True),
+        "throttle": Provide(lambda: rt.throttle, sync_to_thread=False, use_cache=True),
         "payments": Provide(lambda: rt.payment_provider, sync_to_thread=False, use_cache=True),
         # DELETE /api/v1/me: closing an account reaches reservations and the ledger, above auth.
         "account_closer": Provide(lambda: close_account, sync_to_thread=False, use_cache=True),

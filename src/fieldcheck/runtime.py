@@ -20,7 +20,7 @@ from fieldcheck.ledger.providers import (
     SepaCsvPayoutProvider,
     SimulatedPaymentProvider,
 )
-from fieldcheck.ratelimit import RateLimits
+from fieldcheck.ratelimit import RateLimits, Throttle, throttle_for
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage, create_storage
 
@@ -77,6 +77,10 @@ class Runtime:
     @cached_property
     def rate_limits(self) -> RateLimits:
         return RateLimits(self.db)
+
+    @cached_property
+    def throttle(self) -> Throttle:
+        return throttle_for(self.settings)
 
     @cached_property
     def payment_provider(self) -> PaymentProvider:

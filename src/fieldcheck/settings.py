@@ -114,6 +114,30 @@ class Settings(BaseSettings):
     )
     login_delay_max_s: int = Field(default=900, ge=1, le=86400, description="The longest wait.")
     login_failure_window_s: int = Field(default=3600, ge=60, description="How long a failed sign-in counts.")
+    rate_limit_redis_url: str | None = Field(
+        default=None,
+        description="Redis (redis://...) where every API process counts the request limits below; none: "
+        "each process counts its own.",
+    )
+    rate_limit_nearby_per_minute: int = Field(
+        default=60, ge=0, description="Nearby searches per account (0: none)."
+    )
+    rate_limit_reservations_per_minute: int = Field(default=20, ge=0, description="Reservations per account.")
+    rate_limit_photo_slots_per_minute: int = Field(
+        default=60, ge=0, description="Photo upload slots per account."
+    )
+    rate_limit_submissions_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Submissions per account (a retry with the same Idempotency-Key is free).",
+    )
+    rate_limit_exports_per_hour: int = Field(default=20, ge=0, description="Exports asked for per account.")
+    rate_limit_address_factor: int = Field(
+        default=20,
+        ge=0,
+        description="One client address may make this many times an account's limit (phones share "
+        "addresses behind carriers' NAT); 0: no per-address limit.",
+    )
     signup_max_per_address_per_hour: int = Field(
         default=10, ge=1, description="Sign-ups one address may try per hour."
     )

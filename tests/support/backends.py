@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from fieldcheck.ratelimit import BUCKETS
 from fieldcheck.settings import Settings
 
 POSTGRES_URL = os.environ.get("FIELDCHECK_TEST_POSTGRES_URL")
@@ -29,6 +30,12 @@ ARTIFACTS_DIR = ROOT / "test-artifacts"
 FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
 # Stopping the job worker at the end of each test takes about one poll of its queues.
 FAST_STOP: dict[str, Any] = {"worker_poll_ms": 10}
+# Every test client calls from one address and some tests make many requests in a minute: the
+# request limits are off unless a test turns them on (tests/api/test_rate_limits.py).
+NO_REQUEST_LIMITS: dict[str, Any] = {
+    "rate_limit_address_factor": 0,
+    **{name: 0 for name, _ in BUCKETS.values()},
+}
 
 
 def free_port() -> int:
@@ -104,6 +111,7 @@ class BackendFactory:
             "relay_interval_s": 0.5,
             **FAST_HASHING,
             **FAST_STOP,
+            **NO_REQUEST_LIMITS,
         }
         values.update(overrides)
         return Settings(**values)
@@ -129,6 +137,7 @@ class BackendFactory:
             "relay_interval_s": 0.5,
             **FAST_HASHING,
             **FAST_STOP,
+            **NO_REQUEST_LIMITS,
         }
         values.update(overrides)
         settings = Settings(**values)

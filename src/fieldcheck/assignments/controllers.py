@@ -17,6 +17,7 @@ from fieldcheck.auth.models import Role
 from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.photos.schemas import PhotoChecksOut, PhotoUploadIn, PhotoUploadOut
 from fieldcheck.photos.views import upload_out
+from fieldcheck.ratelimit import Throttle, caller_address
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
 from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, delete, get, post
@@ -35,12 +36,15 @@ class ReservationController(Controller):
     )
     def reserve(
         self,
+        request: Request[Any, Any, Any],
         task_id: FromPath[uuid.UUID],
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
+        throttle: NamedDependency[SkipValidation[Throttle]],
     ) -> AssignmentOut:
+        throttle.check("reservations", account=principal.user_id, address=caller_address(request))
         assignment = service.reserve(
             db_session, worker_id=principal.user_id, task_id=task_id, settings=settings
         )
@@ -114,13 +118,16 @@ class AssignmentController(Controller):
     )
     def create_photo(
         self,
+        request: Request[Any, Any, Any],
         assignment_id: FromPath[uuid.UUID],
         data: JSONBody[PhotoUploadIn],
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
+        throttle: NamedDependency[SkipValidation[Throttle]],
     ) -> PhotoUploadOut:
+        throttle.check("photo_slots", account=principal.user_id, address=caller_address(request))
         photo, upload = service.request_upload(
             db_session,
             storage,
@@ -211,13 +218,15 @@ class AssignmentController(Controller):
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
+        throttle: NamedDependency[SkipValidation[Throttle]],
         idempotency_key: Annotated[str | None, HeaderParameter(name=idempotency.HEADER)] = None,
     ) -> Response[AssignmentOut]:
         key = idempotency.require_key(idempotency_key)
         fingerprint = idempotency.fingerprint("POST", request.url.path, data.model_dump(mode="json"))
         replay = idempotency.claim(db_session, owner_id=principal.user_id, key=key, request_hash=fingerprint)
-        if replay is not None:
+        if replay is not None:  # a retry of one already answered: never counted against the limit
             return Response(AssignmentOut.model_validate(replay.body), status_code=replay.status_code)
+        throttle.check("submissions", account=principal.user_id, address=caller_address(request))
         assignment = service.submit(
             db_session, storage, settings, worker_id=principal.user_id, assignment_id=assignment_id, data=data
         )

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller
+from litestar import Controller, Request
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import Parameter, SkipValidation
 from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
@@ -12,6 +12,7 @@ from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.db import utcnow
 from fieldcheck.discovery import service
 from fieldcheck.discovery.schemas import NearbyPage
+from fieldcheck.ratelimit import Throttle, caller_address
 from fieldcheck.settings import Settings
 from fieldcheck.web import get
 
@@ -29,6 +30,8 @@ class TaskController(Controller):
     )
     def nearby(
         self,
+        request: Request[Any, Any, Any],
+        throttle: NamedDependency[SkipValidation[Throttle]],
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
@@ -38,6 +41,7 @@ class TaskController(Controller):
         radius_m: Annotated[float, Parameter(gt=0)] = 5000,
         limit: Annotated[int, Parameter(ge=1)] = 50,
     ) -> NearbyPage:
+        throttle.check("nearby", account=principal.user_id, address=caller_address(request))
         query = service.NearbyQuery(lat=lat, lon=lon, radius_m=radius_m, limit=limit)
         service.validate_nearby(query, settings)
         items = service.nearby(db_session, query, worker_id=principal.user_id, now=utcnow())

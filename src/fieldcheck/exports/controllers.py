@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller
+from litestar import Controller, Request
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, SkipValidation
 from sqlmodel import Session
@@ -12,6 +13,7 @@ from fieldcheck.auth.security import BEARER_SECURITY, Principal, requires
 from fieldcheck.exports import service
 from fieldcheck.exports.schemas import ExportIn, ExportOut
 from fieldcheck.exports.views import export_out
+from fieldcheck.ratelimit import Throttle, caller_address
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
 from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, post
@@ -32,6 +34,8 @@ class CampaignExportController(Controller):
     )
     def create_export(
         self,
+        request: Request[Any, Any, Any],
+        throttle: NamedDependency[SkipValidation[Throttle]],
         campaign_id: FromPath[uuid.UUID],
         data: JSONBody[ExportIn],
         db_session: NamedDependency[Session],
@@ -39,6 +43,7 @@ class CampaignExportController(Controller):
         storage: NamedDependency[SkipValidation[ObjectStorage]],
         settings: NamedDependency[Settings],
     ) -> ExportOut:
+        throttle.check("exports", account=principal.user_id, address=caller_address(request))
         export = service.request_export(
             db_session,
             organization_id=principal.require_organization(),

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller
+from litestar import Controller, Request
 from litestar.di import NamedDependency
 from litestar.params import FromPath, SkipValidation
 from sqlmodel import Session
@@ -13,6 +14,7 @@ from fieldcheck.i18n import language_var
 from fieldcheck.privacy import export as service
 from fieldcheck.privacy.schemas import DataExportOut
 from fieldcheck.privacy.views import data_export_out
+from fieldcheck.ratelimit import Throttle, caller_address
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
 from fieldcheck.web import DEFAULT_PAGE_LIMIT, Page, PageCursor, PageLimit, get, post
@@ -37,11 +39,14 @@ class DataExportController(Controller):
     )
     def request_export(
         self,
+        request: Request[Any, Any, Any],
+        throttle: NamedDependency[SkipValidation[Throttle]],
         db_session: NamedDependency[Session],
         principal: NamedDependency[Principal],
         storage: NamedDependency[SkipValidation[ObjectStorage]],
         settings: NamedDependency[Settings],
     ) -> DataExportOut:
+        throttle.check("exports", account=principal.user_id, address=caller_address(request))
         export = service.request_export(db_session, user_id=principal.user_id, language=language_var.get())
         return data_export_out(export, storage, settings)
 
