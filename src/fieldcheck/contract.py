@@ -47,7 +47,21 @@ PROBLEM_SCHEMA = "Problem"
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 # Sign-in answers 401 for a wrong e-mail address or password, without a token.
 CREDENTIAL_PATHS = frozenset({"/api/v1/auth/token"})
-THROTTLED_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/register", "/api/v1/me/password"})
+# Where attempts are throttled (sign-in, sign-up, a new password) or requests limited per account
+# and address (fieldcheck.ratelimit.BUCKETS), as (path, method).
+THROTTLED = frozenset(
+    {
+        ("/api/v1/auth/token", "post"),
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/me/password", "post"),
+        ("/api/v1/tasks/nearby", "get"),
+        ("/api/v1/tasks/{task_id}/reservations", "post"),
+        ("/api/v1/assignments/{assignment_id}/photos", "post"),
+        ("/api/v1/assignments/{assignment_id}/submit", "post"),
+        ("/api/v1/campaigns/{campaign_id}/exports", "post"),
+        ("/api/v1/me/export", "post"),
+    }
+)
 STORE_IMPORT = "/api/v1/stores/import"
 RESULTS = "/api/v1/campaigns/{campaign_id}/results"
 # Bodies naming a currency: the accepted ones are those with a pay floor.
@@ -67,7 +81,8 @@ ERROR_DESCRIPTIONS = {
     413: "The body is larger than this route accepts.",
     422: "The request is well-formed but a rule refuses it (see `code` and `errors`; on lists, "
     "`invalid_cursor`: not a cursor this API gave out).",
-    429: "Too many attempts: wait the `Retry-After` seconds (`login_throttled`, `sign_up_throttled`).",
+    429: "Too many attempts or requests: wait the `Retry-After` seconds (`login_throttled`, "
+    "`sign_up_throttled`, `rate_limited`).",
 }
 
 
@@ -122,7 +137,7 @@ def _error_statuses(path: str, method: str, operation: Operation) -> list[int]:
         statuses |= {413, 422}
     if any(p.param_in == "query" for p in parameters) or operation.request_body is not None:
         statuses.add(422)
-    if path in THROTTLED_PATHS:
+    if (path, method) in THROTTLED:
         statuses.add(429)
     if path in CREDENTIAL_PATHS:
         statuses.add(401)

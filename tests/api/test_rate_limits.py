@@ -102,3 +102,21 @@ def test_processes_sharing_redis_share_the_counts(redis_url: str) -> None:
         second.check("nearby", account="shared", address=None, now=now)
     alone = Throttle(settings, LocalCounters())  # without Redis, a process counts alone
     alone.check("nearby", account="shared", address=None, now=now)
+
+
+LIMITED = [
+    ("/api/v1/tasks/nearby", "get"),
+    ("/api/v1/tasks/{task_id}/reservations", "post"),
+    ("/api/v1/assignments/{assignment_id}/photos", "post"),
+    ("/api/v1/assignments/{assignment_id}/submit", "post"),
+    ("/api/v1/campaigns/{campaign_id}/exports", "post"),
+    ("/api/v1/me/export", "post"),
+]
+
+
+def test_the_openapi_document_says_which_requests_are_limited(app_client: Any) -> None:
+    paths = app_client.get("/schema/openapi.json").json()["paths"]
+    for path, method in LIMITED:
+        answer = paths[path][method]["responses"]["429"]
+        assert "rate_limited" in answer["description"] and "Retry-After" in answer["headers"], (path, method)
+    assert "429" not in paths["/api/v1/campaigns/{campaign_id}/exports"]["get"]["responses"]  # a list is free
