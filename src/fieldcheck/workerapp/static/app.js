@@ -645,6 +645,9 @@ async function assignment(assignmentId) {
   }
 
   function drawSubmit(mine, pending) {
+    // The worker is deciding in the position panel: a re-render (a sync, a photo's checks) that
+    // finishes after the panel appeared must not take it away.
+    if (!pending && submitBox.querySelector(".position")) return;
     if (pending) {
       submitBox.replaceChildren(notice(pending.state === "failed" ? pending.error : t("submission_waiting"), pending.state === "failed" ? "error" : "info"),
         pending.state === "failed" ? el("button", { type: "button", onclick: async () => { await dropSubmission(assignmentId); drawPhotos(); } }, t("discard")) : null);
@@ -682,7 +685,7 @@ async function assignment(assignmentId) {
       el("p", {}, t("position_summary", { distance: distanceText(away), accuracy: Math.round(here.accuracy) })),
       warnings.map((w) => notice(w, "error")),
       send,
-      el("button", { type: "button", class: "wide", onclick: () => drawPhotos() }, t("not_now"))));
+      el("button", { type: "button", class: "wide", onclick: () => { submitBox.replaceChildren(); drawPhotos(); } }, t("not_now"))));
     send.focus();
   }
 
