@@ -17,7 +17,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 from sqlmodel import Session
 
-from fieldcheck import __version__, contract
+from fieldcheck import __version__, contract, tracing
 from fieldcheck.apidocs import SwaggerUIPage
 from fieldcheck.assignments.controllers import (
     AssignmentController,
@@ -85,6 +85,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Litestar:
     settings = settings or (runtime.settings if runtime else Settings())
     configure_logging(settings.log_level, settings.log_format)
+    tracing.configure("fieldcheck-api")
     owns_runtime = runtime is None
     rt = runtime or Runtime(settings)
 
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(tracing.flush)
             if owns_runtime:
                 await anyio.to_thread.run_sync(rt.close)
             else:
@@ -178,6 +180,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         request_class=ApiRequest,
         plugins=[FieldStrictPydantic()],
         middleware=[
+            *tracing.request_middleware(),  # first: the span covers the whole request
             request_id_middleware,
             access_log_middleware,
             language_middleware,

@@ -189,11 +189,13 @@ METRICS_PORT = click.option(
 @METRICS_PORT
 def worker(threads: int | None, queues: str | None, metrics_port: int | None) -> None:
     """Run a job worker process against the configured broker."""
+    from fieldcheck import tracing
     from fieldcheck.logs import configure_logging
     from fieldcheck.runtime import Runtime
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
+    tracing.configure("fieldcheck-worker")
     if settings.broker_kind == "embedded":
         raise click.UsageError(
             "the embedded broker lives inside `fieldcheck serve`; set FIELDCHECK_BROKER_URL "
@@ -208,17 +210,20 @@ def worker(threads: int | None, queues: str | None, metrics_port: int | None) ->
         _wait_for_signal()
     finally:
         runtime.close()
+        tracing.shutdown()
 
 
 @main.command()
 @METRICS_PORT
 def scheduler(metrics_port: int | None) -> None:
     """Run periodic jobs (once per period, however many schedulers run) and the outbox relay."""
+    from fieldcheck import tracing
     from fieldcheck.logs import configure_logging
     from fieldcheck.runtime import Runtime
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
+    tracing.configure("fieldcheck-scheduler")
     runtime = Runtime(settings)
     runtime.start(worker=False, relay=True, scheduler=True)
     _metrics_on(runtime, metrics_port)
@@ -227,6 +232,7 @@ def scheduler(metrics_port: int | None) -> None:
         _wait_for_signal()
     finally:
         runtime.close()
+        tracing.shutdown()
 
 
 @main.group()

@@ -29,7 +29,7 @@ from dramatiq.middleware import CurrentMessage
 from sqlalchemy import Column, Index, String, delete, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from fieldcheck import metrics
+from fieldcheck import metrics, tracing
 from fieldcheck.db import Database, JSONType, UTCDateTime, insert_ignore, new_id, utcnow
 from fieldcheck.errors import job_var
 from fieldcheck.settings import Settings
@@ -195,10 +195,11 @@ def enqueue(session: Session, job_name: str, *, delay: timedelta | None = None, 
     spec = JOBS.get(job_name)
     if spec is None:
         raise KeyError(f"unknown job {job_name!r}")
+    carrier = tracing.current_carrier()  # the job's span continues the caller's trace
     row = OutboxMessage(
         job_name=job_name,
         queue=spec.queue,
-        payload=kwargs,
+        payload={**kwargs, tracing.CARRIER_KEY: carrier} if carrier else kwargs,
         delay_ms=int(delay.total_seconds() * 1000) if delay else 0,
     )
     session.add(row)
@@ -211,16 +212,18 @@ def _claim_execution(session: Session, job_id: uuid.UUID, job_name: str) -> bool
 
 
 # Broker --------------------------------------------------------------------------------------
-def _count_start(actor: str) -> None:
-    """A job attempt starts: count it, whether it retries a failed one, and how long it waited."""
+def _count_start(actor: str) -> dramatiq.Message[Any] | None:
+    """A job attempt starts: count it, whether it retries a failed one, and how long it waited.
+    Returns the message it came in."""
     metrics.JOBS_STARTED.labels(actor).inc()
     message = CurrentMessage.get_current_message()
     if message is None:
-        return
+        return None
     if message.options.get("retries", 0):
         metrics.JOBS_RETRIED.labels(actor).inc()
     due_ms = max(message.message_timestamp, int(message.options.get("eta") or 0))
     metrics.JOB_QUEUE_LAG.labels(actor).observe(max(0.0, time.time() - due_ms / 1000))
+    return message
 
 
 def create_broker(settings: Settings) -> dramatiq.Broker:
@@ -310,12 +313,14 @@ class JobSystem:
         def run(job_id: str, **kwargs: Any) -> None:
             ctx = JobContext(runtime, uuid.UUID(job_id), spec.name)
             logged_as = job_var.set((job_id, spec.name))
-            _count_start(spec.name)
+            message = _count_start(spec.name)
+            carrier = message.options.get("trace") if message is not None else None
             started = time.perf_counter()
             result = "failed"
             try:
-                spec.fn(ctx, **kwargs)
-                ctx.finish()
+                with tracing.job_span(spec.name, job_id, spec.queue, carrier, expected=(AlreadyDone,)):
+                    spec.fn(ctx, **kwargs)
+                    ctx.finish()
                 result = "succeeded"
             except AlreadyDone:
                 ctx.abandon()
@@ -388,12 +393,14 @@ class JobSystem:
         actor = self.actors.get(row.job_name)
         if actor is None:
             raise KeyError(f"no actor for job {row.job_name!r}")
+        payload = dict(row.payload)
+        carrier = payload.pop(tracing.CARRIER_KEY, None)
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=actor.queue_name,
             actor_name=actor.actor_name,
             args=(),
-            kwargs={"job_id": str(row.id), **row.payload},
-            options={},
+            kwargs={"job_id": str(row.id), **payload},
+            options={"trace": carrier} if carrier else {},
             message_id=str(row.id),
         )
         with self._finished:
