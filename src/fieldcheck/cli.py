@@ -686,6 +686,7 @@ def bench() -> None:
     lazy={
         "photos": "fieldcheck.tools.evaluate.photos_command",
         "variants": "fieldcheck.tools.evaluate.variants_command",
+        "faces": "fieldcheck.tools.faces.faces_command",
     },
 )
 def eval_group() -> None:

@@ -176,3 +176,41 @@ def test_reference_pairs_are_scored_within_and_across_groups(tmp_path: Path) -> 
     wrong = evaluate(read_labels(labels))["families"]["reference_match"]
     assert wrong["false_negatives"] == 3
     assert all(" ~ " in w["file"] and "points" in w["measured"] for w in wrong["wrong"])
+
+
+def test_the_face_labels_are_whole_and_split_once() -> None:
+    """eval/faces: every labelled photo reviewed and traceable to its source; the halves fixed."""
+    from fieldcheck.tools import faces
+
+    labelled = faces.load_labels()
+    assert len(labelled) == 194
+    assert sum(len(p.faces) + len(p.depicted) + len(p.doubtful) for p in labelled) == 206
+    halves = {p.half for p in labelled}
+    assert halves == {"calibration", "test"}
+    for photo in labelled:
+        for x, y, w, h in [*photo.faces, *photo.depicted, *photo.doubtful]:
+            assert x >= 0 and y >= 0 and w > 0 and h > 0, photo.file
+
+
+def test_a_labelled_photo_is_found_in_a_checkout_of_its_repository(tmp_path: Path) -> None:
+    from fieldcheck.tools import faces
+
+    source = tmp_path / "jpg" / "Apple iPhone 4.jpg"
+    source.parent.mkdir()
+    source.write_bytes(b"jpeg")
+    assert faces.photo_path(tmp_path, "002_Apple_iPhone_4.jpg") == source
+    named = tmp_path / "002_Apple_iPhone_4.jpg"
+    named.write_bytes(b"jpeg")
+    assert faces.photo_path(tmp_path, "002_Apple_iPhone_4.jpg") == named
+
+
+def test_blurring_is_scored_by_the_share_of_each_face_covered() -> None:
+    from fieldcheck.tools import faces
+
+    photo = faces.Labelled("001_x.jpg", faces=[(100, 100, 80, 100)], doubtful=[(400, 400, 20, 20)])
+    covered = faces.Score()
+    covered.add(photo, (800, 800), [(110, 110, 60, 80), (402, 402, 16, 16)], 1.0)
+    assert (covered.blurred, covered.faces, covered.false_detections) == (1, 1, 0)
+    missed = faces.Score()
+    missed.add(photo, (800, 800), [(150, 150, 20, 20), (600, 50, 40, 40)], 1.0)
+    assert (missed.blurred, missed.false_detections, missed.photos_with_false) == (0, 1, 1)

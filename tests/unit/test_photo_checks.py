@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import tracemalloc
 from typing import Any
 
@@ -430,7 +431,7 @@ def test_markup_appended_to_a_jpeg_fails_the_file_check() -> None:
 
 
 def test_faces_are_found_the_same_from_several_threads_at_once() -> None:
-    """A face cascade is not safe to share between threads: each thread has its own."""
+    """Each thread has its own face detectors (a detector holds its network's buffers)."""
     from concurrent.futures import ThreadPoolExecutor
 
     data = photos.real("phone_galaxy_s_faces_rot90_gps.jpg")
@@ -440,3 +441,37 @@ def test_faces_are_found_the_same_from_several_threads_at_once() -> None:
     with ThreadPoolExecutor(max_workers=6) as pool:
         together = list(pool.map(lambda _: detect_faces(image), range(12)))
     assert alone and all(found == alone for found in together)
+
+
+def test_a_face_close_to_the_camera_is_found_by_the_second_look() -> None:
+    """YuNet finds faces of about 10 to 300 px in what it is given: a face filling the frame is
+    too large at 640 px, and found on the 160 px look."""
+    from fieldcheck.checks.derivatives import face_candidates
+
+    data = photos.real("phone_galaxy_s_faces_rot90_gps.jpg")
+    header = imaging.read_header(data)
+    image = imaging.upright(imaging.decode(data, factor=1, color=True), header.orientation)  # type: ignore[arg-type]
+    x, y, w, h, _ = max(face_candidates(image), key=lambda face: face[2])
+    side = int(max(w, h) * 1.6)
+    cx, cy = x + w // 2, y + h // 2
+    crop = image[max(0, cy - side // 2) : cy + side // 2, max(0, cx - side // 2) : cx + side // 2]
+    close = cv2.resize(crop, (1200, 1200), interpolation=cv2.INTER_CUBIC)
+    assert face_candidates(close, long_sides=(640,)) == []
+    found = detect_faces(close)
+    assert found
+    assert any(fx < 600 < fx + fw and fy < 600 < fy + fh and fw > 400 for fx, fy, fw, fh in found)
+
+
+def test_a_face_model_other_than_the_shipped_one_is_refused(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fieldcheck.checks import derivatives
+
+    changed = bytearray(derivatives.MODEL.read_bytes())
+    changed[-1] ^= 1
+    (tmp_path / "model.onnx").write_bytes(bytes(changed))
+    monkeypatch.setattr(derivatives, "MODEL", tmp_path / "model.onnx")
+    monkeypatch.delitem(derivatives.__dict__, "_MODEL_BYTES", raising=False)
+    monkeypatch.setattr(derivatives, "_detectors", threading.local())
+    with pytest.raises(RuntimeError, match="not the one fieldcheck ships"):
+        detect_faces(photos.scene(320, 240))
