@@ -27,13 +27,19 @@ def _fieldcheck_variables(environment: dict[str, Any] | list[str]) -> set[str]:
 
 def test_compose_has_the_scale_out_topology() -> None:
     services = _compose()["services"]
-    for name in ("api", "worker", "scheduler", "postgres", "rabbitmq", "s3", "storage-init", "migrate"):
+    for name in ("api", "worker", "scheduler", "postgres", "rabbitmq", "redis", "s3", "storage-init", "migrate"):
         assert name in services, name
-    for name in ("postgres", "rabbitmq", "s3", "api"):
+    for name in ("postgres", "rabbitmq", "redis", "s3", "api", "worker", "scheduler"):
         assert "test" in services[name]["healthcheck"], name
     assert services["api"]["command"][:2] == ["fieldcheck", "serve"]
-    assert services["worker"]["command"] == ["fieldcheck", "worker"]
-    assert services["scheduler"]["command"] == ["fieldcheck", "scheduler"]
+    # Workers and the scheduler serve metrics, which their health checks read.
+    assert services["worker"]["command"] == ["fieldcheck", "worker", "--metrics-port", "9100"]
+    assert services["scheduler"]["command"] == ["fieldcheck", "scheduler", "--metrics-port", "9100"]
+    for name in ("worker", "scheduler"):
+        assert "127.0.0.1:9100/metrics" in " ".join(services[name]["healthcheck"]["test"]), name
+    # The request limits are shared by every API process.
+    assert services["api"]["environment"]["FIELDCHECK_RATE_LIMIT_REDIS_URL"] == "redis://redis:6379/0"
+    assert services["api"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["migrate"]["command"] == ["fieldcheck", "db", "upgrade"]
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     # The bucket and its browser rule are made before any fieldcheck process starts.
