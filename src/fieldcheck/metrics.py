@@ -34,6 +34,12 @@ CHECKS = Counter(
     "Automated checks recorded at submission, by check and outcome",
     ["check", "outcome"],
 )
+PHOTO_MEASUREMENTS = Counter(
+    "fieldcheck_photo_measurements",
+    "Photos decoded and checked, by when: upload (the instant checks), submission (measured then), "
+    "reused (the submission took the instant checks' result)",
+    ["when"],
+)
 DECISIONS = Counter(
     "fieldcheck_decisions",
     "Decisions on delivered work, by outcome and decider (system or reviewer)",

@@ -3,7 +3,9 @@ in the store, retakes a bad one, and the submission reuses what was measured; on
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -270,3 +272,72 @@ def test_a_lost_check_is_asked_for_again_and_unsubmitted_photos_go_when_their_re
     with runtime.db.transaction(read_only=True) as session:
         assert session.get(Photo, uuid.UUID(photo_id)) is None
     assert all(runtime.storage.head(key) is None for key in keys)
+
+
+def test_a_photo_submitted_while_its_instant_checks_run_is_measured_once(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The phone submits right after its last upload: the submission's check waits for the instant
+    checks already running on that photo instead of decoding and checking it a second time."""
+    import threading
+
+    field = Field(app_client)
+    worker = field.worker()
+    assignment_id = field.reserve(worker)
+    real_measure = checking.checks.measure_photo
+    calls: list[bool] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def held_measure(*args: Any, **kwargs: Any) -> Any:
+        calls.append(bool(kwargs.get("upload")))
+        if kwargs.get("upload"):
+            entered.set()
+            assert release.wait(30)
+        return real_measure(*args, **kwargs)
+
+    real_wait = checking._wait_for_instant_checks
+    waiting = threading.Event()
+
+    def watched_wait(ctx: Any, photo: Any) -> Any:
+        if photo.check_status == "pending" and photo.early_started_at is not None:
+            waiting.set()
+        return real_wait(ctx, photo)
+
+    monkeypatch.setattr(checking.checks, "measure_photo", held_measure)
+    monkeypatch.setattr(checking, "_wait_for_instant_checks", watched_wait)
+    photo_id = upload(app_client, worker, assignment_id, photos.real(SHARP))
+    assert say_uploaded(app_client, worker, assignment_id, photo_id).status_code == 202
+    assert entered.wait(30), "the instant checks did not start"
+    assert submit(app_client, worker, assignment_id, [photo_id]).status_code == 202
+    # The submission's check starts meanwhile, finds the instant checks running, and waits.
+    assert waiting.wait(30), "the submission's check did not wait for the instant checks"
+    time.sleep(0.3)
+    assert calls == [True]
+    release.set()
+    result = checked(app_client, worker, assignment_id)
+    assert result["status"] == "approved", [(c["name"], c["outcome"], c["value"]) for c in result["checks"]]
+    assert calls == [True], "the photo was measured again at submission"
+    assert by_check(result)["blur"][0]["outcome"] == "pass"
+
+
+def test_a_submission_does_not_wait_for_instant_checks_that_died(app_client: Any) -> None:
+    """A worker killed in the middle of the instant checks leaves them started: past the wait, the
+    submission measures the photo itself."""
+    field = Field(app_client)
+    worker = field.worker()
+    assignment_id = field.reserve(worker)
+    photo_id = upload(app_client, worker, assignment_id, photos.real(SHARP))
+    runtime = runtime_of(app_client)
+    with runtime.db.transaction() as session:
+        stored = session.get(Photo, uuid.UUID(photo_id))
+        assert stored is not None
+        info = runtime.storage.head(stored.storage_key)
+        assert info is not None
+        stored.check_status, stored.early_etag = "pending", info.etag
+        stored.early_started_at = datetime.now(UTC) - checking.INSTANT_CHECKS_WAIT - timedelta(seconds=1)
+        session.add(stored)
+    started = time.monotonic()
+    assert submit(app_client, worker, assignment_id, [photo_id]).status_code == 202
+    result = checked(app_client, worker, assignment_id)
+    assert result["status"] == "approved", [(c["name"], c["outcome"], c["value"]) for c in result["checks"]]
+    assert time.monotonic() - started < 20

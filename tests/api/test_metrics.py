@@ -76,6 +76,11 @@ def test_a_scrape_shows_requests_jobs_and_the_shared_state(app_client: Any) -> N
         == value(before, "fieldcheck_decisions_total", **approved) + 1
     )
     assert value(found, "fieldcheck_check_outcomes_total") > value(before, "fieldcheck_check_outcomes_total")
+    # Submitted without instant checks: each photo measured at submission.
+    measured = {"when": "submission"}
+    assert value(found, "fieldcheck_photo_measurements_total", **measured) >= (
+        value(before, "fieldcheck_photo_measurements_total", **measured) + 2
+    )
     reserved = value(
         found, "fieldcheck_http_requests_total", route="/api/v1/tasks/{task_id}/reservations", status="201"
     )

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
+from fieldcheck import metrics
 from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus
 from fieldcheck.assignments.transitions import transition
 from fieldcheck.campaigns.models import Campaign
@@ -196,17 +198,20 @@ def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID
         )
     # A photo whose instant checks ran on the very object submitted is not measured again: what
     # they found is used (the comparison with earlier photos and the visit's checks are done now).
-    works = [
-        early_work(photo)
-        or checks.measure_photo(
-            storage,
-            photo,
-            min_short_side_px=campaign.min_short_side_px,
-            max_bytes=settings.photo_max_bytes,
-            references=references,
+    works = []
+    for photo in submission.photos:
+        work = early_work(photo) or _wait_for_instant_checks(ctx, photo)
+        metrics.PHOTO_MEASUREMENTS.labels("reused" if work else "submission").inc()
+        works.append(
+            work
+            or checks.measure_photo(
+                storage,
+                photo,
+                min_short_side_px=campaign.min_short_side_px,
+                max_bytes=settings.photo_max_bytes,
+                references=references,
+            )
         )
-        for photo in submission.photos
-    ]
 
     # The write phase: short, and one at a time for duplicate detection.
     session = ctx.session
@@ -244,6 +249,40 @@ def check_submission(ctx: JobContext, index: HashIndex, assignment_id: uuid.UUID
     )
 
 
+def _mark_early_started(ctx: JobContext, photo_id: uuid.UUID, etag: str | None) -> None:
+    """Say at once that the instant checks of this upload are running (own short transaction)."""
+    with ctx.runtime.db.transaction() as session:
+        session.execute(
+            update(Photo)
+            .where(
+                col(Photo.id) == photo_id,
+                col(Photo.early_etag) == etag,
+                col(Photo.check_status) == CheckStatus.pending.value,
+            )
+            .values(early_started_at=utcnow())
+        )
+
+
+def _wait_for_instant_checks(ctx: JobContext, photo: Photo) -> PhotoWork | None:
+    """When the instant checks of this very upload are running, their result: measuring the photo
+    again would double the work. None when they are not running, or did not finish in time."""
+    started = photo.early_started_at
+    if photo.check_status != CheckStatus.pending.value or started is None:
+        return None
+    deadline = started + INSTANT_CHECKS_WAIT
+    while utcnow() < deadline:
+        time.sleep(INSTANT_CHECKS_POLL_S)
+        with ctx.reading() as reading:
+            current = reading.get(Photo, photo.id, populate_existing=True)
+            if current is not None and current.check_status == CheckStatus.pending.value:
+                continue
+            done = early_work(current) if current is not None else None
+            if done is not None:
+                reading.expunge(current)
+            return done
+    return None
+
+
 def early_work(photo: Photo) -> PhotoWork | None:
     """What the instant checks found of this photo, when they ran on the object now submitted."""
     if photo.check_status != CheckStatus.checked.value or not photo.early_report:
@@ -253,6 +292,11 @@ def early_work(photo: Photo) -> PhotoWork | None:
     work.faces_blurred = int(photo.early_report.get("faces_blurred") or 0)
     return work
 
+
+# How long after the instant checks of a photo started a submission's check waits for them (a
+# worker killed in the middle leaves them started for ever; then the submission measures).
+INSTANT_CHECKS_WAIT = timedelta(seconds=30)
+INSTANT_CHECKS_POLL_S = 0.1
 
 EARLY_NOTE = _("{verdict} (A first look: the check when you submit decides.)")
 EARLY_DUPLICATE_LATER = _(
@@ -281,11 +325,13 @@ def check_photo_early(ctx: JobContext, photo_id: uuid.UUID) -> None:
             photo.status != PhotoStatus.awaiting_upload.value
             or photo.check_status != CheckStatus.pending.value
         ):
-            return  # submitted meanwhile (the submission measures it), or already done
+            return  # submitted before this started (the submission measures it), or already done
         etag = photo.early_etag
         references = load_references(
             reading, campaign_id=campaign.id, store_id=task.store_id, assignment_id=assignment.id
         )
+    _mark_early_started(ctx, photo_id, etag)
+    metrics.PHOTO_MEASUREMENTS.labels("upload").inc()
     try:
         work = checks.measure_photo(
             storage,
@@ -312,11 +358,15 @@ def check_photo_early(ctx: JobContext, photo_id: uuid.UUID) -> None:
                 storage.delete(key)
         return
     if (
-        stored.status != PhotoStatus.awaiting_upload.value
+        stored.status not in (PhotoStatus.awaiting_upload.value, PhotoStatus.submitted.value)
         or stored.early_etag != etag
         or stored.check_status != CheckStatus.pending.value
     ):
-        return  # submitted meanwhile (its submission measures it and makes the same copies), or redone
+        # Checked at submission already, or uploaded again meanwhile (other bytes: forgotten). A
+        # photo submitted while this ran keeps the result: its frozen copy has these very bytes
+        # (photos.service.freeze forgets the instant checks otherwise), and the submission's check
+        # is waiting for it.
+        return
     hint = list(work.extra)
     stored.check_status = CheckStatus.checked.value
     stored.early_checks = [check.to_json() for check in work.report.checks + hint]

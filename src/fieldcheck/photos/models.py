@@ -90,6 +90,8 @@ class Photo(SQLModel, table=True):
     early_report: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     check_requested_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     early_checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # When the instant checks started: a submission made meanwhile waits for them (checking.py).
+    early_started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

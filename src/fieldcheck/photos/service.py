@@ -184,6 +184,7 @@ def forget_early_checks(photo: Photo) -> None:
     photo.early_checks = None
     photo.early_report = None
     photo.early_checked_at = None
+    photo.early_started_at = None
 
 
 def get_for_worker(
