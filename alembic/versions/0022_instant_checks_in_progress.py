@@ -25,7 +25,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("photos") as batch:
-        batch.add_column(sa.Column("early_started_at", fieldcheck.db.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("early_started_at", fieldcheck.db.UTCDateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade() -> None:

@@ -27,7 +27,17 @@ def _fieldcheck_variables(environment: dict[str, Any] | list[str]) -> set[str]:
 
 def test_compose_has_the_scale_out_topology() -> None:
     services = _compose()["services"]
-    for name in ("api", "worker", "scheduler", "postgres", "rabbitmq", "redis", "s3", "storage-init", "migrate"):
+    for name in (
+        "api",
+        "worker",
+        "scheduler",
+        "postgres",
+        "rabbitmq",
+        "redis",
+        "s3",
+        "storage-init",
+        "migrate",
+    ):
         assert name in services, name
     for name in ("postgres", "rabbitmq", "redis", "s3", "api", "worker", "scheduler"):
         assert "test" in services[name]["healthcheck"], name
