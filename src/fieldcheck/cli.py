@@ -674,6 +674,7 @@ class _LazyGroup(click.Group):
         "photos": "fieldcheck.tools.bench.photos.photos_command",
         "exports": "fieldcheck.tools.bench.exports.exports_command",
         "instant": "fieldcheck.tools.bench.instant.instant_command",
+        "fleet": "fieldcheck.tools.bench.fleet.fleet_command",
     },
 )
 def bench() -> None:
