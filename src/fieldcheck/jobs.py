@@ -314,7 +314,11 @@ class JobSystem:
             ctx = JobContext(runtime, uuid.UUID(job_id), spec.name)
             logged_as = job_var.set((job_id, spec.name))
             message = _count_start(spec.name)
-            carrier = message.options.get("trace") if message is not None else None
+            # A row written by a newer process may reach an older relay with its trace context
+            # still in the payload: it is taken out here too, never passed to the job.
+            carrier = kwargs.pop(tracing.CARRIER_KEY, None)
+            if message is not None:
+                carrier = message.options.get("trace") or carrier
             started = time.perf_counter()
             result = "failed"
             try:

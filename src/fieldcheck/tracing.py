@@ -7,7 +7,7 @@ Traces are on when the variables ask for them and the extra is installed:
 - OTEL_SERVICE_NAME names the process (by default fieldcheck-api, fieldcheck-worker or
   fieldcheck-scheduler). The SDK itself reads OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and
   OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_HEADERS and the others, and OTEL_PROPAGATORS
-  (W3C trace context by default).
+  (for requests; what a job carries is the W3C trace context only, never a caller's baggage).
 
 What is traced:
 - Each HTTP request is a span named by its route template (`POST /api/v1/assignments/{assignment_id}/submit`).
@@ -124,10 +124,11 @@ def current_carrier() -> dict[str, str] | None:
     """The current trace context as message headers (None when not tracing or outside a span)."""
     if not active():
         return None
-    from opentelemetry import propagate
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    # The W3C trace context only (traceparent, tracestate): never a caller's baggage.
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    TraceContextTextMapPropagator().inject(carrier)
     return carrier or None
 
 
@@ -146,12 +147,12 @@ def job_span(
     if tracer is None:
         yield
         return
-    from opentelemetry import propagate
     from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     with tracer.start_as_current_span(
         f"job {name}",
-        context=propagate.extract(carrier or {}),
+        context=TraceContextTextMapPropagator().extract(carrier or {}),
         kind=SpanKind.CONSUMER,
         attributes={
             "messaging.system": "dramatiq",
@@ -169,7 +170,8 @@ def job_span(
             span.set_attribute("fieldcheck.job.skipped", True)
             raise
         except BaseException as exc:
-            span.record_exception(exc)
+            # The kind of error only: a message can quote SQL parameters (a position, an e-mail).
+            span.add_event("exception", {"exception.type": type(exc).__name__})
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             raise
 

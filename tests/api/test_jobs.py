@@ -164,3 +164,32 @@ def test_periodic_jobs_are_enqueued_once_per_period_by_racing_schedulers(backend
     finally:
         for rt in runtimes:
             rt.close()
+
+
+def test_a_trace_context_left_in_a_payload_never_reaches_the_job(runtime: Runtime, tmp_path: Path) -> None:
+    """A row written by a process that traces, relayed by one that does not take the context out
+    (an older version during a rollout): the job still runs, without the context as an argument."""
+    import dramatiq
+
+    from fieldcheck import tracing
+
+    out = tmp_path / "out.txt"
+    actor = runtime.jobs.actors["tests.append_line"]
+    carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    message: dramatiq.Message[Any] = dramatiq.Message(
+        queue_name=actor.queue_name,
+        actor_name=actor.actor_name,
+        args=(),
+        kwargs={
+            "job_id": "6f1c2d3e-4b5a-4c6d-8e7f-000000000001",
+            "path": str(out),
+            "text": "ran",
+            tracing.CARRIER_KEY: carrier,
+        },
+        options={},
+    )
+    runtime.jobs.broker.enqueue(message)
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    while not lines(out) and datetime.now(UTC) < deadline:
+        threading.Event().wait(0.05)
+    assert lines(out) == ["ran"]

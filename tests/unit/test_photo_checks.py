@@ -475,3 +475,27 @@ def test_a_face_model_other_than_the_shipped_one_is_refused(
     monkeypatch.setattr(derivatives, "_detectors", threading.local())
     with pytest.raises(RuntimeError, match="not the one fieldcheck ships"):
         detect_faces(photos.scene(320, 240))
+
+
+def test_a_face_seen_by_both_looks_is_counted_once_and_a_sliver_image_has_copies() -> None:
+    from fieldcheck.checks.derivatives import face_candidates
+
+    data = photos.real("phone_galaxy_s_faces_rot90_gps.jpg")
+    header = imaging.read_header(data)
+    image = imaging.upright(imaging.decode(data, factor=1, color=True), header.orientation)  # type: ignore[arg-type]
+    found, faces = face_candidates(image), detect_faces(image)
+    assert len(found) > len(faces) >= 2  # the same face at 640 px and at 160 px
+    derived = make_derivatives(
+        data, width=480, height=640, orientation=1, detected_type="jpeg", decoded=image
+    )
+    assert derived.faces_blurred == len(faces)
+    # An extreme aspect ratio (a decodable 3000 x 2 px image) still gets its copies.
+    sliver = make_derivatives(
+        b"",
+        width=3000,
+        height=2,
+        orientation=1,
+        detected_type="png",
+        decoded=np.full((2, 3000, 3), 90, np.uint8),
+    )
+    assert sliver.faces_blurred == 0 and sliver.thumbnail and sliver.safe

@@ -321,11 +321,14 @@ def check_photo_early(ctx: JobContext, photo_id: uuid.UUID) -> None:
         if found is None:
             return
         photo, assignment, campaign, task = found
-        if (
-            photo.status != PhotoStatus.awaiting_upload.value
-            or photo.check_status != CheckStatus.pending.value
+        resumed = photo.status == PhotoStatus.submitted.value and photo.early_started_at is not None
+        if photo.check_status != CheckStatus.pending.value or (
+            photo.status != PhotoStatus.awaiting_upload.value and not resumed
         ):
-            return  # submitted before this started (the submission measures it), or already done
+            # Submitted before this started (the submission measures it), or already done. A
+            # submitted photo whose instant checks had started (and died: this is a redelivery) is
+            # measured here, since its submission's check may be waiting for them.
+            return
         etag = photo.early_etag
         references = load_references(
             reading, campaign_id=campaign.id, store_id=task.store_id, assignment_id=assignment.id

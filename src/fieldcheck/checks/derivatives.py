@@ -32,6 +32,7 @@ FACE_SEARCH_LONG_SIDES = (640, 160)
 # (eval/faces/README.md): privacy errs on the side of blur, so the threshold is low.
 FACE_SCORE_THRESHOLD = 0.6
 FACE_NMS_THRESHOLD = 0.3
+FACE_MIN_SEARCH_SIDE = 16  # a look at an image thinner than this finds nothing (faces are >= 10 px)
 
 MODEL = Path(__file__).with_name("yunet") / "face_detection_yunet_2023mar.onnx"
 MODEL_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
@@ -80,7 +81,8 @@ def _shrink(image: np.ndarray, long_side: int) -> np.ndarray:
     height, width = image.shape[:2]
     step = max(height, width) // long_side
     if step >= 2:
-        image = cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_AREA)
+        size = (max(1, width // step), max(1, height // step))  # a 3000 x 2 px image stays an image
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return imaging.resize_long_side(image, long_side) if max(image.shape[:2]) > long_side else image
 
 
@@ -99,9 +101,13 @@ def face_candidates(
         if index and max(source.shape[:2]) < 2 * long_side:
             break  # a small image: the last look saw it at (nearly) this size already
         source = _shrink(source, long_side)
+        if min(source.shape[:2]) < FACE_MIN_SEARCH_SIDE:
+            break  # no face fits (and the network answers noise for so thin an input)
         scale_x, scale_y = width / source.shape[1], height / source.shape[0]
         _, found = _detector((source.shape[1], source.shape[0]), score).detect(source)
         for row in () if found is None else found:
+            if not np.isfinite(row[:4]).all():
+                continue
             x0, y0 = max(0.0, row[0] * scale_x), max(0.0, row[1] * scale_y)
             x1, y1 = min(width, (row[0] + row[2]) * scale_x), min(height, (row[1] + row[3]) * scale_y)
             if x1 > x0 and y1 > y0:
@@ -109,9 +115,18 @@ def face_candidates(
     return boxes
 
 
+def distinct_faces(found: list[tuple[int, int, int, int, float]]) -> list[tuple[int, int, int, int]]:
+    """One box per face: a face both looks found is counted once (non-maximum suppression)."""
+    boxes = [[x, y, w, h] for x, y, w, h, _ in found]
+    if len(boxes) < 2:
+        return [(x, y, w, h) for x, y, w, h in boxes]
+    kept = cv2.dnn.NMSBoxes(boxes, [score for *_, score in found], 0.0, FACE_NMS_THRESHOLD)
+    return [(x, y, w, h) for x, y, w, h in (boxes[int(i)] for i in np.array(kept).reshape(-1))]
+
+
 def detect_faces(image: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x, y, w, h) in the coordinates of `image` (colour or grey, upright)."""
-    return [(x, y, w, h) for x, y, w, h, _ in face_candidates(image)]
+    """Face boxes (x, y, w, h) in the coordinates of `image` (colour or grey, upright), one a face."""
+    return distinct_faces(face_candidates(image))
 
 
 def blur_faces(image: np.ndarray, faces: list[tuple[int, int, int, int]]) -> np.ndarray:
@@ -177,7 +192,9 @@ def _from_pixels(image: np.ndarray, orientation: int) -> Derivatives:
     if max(image.shape[:2]) > SAFE_LONG_SIDE:  # smaller first: the rotation then costs little
         image = imaging.resize_long_side(image, SAFE_LONG_SIDE)
     image = imaging.upright(image, orientation)
-    faces = detect_faces(image)
-    safe = blur_faces(image, faces)
+    found = face_candidates(image)
+    # Every box found is blurred (where two looks disagree a little, both are); faces are counted once.
+    safe = blur_faces(image, [(x, y, w, h) for x, y, w, h, _ in found])
+    faces = distinct_faces(found)
     thumbnail = _shrink(safe, THUMBNAIL_LONG_SIDE)
     return Derivatives(thumbnail=encode_jpeg(thumbnail), safe=encode_jpeg(safe), faces_blurred=len(faces))
