@@ -14,8 +14,10 @@ def check_submission(ctx: JobContext, assignment_id: str) -> None:
 
 
 # The instant checks of one uploaded photo: on the checks queue too, with few retries (the worker
-# waits in the store; a photo whose checks fail is measured again at submission).
-@job(service.CHECK_PHOTO_JOB, queue="checks", max_retries=2, min_backoff_ms=500, time_limit_ms=300_000)
+# waits in the store; a photo whose checks fail is measured again at submission). They span about
+# 15 s (1, 2, 4, 8 s apart): a database or broker gone for a few seconds does not end them (the
+# fleet benchmark's 4 s cuts dead-lettered them with 2 retries half a second apart).
+@job(service.CHECK_PHOTO_JOB, queue="checks", max_retries=4, min_backoff_ms=1_000, time_limit_ms=300_000)
 def check_photo(ctx: JobContext, photo_id: str) -> None:
     checking.check_photo_early(ctx, uuid.UUID(photo_id))
 
