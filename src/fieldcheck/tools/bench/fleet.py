@@ -209,10 +209,11 @@ class Scratch:
             connection.execute(text(f'CREATE DATABASE "{self.database}"'))
         engine.dispose()
         self.database_url = url.set(database=self.database).render_as_string(hide_password=False)
-        if self.base.s3_endpoint_url:
-            self.s3_endpoint = self.base.s3_endpoint_url
-        else:
-            self.s3_endpoint = self._start_moto()
+        try:
+            self.s3_endpoint = self.base.s3_endpoint_url or self._start_moto()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _start_moto(self) -> str:
@@ -279,6 +280,24 @@ class Scratch:
         s3.delete_bucket(Bucket=self.bucket)
 
 
+def _resolve_prctl() -> Any:
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _resolve_prctl()
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: killed when the bench's process ends, however it ends (Linux)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _psycopg(url: str) -> str:
     return (
         url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
@@ -306,11 +325,12 @@ def _delete_queues(broker_url: str, prefix: str) -> None:
             client.delete(key)
 
 
-def _queued_messages(broker_url: str, prefix: str) -> int:
-    """Messages still waiting in the run's queues (delayed ones included)."""
+def _queue_counts(broker_url: str, prefix: str) -> dict[str, int]:
+    """Messages in the run's queues: ready, delayed (due later, or not moved yet) and dead-lettered."""
     from fieldcheck.jobs import JOBS
 
-    total = 0
+    counts = {"ready": 0, "delayed": 0, "dead": 0}
+    suffixes = {"ready": "", "delayed": ".DQ", "dead": ".XQ"}
     queues = {spec.queue for spec in JOBS.values()}
     if broker_url.startswith("amqp"):
         import pika
@@ -318,9 +338,11 @@ def _queued_messages(broker_url: str, prefix: str) -> int:
         connection = pika.BlockingConnection(pika.URLParameters(broker_url))
         channel = connection.channel()
         for queue in queues:
-            for name in (f"{prefix}.{queue}", f"{prefix}.{queue}.DQ"):
+            for kind, suffix in suffixes.items():
                 with contextlib.suppress(Exception):
-                    total += channel.queue_declare(name, passive=True).method.message_count
+                    counts[kind] += channel.queue_declare(
+                        f"{prefix}.{queue}{suffix}", passive=True
+                    ).method.message_count
                 channel = connection.channel() if channel.is_closed else channel
         connection.close()
     elif broker_url.startswith("redis"):
@@ -328,9 +350,19 @@ def _queued_messages(broker_url: str, prefix: str) -> int:
 
         client = redis.Redis.from_url(broker_url)
         for queue in queues:
-            for name in (f"{prefix}:{prefix}.{queue}", f"{prefix}:{prefix}.{queue}.DQ"):
-                total += int(client.llen(name) or 0)
-    return total
+            for kind, suffix in suffixes.items():
+                name = f"{prefix}:{prefix}.{queue}{suffix}"
+                found = client.type(name)
+                found = found.decode() if isinstance(found, bytes) else found
+                size = {"list": client.llen, "zset": client.zcard, "hash": client.hlen}.get(found)
+                if size is not None:
+                    counts[kind] += int(size(name) or 0)
+    return counts
+
+
+def _queued_messages(broker_url: str, prefix: str) -> int:
+    """Messages ready to run in the run's queues (what the workers still have to do now)."""
+    return _queue_counts(broker_url, prefix)["ready"]
 
 
 def _free_port() -> int:
@@ -385,6 +417,7 @@ class Process:
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # one C call, resolved before the fork: safe beside threads
         )
         handle.close()
         self.starts += 1
@@ -436,6 +469,7 @@ class Journal:
     decided: dict[str, float] = field(default_factory=dict)  # assignment id -> checks' decision seen at
     photos: int = 0
     repeats_differing: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # phones, the reviewer, the exports
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def now(self) -> float:
@@ -591,6 +625,9 @@ class Phone:
                 self.visit()
         except Stop:
             pass
+        except Exception as exc:  # a phone that gave up is an invariant failing, not a quiet thread
+            with self.journal.lock:
+                self.journal.failures.append(f"phone {self.index}: {type(exc).__name__}: {exc}"[:300])
         finally:
             self.http.close()
 
@@ -633,7 +670,9 @@ class Phone:
             self._upload(body["upload"], data)
             if self.rng.random() < SHARE_UPLOAD_TWICE:
                 self._upload(body["upload"], data, again=True)
-            self.call(None, "POST", f"{base}/{body['photo_id']}/uploaded", ok=(202,))
+            said = self.call("uploaded", "POST", f"{base}/{body['photo_id']}/uploaded", ok=(202,))
+            if said.status_code != 202:
+                raise click.ClickException(f"uploaded refused: {said.status_code} {said.text[:200]}")
             photo_ids.append(body["photo_id"])
             with self.journal.lock:
                 self.journal.photos += 1
@@ -719,12 +758,16 @@ def _reviewer(base_url: str, token: str, stop: threading.Event, journal: Journal
                     claim = http.post(f"/api/v1/review/{item['assignment_id']}/claim")
                     if claim.status_code != 200:
                         continue
-                    http.post(
+                    decided = http.post(
                         f"/api/v1/review/{item['assignment_id']}/decision",
                         json={"decision": "approve", "reasons": [], "comment": "fleet reviewer"},
                     )
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
+                    journal.add(Record("review", journal.now(), 0.0, decided.status_code))
+            except httpx.HTTPError:
+                journal.add(Record("review", journal.now(), 0.0, 0))
+            except (ValueError, KeyError) as exc:
+                with journal.lock:
+                    journal.failures.append(f"reviewer: {type(exc).__name__}: {exc}"[:300])
             stop.wait(0.5)
     finally:
         http.close()
@@ -771,6 +814,8 @@ def run(options: Options, echo: Callable[[str], None] = click.echo) -> dict[str,
         raise click.ClickException(
             "the fleet needs a broker: set FIELDCHECK_BROKER_URL (amqp://... or redis://...)"
         )
+    # A SIGTERM (a test's timeout, Ctrl-C's cousin) unwinds like an error: the clean-up runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     maker = PhotoMaker(options.seed)
     limit_photos = _check_bound_limit(maker, echo)
     from fieldcheck.tools.bench.proxy import Proxies
@@ -881,8 +926,9 @@ def _run(
             process.stop()
         if failed:  # the processes' logs, for whoever looks into it (the scratch folder goes)
             kept = Path("bench-results") / f"fleet-{scratch.token}"
-            shutil.copytree(logs, kept, dirs_exist_ok=True)
-            echo(f"the processes' logs are kept in {kept}")
+            with contextlib.suppress(OSError):
+                shutil.copytree(logs, kept, dirs_exist_ok=True)
+                echo(f"the processes' logs are kept in {kept}")
 
 
 @dataclass
@@ -1090,30 +1136,41 @@ def _drive(
     for thread in threads:
         thread.start()
     exporter = threading.Thread(target=export_during_run, name="export", daemon=True)
-    for share, what, action in schedule:
-        if options.visits is not None:
-            break  # a run of a number of visits has no fixed time line: no faults
-        _sleep_until(journal, share * duration, stop)
-        echo(f"  {journal.now():6.1f} s  {what}")
-        if action is None:
-            exporter.start()
+    try:
+        for share, what, action in schedule:
+            if options.visits is not None:
+                break  # a run of a number of visits has no fixed time line: no faults
+            _sleep_until(journal, share * duration, stop)
+            echo(f"  {journal.now():6.1f} s  {what}")
+            if action is None:
+                exporter.start()
+            else:
+                action()
+        if options.visits is None:
+            _sleep_until(journal, duration, stop)
+            stop.set()
         else:
-            action()
-    if options.visits is None:
-        _sleep_until(journal, duration, stop)
-        stop.set()
-    else:
-        exporter.start()
+            exporter.start()
+    except BaseException:
+        stop.set()  # a fault that could not be made: everyone stops before the processes go
+        reviewer_stop.set()
+        raise
     for thread in threads:
         thread.join(timeout=DECISION_TIMEOUT_S + 60)
     elapsed = journal.now()
     cpu = meter.finish()
     jobs = _job_times(processes)
-    drained = _drain(direct, scratch, journal)
+    drained = _drain(direct, scratch, seeded.campaign_id)
     exporter.join(timeout=300)
     reviewer_stop.set()
     reviewer.join(timeout=30)
     final_status, final_rows = _export(api_url, seeded.client, seeded.campaign_id)
+    # With the workers stopped, what they had taken from the queues without finishing is back in
+    # them: counted now with the delayed and the dead-lettered messages, nothing may be left.
+    for name, process in processes.items():
+        if name.startswith("worker"):
+            process.stop()
+    drained.update(_queue_counts(direct.broker_url, scratch.queue_prefix), scheduled=_scheduled_later(direct))
     return _report(
         options,
         direct,
@@ -1158,6 +1215,28 @@ def _job_times(processes: dict[str, Process]) -> dict[str, tuple[int, float]]:
                 elif sample.name.endswith("_sum"):
                     totals[actor][1] += sample.value
     return {actor: (int(count), seconds) for actor, (count, seconds) in totals.items()}
+
+
+def _scheduled_later(direct: Settings) -> int:
+    """Jobs sent with a delay that is not over yet (an upload's object removed once its signed
+    URL has expired, a reservation's end): they wait in the delayed queues, as they should."""
+    from sqlalchemy import text
+
+    from fieldcheck.db import Database
+
+    database = Database(direct)
+    try:
+        with database.transaction(read_only=True) as session:
+            return int(
+                session.execute(
+                    text(
+                        "SELECT count(*) FROM outbox_messages WHERE sent_at IS NOT NULL AND delay_ms > 0 "
+                        "AND created_at + delay_ms * interval '1 millisecond' > now()"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        database.dispose()
 
 
 def _sleep_until(journal: Journal, at: float, stop: threading.Event) -> None:
@@ -1218,41 +1297,31 @@ def _faults(processes: dict[str, Process], proxies: Any, journal: Journal) -> _F
     return _Faults(processes, proxies, journal)
 
 
-def _drain(direct: Settings, scratch: Scratch, journal: Journal) -> dict[str, Any]:
+def _drain(direct: Settings, scratch: Scratch, campaign_id: str) -> dict[str, Any]:
     """Wait until everything submitted is decided for good and no job is left; what was left."""
-    from sqlmodel import col, func, select
+    from sqlalchemy import text
 
-    from fieldcheck.assignments.models import Assignment
     from fieldcheck.db import Database
-    from fieldcheck.jobs import OutboxMessage
 
     database = Database(direct)
-    ids = [uuid.UUID(a) for a in journal.acknowledged]
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     undecided = outbox = queued = -1
     try:
         while time.monotonic() < deadline:
             with database.transaction(read_only=True) as session:
-                undecided = (
-                    int(
-                        session.exec(
-                            select(func.count())
-                            .select_from(Assignment)
-                            .where(
-                                col(Assignment.id).in_(ids),
-                                col(Assignment.status).not_in(["approved", "rejected"]),
-                            )
-                        ).one()
-                    )
-                    if ids
-                    else 0
+                undecided = int(
+                    session.execute(
+                        text(
+                            "SELECT count(*) FROM assignments WHERE campaign_id = :campaign "
+                            "AND submitted_at IS NOT NULL AND status NOT IN ('approved', 'rejected')"
+                        ),
+                        {"campaign": campaign_id},
+                    ).scalar_one()
                 )
                 outbox = int(
-                    session.exec(
-                        select(func.count())
-                        .select_from(OutboxMessage)
-                        .where(col(OutboxMessage.sent_at).is_(None))
-                    ).one()
+                    session.execute(
+                        text("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL")
+                    ).scalar_one()
                 )
             queued = _queued_messages(direct.broker_url, scratch.queue_prefix)
             if undecided == 0 and outbox == 0 and queued == 0:
@@ -1331,8 +1400,13 @@ def _invariants(
     results.append(
         (
             "no job stuck",
-            drained["outbox"] == 0 and drained["queued"] == 0,
-            f"outbox unsent {drained['outbox']}, messages in queues {drained['queued']}",
+            drained["outbox"] == 0
+            and drained["ready"] == 0
+            and drained["dead"] == 0
+            and drained["delayed"] <= drained["scheduled"],
+            f"outbox unsent {drained['outbox']}; once the workers stopped: ready {drained['ready']}, "
+            f"dead-lettered {drained['dead']}, delayed {drained['delayed']} for {drained['scheduled']} "
+            "jobs due later",
         )
     )
     results.append(
@@ -1356,6 +1430,13 @@ def _invariants(
                 f"; {r.endpoint} {r.status or 'network error'} at {r.at:.1f} s"
                 for r in (server_errors + network)[:5]
             ),
+        )
+    )
+    results.append(
+        (
+            "no phone, reviewer or request gave up",
+            not journal.failures,
+            f"{len(journal.failures)} failures" + (f": {journal.failures[:3]}" if journal.failures else ""),
         )
     )
     results.append(

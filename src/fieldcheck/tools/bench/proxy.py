@@ -26,7 +26,7 @@ class Proxy:
     port: int = 0
     cut_until: float = 0.0
     connections: int = 0
-    refused: int = 0
+    refused: int = 0  # connections closed at once (cut, or no target answered)
     _open: set[asyncio.StreamWriter] = field(default_factory=set)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
     _server: asyncio.base_events.Server | None = None
@@ -57,8 +57,13 @@ class Proxy:
             self.refused += 1
             writer.close()
             return
-        self.connections += 1
         target_reader, target_writer = upstream
+        if time.monotonic() < self.cut_until:  # cut while connecting
+            self.refused += 1
+            for end in (writer, target_writer):
+                end.close()
+            return
+        self.connections += 1
         self._open.update((writer, target_writer))
         try:
             await asyncio.gather(self._pipe(reader, target_writer), self._pipe(target_reader, writer))
@@ -118,3 +123,5 @@ class Proxies:
                 asyncio.run_coroutine_threadsafe(proxy.close(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
