@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
@@ -195,6 +195,9 @@ def sql_floor(value: Any) -> Any:
     return case((value < truncated, truncated - 1), else_=truncated)
 
 
+_pause = time.sleep  # (tests replace it)
+
+
 class Database:
     """The engine and two session factories: read-write (default) and read-only.
 
@@ -241,6 +244,22 @@ class Database:
             raise
         finally:
             session.close()
+
+    def write_through_outages(self, work: Callable[[Session], None], *, within_s: float = 60.0) -> None:
+        """Run `work` in its own transaction, again and again while the database cannot be reached
+        (1, 2, 4... s apart, for up to `within_s`): for the record of a failure, which must be
+        written whatever failed (a job that cannot say it failed would look alive for minutes)."""
+        wait, deadline = 1.0, time.monotonic() + within_s
+        while True:
+            try:
+                with self.transaction() as session:
+                    work(session)
+                return
+            except OperationalError:
+                if time.monotonic() + wait > deadline:
+                    raise
+                _pause(wait)
+                wait *= 2
 
     def _after_commit(self, session: Session) -> None:
         # SQLAlchemy also says "after commit" when a SAVEPOINT is released: the data is committed

@@ -467,3 +467,45 @@ def test_an_abandoned_build_is_failed_and_frees_its_format(app_client: Any, audi
     assert failed["status"] == "failed" and "ask again" in failed["error"]
     fresh = audit.export("report")
     assert fresh["id"] != stuck_id and fresh["status"] == "done"
+
+
+def test_a_build_whose_claim_answer_was_lost_is_taken_over_by_its_retry(
+    app_client: Any, audit: Audit
+) -> None:
+    """The claim committed, but a network cut lost its answer: the retry of that same job finds the
+    export "running" and takes it over (another job does not: a live build is never run twice)."""
+    from fieldcheck.jobs import JobContext
+
+    runtime = runtime_of(app_client)
+    with jobs_held(app_client):
+        asked = app_client.post(
+            f"/api/v1/campaigns/{audit.campaign['id']}/exports",
+            json={"format": "csv"},
+            headers=audit.owner.headers,
+        )
+        assert asked.status_code == 202, asked.text
+        export_id = uuid.UUID(asked.json()["id"])
+        job_id, other_job = uuid.uuid4(), uuid.uuid4()
+        assert service._start(runtime.db, export_id, job_id) is not None  # committed; answer "lost"
+
+        def run(job: uuid.UUID) -> None:
+            ctx = JobContext(runtime, job, service.BUILD_JOB)
+            try:
+                service.build(ctx, export_id)
+                ctx.finish()
+            finally:
+                ctx.close()
+
+        run(other_job)
+        with runtime.db.transaction(read_only=True) as session:
+            row = session.get(Export, export_id)
+            assert row is not None and row.status == "running" and row.attempts == 1
+        run(job_id)
+        with runtime.db.transaction(read_only=True) as session:
+            row = session.get(Export, export_id)
+            assert row is not None and row.status == "done" and row.attempts == 2 and row.storage_key
+    runtime.jobs.join()
+    done = app_client.get(f"/api/v1/exports/{export_id}", headers=audit.owner.headers).json()
+    assert done["status"] == "done"
+    rows = list(csv.reader(io.StringIO(fetch(app_client, done["download_url"]).decode("utf-8-sig"))))
+    assert len(rows) > 1

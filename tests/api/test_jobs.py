@@ -193,3 +193,40 @@ def test_a_trace_context_left_in_a_payload_never_reaches_the_job(runtime: Runtim
     while not lines(out) and datetime.now(UTC) < deadline:
         threading.Event().wait(0.05)
     assert lines(out) == ["ran"]
+
+
+def test_a_failure_is_recorded_through_a_short_database_outage(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export that fails while the database is away for a few seconds must still say so, or its
+    own retry finds it "running" and leaves it to the abandoned-build sweep (found by the fleet
+    benchmark's database cut)."""
+    from sqlalchemy.exc import OperationalError
+
+    import fieldcheck.db
+
+    waits: list[float] = []
+    monkeypatch.setattr(fieldcheck.db, "_pause", waits.append)
+    attempts: list[int] = []
+
+    def record(session: Any) -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OperationalError("UPDATE exports ...", {}, ConnectionResetError("the network is cut"))
+        session.add(ScheduleSlot(name="tests.recorded", slot_start=datetime(2026, 1, 1, tzinfo=UTC)))
+
+    runtime.db.write_through_outages(record)
+    assert len(attempts) == 3 and waits == [1.0, 2.0]
+    with runtime.db.transaction(read_only=True) as session:
+        assert (
+            session.exec(
+                select(func.count()).select_from(ScheduleSlot).where(ScheduleSlot.name == "tests.recorded")
+            ).one()
+            == 1
+        )
+
+    def never(session: Any) -> None:
+        raise OperationalError("UPDATE exports ...", {}, ConnectionResetError("the network is cut"))
+
+    with pytest.raises(OperationalError):
+        runtime.db.write_through_outages(never, within_s=10)

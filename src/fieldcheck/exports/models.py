@@ -66,6 +66,8 @@ class Export(SQLModel, table=True):
     # Touched while a build makes progress: a running export whose heartbeat stopped was abandoned
     # (its worker died) and may be taken over or failed.
     heartbeat_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # The job whose delivery started the running build: a retry of that job may take it over.
+    claimed_by_job: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # The file is deleted after this (retention); the row stays, marked expired.
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

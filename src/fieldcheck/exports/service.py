@@ -145,7 +145,7 @@ def download_url(export: Export, storage: ObjectStorage, settings: Settings) -> 
 def build(ctx: JobContext, export_id: uuid.UUID) -> None:
     runtime = ctx.runtime
     db, storage, settings = runtime.db, runtime.storage, runtime.settings
-    started = _start(db, export_id)
+    started = _start(db, export_id, ctx.job_id)
     if started is None:
         return  # done, failed or expired already: a repeated delivery
     export, campaign = started
@@ -169,9 +169,10 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
         raise
     now = utcnow()
     session = ctx.session
-    session.exec(
+    finished = session.exec(
         update(Export)
-        .where(col(Export.id) == export.id)
+        # Still this attempt's build: a later attempt that took it over owns the export now.
+        .where(col(Export.id) == export.id, col(Export.attempts) == export.attempts)
         .values(
             status=ExportStatus.done.value,
             progress=1.0,
@@ -187,6 +188,9 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+    if not finished.rowcount:
+        storage.delete(key)  # taken over meanwhile: this attempt's file is nobody's
+        return
     _announce(session, export, campaign)
     after_commit(session, metrics.EXPORTS.labels("campaign", "done").inc)
 
@@ -200,13 +204,17 @@ def _announce(session: Session, export: Export, campaign: Campaign) -> None:
     )
 
 
-def _start(db: Database, export_id: uuid.UUID) -> tuple[Export, Campaign] | None:
+def _start(db: Database, export_id: uuid.UUID, job_id: uuid.UUID) -> tuple[Export, Campaign] | None:
     now = utcnow()
     with db.transaction() as session:
-        # Queued, or running but silent too long (abandoned): a live build is never run twice.
-        claimable = (col(Export.status) == ExportStatus.queued.value) | (
-            (col(Export.status) == ExportStatus.running.value)
-            & (col(Export.heartbeat_at) < now - ABANDONED_AFTER)
+        # Queued; or running but silent too long (abandoned); or running for an earlier delivery of
+        # this very job, which has ended (a retry; a claim whose answer a network cut lost): a live
+        # build is never run twice.
+        running = col(Export.status) == ExportStatus.running.value
+        claimable = (
+            (col(Export.status) == ExportStatus.queued.value)
+            | (running & (col(Export.heartbeat_at) < now - ABANDONED_AFTER))
+            | (running & (col(Export.claimed_by_job) == job_id))
         )
         claimed = session.exec(
             update(Export)
@@ -216,6 +224,7 @@ def _start(db: Database, export_id: uuid.UUID) -> tuple[Export, Campaign] | None
                 started_at=now,
                 heartbeat_at=now,
                 attempts=col(Export.attempts) + 1,
+                claimed_by_job=job_id,
                 stage="starting",
                 error=None,
             )
@@ -238,7 +247,8 @@ def _failed(db: Database, export: Export, exc: Exception) -> None:
     log.warning("export %s attempt %d failed: %s", export.id, export.attempts, reason, exc_info=exc)
     if final:
         metrics.EXPORTS.labels("campaign", "failed").inc()
-    with db.transaction() as session:
+
+    def record(session: Session) -> None:
         session.exec(
             update(Export)
             .where(col(Export.id) == export.id)
@@ -250,6 +260,10 @@ def _failed(db: Database, export: Export, exc: Exception) -> None:
             )
             .execution_options(synchronize_session=False)
         )
+
+    # Whatever failed (the database itself, for a few seconds): a build left "running" would be
+    # skipped by its own retry and only failed by the abandoned-build sweep 10 minutes later.
+    db.write_through_outages(record)
 
 
 def _describe(exc: Exception) -> str:

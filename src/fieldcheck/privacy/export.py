@@ -482,7 +482,7 @@ def _zip_time(at: datetime | None) -> tuple[int, int, int, int, int, int]:
 def build(ctx: JobContext, export_id: uuid.UUID) -> None:
     runtime = ctx.runtime
     db, storage, settings = runtime.db, runtime.storage, runtime.settings
-    export = _start(db, export_id)
+    export = _start(db, export_id, ctx.job_id)
     if export is None:
         return  # done, failed or expired already: a repeated delivery
     # One key per attempt: an abandoned attempt still writing can never touch this one's file.
@@ -550,13 +550,17 @@ def build(ctx: JobContext, export_id: uuid.UUID) -> None:
         after_commit(ctx.session, metrics.EXPORTS.labels("worker_data", "done").inc)
 
 
-def _start(db: Database, export_id: uuid.UUID) -> DataExport | None:
+def _start(db: Database, export_id: uuid.UUID, job_id: uuid.UUID) -> DataExport | None:
     now = utcnow()
     with db.transaction() as session:
-        # Queued, or running but silent too long (abandoned): a live build is never run twice.
-        claimable = (col(DataExport.status) == ExportStatus.queued.value) | (
-            (col(DataExport.status) == ExportStatus.running.value)
-            & (col(DataExport.heartbeat_at) < now - ABANDONED_AFTER)
+        # Queued; or running but silent too long (abandoned); or running for an earlier delivery of
+        # this very job, which has ended (a retry; a claim whose answer a network cut lost): a live
+        # build is never run twice.
+        running = col(DataExport.status) == ExportStatus.running.value
+        claimable = (
+            (col(DataExport.status) == ExportStatus.queued.value)
+            | (running & (col(DataExport.heartbeat_at) < now - ABANDONED_AFTER))
+            | (running & (col(DataExport.claimed_by_job) == job_id))
         )
         claimed = session.exec(
             update(DataExport)
@@ -566,6 +570,7 @@ def _start(db: Database, export_id: uuid.UUID) -> DataExport | None:
                 started_at=now,
                 heartbeat_at=now,
                 attempts=col(DataExport.attempts) + 1,
+                claimed_by_job=job_id,
                 stage="starting",
                 error=None,
             )
@@ -586,7 +591,8 @@ def _failed(db: Database, export: DataExport, exc: Exception) -> None:
     if final:
         metrics.EXPORTS.labels("worker_data", "failed").inc()
     log.warning("data export %s attempt %d failed: %s", export.id, export.attempts, reason, exc_info=exc)
-    with db.transaction() as session:
+
+    def record(session: Session) -> None:
         session.exec(
             update(DataExport)
             .where(
@@ -602,6 +608,8 @@ def _failed(db: Database, export: DataExport, exc: Exception) -> None:
             )
             .execution_options(synchronize_session=False)
         )
+
+    db.write_through_outages(record)  # as exports.service._failed: whatever failed, it is said
 
 
 def _describe(exc: Exception) -> str:

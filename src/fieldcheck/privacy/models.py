@@ -46,6 +46,8 @@ class DataExport(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # Touched while the build makes progress: a running export whose heartbeat stopped was abandoned.
     heartbeat_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # The job whose delivery started the running build: a retry of that job may take it over.
+    claimed_by_job: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # The file is deleted after this; the row stays, marked expired.
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

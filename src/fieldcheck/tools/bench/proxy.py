@@ -121,7 +121,17 @@ class Proxies:
         for proxy in self.proxies:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(proxy.close(), self.loop).result(timeout=10)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         if not self.thread.is_alive():
             self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Every connection still being forwarded ends (the loop is about to stop)."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
