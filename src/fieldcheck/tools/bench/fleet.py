@@ -1439,6 +1439,20 @@ def _invariants(
             by_id = {str(r[0]): r for r in rows}
             missing = [a for a in ids if a not in by_id]
             twice = [a for a, r in by_id.items() if r[2] != 1]
+            for assignment in twice[:3]:  # what happened to them, for whoever looks into it
+                history = session.execute(
+                    text(
+                        "SELECT from_status, to_status, actor_type, reason, at FROM assignment_events "
+                        "WHERE assignment_id = :id ORDER BY at"
+                    ),
+                    {"id": assignment},
+                ).all()
+                print(
+                    f"  assignment {assignment}: "
+                    + "; ".join(
+                        f"{r[0]}->{r[1]} by {r[2]} at {r[4]:%H:%M:%S.%f} ({r[3][:60]})" for r in history
+                    )
+                )
             reviewed = [a for a, r in by_id.items() if r[4] and r[3] != 1]
             final_states = [a for a, r in by_id.items() if r[1] not in ("approved", "rejected")]
             results.append(
