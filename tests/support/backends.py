@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,9 @@ from sqlalchemy import create_engine, text
 
 from fieldcheck.ratelimit import BUCKETS
 from fieldcheck.settings import Settings
+from fieldcheck.tools.services import delete_queues
+from fieldcheck.tools.services import free_port as free_port  # for the tests, as before
+from fieldcheck.tools.services import wait_for_port as wait_for_port
 
 POSTGRES_URL = os.environ.get("FIELDCHECK_TEST_POSTGRES_URL")
 RABBITMQ_URL = os.environ.get("FIELDCHECK_TEST_RABBITMQ_URL")
@@ -38,23 +39,6 @@ NO_REQUEST_LIMITS: dict[str, Any] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
 def psycopg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
@@ -72,25 +56,7 @@ class PostgresDatabase:
 
 
 def cleanup_queues(settings: Settings) -> None:
-    prefix = settings.queue_prefix
-    if settings.broker_kind == "rabbitmq":
-        import pika
-
-        from fieldcheck.jobs import JOBS
-
-        connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
-        channel = connection.channel()
-        for queue in {spec.queue for spec in JOBS.values()}:
-            base = f"{prefix}.{queue}"
-            for name in (base, f"{base}.DQ", f"{base}.XQ"):
-                channel.queue_delete(name)
-        connection.close()
-    elif settings.broker_kind == "redis":
-        import redis
-
-        client = redis.Redis.from_url(settings.broker_url)
-        for key in client.scan_iter(f"{prefix}:*"):
-            client.delete(key)
+    delete_queues(settings.broker_url, settings.queue_prefix)
 
 
 @dataclass

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from fieldcheck.tools.services import free_port
 
 COMMANDS = [
     [],
@@ -128,15 +129,9 @@ def test_users_create_makes_the_first_admin_and_a_client(tmp_path: Path) -> None
     assert "too weak" in weak.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_runs_the_embedded_default_from_nothing(tmp_path: Path) -> None:
     """A new data folder: schema made, secret generated, ready, sign-up and sign-in work."""
-    port = _free_port()
+    port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHECK_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "fieldcheck.cli", "serve", "--port", str(port)],

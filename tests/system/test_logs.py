@@ -17,14 +17,14 @@ import httpx
 
 from fieldcheck.errors import job_var, request_id_var
 from fieldcheck.logs import JsonFormatter
-from tests.system.test_cli import _free_port
+from fieldcheck.tools.services import free_port
 
 EMAIL = "logged-worker@example.com"
 PASSWORD = "tall-tree-river-7"
 
 
 def test_serve_writes_json_lines_that_name_nobody(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDCHECK_")}
     environment["FIELDCHECK_LOG_FORMAT"] = "json"
     process = subprocess.Popen(

@@ -59,7 +59,9 @@ import click
 import httpx
 import numpy as np
 
+from fieldcheck.db import normalize_database_url
 from fieldcheck.settings import Settings
+from fieldcheck.tools.services import delete_queues, free_port, wait_for_port
 
 DEFAULT_FOLDERS = (Path("../shared/photos"), Path(__file__).resolve().parents[5] / "shared" / "photos")
 # Sharp, well-exposed phone photos: their tiles make the visits' photos.
@@ -203,7 +205,7 @@ class Scratch:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
-        url = make_url(_psycopg(self.base.database_url or ""))
+        url = make_url(normalize_database_url(self.base.database_url or ""))
         engine = create_engine(url, isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{self.database}"'))
@@ -224,13 +226,13 @@ class Scratch:
             raise click.ClickException(
                 "no S3 server: set FIELDCHECK_S3_ENDPOINT_URL (and its keys), or install moto[server]"
             )
-        port = _free_port()
+        port = free_port()
         self.moto = subprocess.Popen(  # noqa: S603 - moto's own command
             [executable, "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_for_port(port)
+        wait_for_port(port)
         return f"http://127.0.0.1:{port}"
 
     def s3_keys(self) -> tuple[str, str]:
@@ -244,7 +246,7 @@ class Scratch:
         from sqlalchemy.engine import make_url
 
         with contextlib.suppress(Exception):
-            _delete_queues(self.base.broker_url, self.queue_prefix)
+            delete_queues(self.base.broker_url, self.queue_prefix)
         if self.moto is not None:
             self.moto.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -254,7 +256,7 @@ class Scratch:
                 self._delete_bucket()
         with contextlib.suppress(Exception):
             engine = create_engine(
-                make_url(_psycopg(self.base.database_url or "")), isolation_level="AUTOCOMMIT"
+                make_url(normalize_database_url(self.base.database_url or "")), isolation_level="AUTOCOMMIT"
             )
             with engine.connect() as connection:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
@@ -296,33 +298,6 @@ def _die_with_parent() -> None:
     """In a child, before exec: killed when the bench's process ends, however it ends (Linux)."""
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _psycopg(url: str) -> str:
-    return (
-        url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
-    )
-
-
-def _delete_queues(broker_url: str, prefix: str) -> None:
-    from fieldcheck.jobs import JOBS
-
-    if broker_url.startswith("amqp"):
-        import pika
-
-        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-        channel = connection.channel()
-        for queue in {spec.queue for spec in JOBS.values()}:
-            base = f"{prefix}.{queue}"
-            for name in (base, f"{base}.DQ", f"{base}.XQ"):
-                channel.queue_delete(name)
-        connection.close()
-    elif broker_url.startswith("redis"):
-        import redis
-
-        client = redis.Redis.from_url(broker_url)
-        for key in client.scan_iter(f"{prefix}:*"):
-            client.delete(key)
 
 
 def _queue_counts(broker_url: str, prefix: str) -> dict[str, int]:
@@ -398,27 +373,6 @@ def _delayed_jobs(broker_url: str, prefix: str) -> list[tuple[str, float]] | Non
 def _queued_messages(broker_url: str, prefix: str) -> int:
     """Messages ready to run in the run's queues (what the workers still have to do now)."""
     return _queue_counts(broker_url, prefix)["ready"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout_s: float = 30) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise click.ClickException(f"nothing listens on 127.0.0.1:{port}")
 
 
 def _through(url: str, address: str) -> str:
@@ -879,7 +833,7 @@ def _run(
     broker = proxies.add(
         "broker", [_target(base.broker_url, 5672 if base.broker_kind == "rabbitmq" else 6379)]
     )
-    api_ports = [_free_port(), _free_port()]
+    api_ports = [free_port(), free_port()]
     api = proxies.add("api", [("127.0.0.1", port) for port in api_ports])
     api_url = f"http://{api.address}"
     access, secret = scratch.s3_keys()
@@ -938,7 +892,7 @@ def _run(
             ready_url=f"http://127.0.0.1:{port}/health/ready",
         )
     for index in (1, 2):
-        port = _free_port()
+        port = free_port()
         processes[f"worker-{index}"] = Process(
             f"worker-{index}",
             ["worker", "--metrics-port", str(port)],
@@ -976,25 +930,14 @@ class Seeded:
 
 def _seed(direct: Settings, api_url: str, phones: int) -> Seeded:
     from fieldcheck.auth.models import Role
-    from fieldcheck.auth.service import create_user, issue_token
     from fieldcheck.runtime import Runtime
+    from fieldcheck.tools.services import account_token
 
     runtime = Runtime(direct)
     try:
-        password = secrets.token_urlsafe(16)
 
-        def account(role: Role, organization_id: Any = None) -> str:
-            with runtime.db.transaction() as session:
-                user = create_user(
-                    session,
-                    runtime.passwords,
-                    email=f"fleet-{role.value}-{secrets.token_hex(5)}@example.com",
-                    password=password,
-                    role=role,
-                    display_name=f"Fleet {role.value}",
-                    organization_id=organization_id,
-                )
-                return issue_token(runtime.tokens, user)
+        def account(role: Role, organization_id: uuid.UUID | None = None) -> str:
+            return account_token(runtime, role, label="fleet", organization_id=organization_id)
 
         admin = account(Role.admin)
         http = httpx.Client(base_url=api_url, timeout=60)
@@ -1150,7 +1093,7 @@ def _drive(
         exported["status"], exported["rows"] = _export(api_url, seeded.client, seeded.campaign_id)
 
     duration = options.duration_s
-    faults = _faults(processes, proxies, journal)
+    faults = _Faults(processes, proxies, journal)
     schedule = [
         (0.20, "kill -9 worker-1", faults.kill_worker),
         (0.35, "kill -9 api-1", faults.kill_api),
@@ -1322,25 +1265,21 @@ class _Faults:
         with self.journal.lock:
             self.journal.windows.append((name, start, self.journal.now() + FAULT_GRACE_S))
 
-    def kill_worker(self) -> None:
+    def _restart(self, name: str, what: str) -> None:
         def act() -> None:
-            process = self.processes["worker-1"]
+            process = self.processes[name]
             process.kill()
             time.sleep(1)
             process.start()
             process.wait_ready()
 
-        self._window("worker killed", act)
+        self._window(what, act)
+
+    def kill_worker(self) -> None:
+        self._restart("worker-1", "worker killed")
 
     def kill_api(self) -> None:
-        def act() -> None:
-            process = self.processes["api-1"]
-            process.kill()
-            time.sleep(1)
-            process.start()
-            process.wait_ready()
-
-        self._window("api killed", act)
+        self._restart("api-1", "api killed")
 
     def _cut(self, name: str) -> None:
         proxy = next(p for p in self.proxies.proxies if p.name == name)
@@ -1356,10 +1295,6 @@ class _Faults:
 
     def cut_broker(self) -> None:
         self._cut("broker")
-
-
-def _faults(processes: dict[str, Process], proxies: Any, journal: Journal) -> _Faults:
-    return _Faults(processes, proxies, journal)
 
 
 def _drain(direct: Settings, scratch: Scratch, campaign_id: str) -> dict[str, Any]:

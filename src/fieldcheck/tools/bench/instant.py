@@ -113,26 +113,17 @@ def _measure(
 
     from fieldcheck.app import create_app
     from fieldcheck.auth.models import Role
-    from fieldcheck.auth.service import create_user, issue_token
+    from fieldcheck.tools.services import account_token
 
     # The phone talks to the app in this process: signed local upload URLs name it.
     settings = settings.model_copy(update={"public_base_url": IN_PROCESS_URL})
     with TestClient(create_app(settings), base_url=IN_PROCESS_URL) as client:
         runtime = client.app.state.runtime
-        password = secrets.token_urlsafe(16)
 
-        def account(role: Role, organization_id: Any = None) -> dict[str, str]:
-            with runtime.db.transaction() as session:
-                user = create_user(
-                    session,
-                    runtime.passwords,
-                    email=f"bench-{role.value}-{secrets.token_hex(4)}@example.com",
-                    password=password,
-                    role=role,
-                    display_name=f"Bench {role.value}",
-                    organization_id=organization_id,
-                )
-                return {"Authorization": f"Bearer {issue_token(runtime.tokens, user)}"}
+        def account(role: Role, organization_id: uuid.UUID | None = None) -> dict[str, str]:
+            return {
+                "Authorization": f"Bearer {account_token(runtime, role, label='bench', organization_id=organization_id)}"
+            }
 
         admin = account(Role.admin)
         org = _ok(
