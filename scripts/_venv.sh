@@ -38,4 +38,8 @@ ensure_uv() {
 sync() {
   ensure_uv
   "$UV" sync --frozen --python "$PYTHON" --quiet "$@"
+  # Compiled bytecode for every module, so that no process (the tests start many; the fleet
+  # benchmark restarts some under load) compiles its imports again: a process start takes 1.5 s of
+  # CPU instead of 4 where PYTHONDONTWRITEBYTECODE is set. Up-to-date files are skipped.
+  "$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" "$ROOT/src" >/dev/null 2>&1 || true
 }
