@@ -25,7 +25,9 @@ from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.security import Passwords
 from fieldcheck.campaigns import service as campaigns
 from fieldcheck.campaigns.schemas import CampaignPayUpdate
-from fieldcheck.console import sessions
+from fieldcheck.console import admin as admin_pages
+from fieldcheck.console import clients, sessions
+from fieldcheck.console import webhooks as webhook_pages
 from fieldcheck.console.pages import (
     NOTICES,
     SECURITY_HEADERS,
@@ -515,6 +517,9 @@ def console_router() -> Router:
             ClientConsoleController,
             OversightConsoleController,
             ExportStatusController,
+            *clients.ROUTES,
+            *webhook_pages.ROUTES,
+            *admin_pages.ROUTES,
             create_static_files_router(
                 path="/console/static", directories=[HERE / "static"], include_in_schema=False
             ),
