@@ -49,6 +49,43 @@ NOTICES = {
     "reward_cannot_decrease": ("warn", "Not changed: the reward of an activated campaign can only go up."),
     "campaign_closed": ("warn", "Not changed: the campaign is closed."),
     "invalid_pay": ("warn", "Not changed: give a reward above 0 and an estimate of 1 to 1440 minutes."),
+    "store_added": ("ok", "The store is added."),
+    "stores_imported": ("ok", "The file is imported."),
+    "campaign_created": ("ok", "The campaign is created as a draft: check it, then activate it."),
+    "deposit_done": ("ok", "The deposit is on your balance."),
+    "deposit_in_progress": ("warn", "That deposit is still being processed; reload in a moment."),
+    "campaign_activated": ("ok", "The campaign is active: its tasks are offered to workers."),
+    "campaign_resumed": ("ok", "The campaign is active again."),
+    "campaign_paused": ("ok", "The campaign is paused: no new reservations; work already reserved goes on."),
+    "campaign_closed_now": (
+        "ok",
+        "The campaign is closed; what it can no longer spend is back on your balance.",
+    ),
+    "activation_short": ("warn", "Not activated: your balance cannot cover the escrow. Deposit first."),
+    "activation_below_floor": ("warn", "Not activated: the pay is below the platform's floor per hour."),
+    "invalid_campaign_transition": ("warn", "Not changed: the campaign is not in a state that allows it."),
+    "webhook_created": (
+        "ok",
+        "The endpoint is added. Copy its signing secret now: it is shown only this once.",
+    ),
+    "secret_rotated": (
+        "ok",
+        "The secret is rotated: the old one no longer signs anything. Copy the new one now: "
+        "it is shown only this once.",
+    ),
+    "endpoint_disabled": (
+        "ok",
+        "The endpoint is disabled: nothing more is sent to it. Its delivery log stays readable.",
+    ),
+    "webhook_disabled": ("warn", "Not done: this endpoint is disabled, nothing is sent to it any more."),
+    "redelivery_started": (
+        "ok",
+        "Sent again: the delivery is pending until its new attempt is made (reload to see the outcome).",
+    ),
+    "delivery_in_progress": (
+        "warn",
+        "Not sent again: this delivery is still being attempted; its next attempt is already scheduled.",
+    ),
 }
 
 

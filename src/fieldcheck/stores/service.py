@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -46,13 +46,64 @@ def create_store(session: Session, organization_id: uuid.UUID, data: StoreCreate
     return store
 
 
-def list_stores(
-    session: Session, organization_id: uuid.UUID, *, limit: int, cursor: str | None
-) -> tuple[list[Store], str | None]:
+def _matching(organization_id: uuid.UUID, search: str | None) -> Any:
+    """The organization's stores whose name, reference or address contains `search` (any case)."""
     query = select(Store).where(Store.organization_id == organization_id)
+    words = (search or "").strip()
+    if words:
+        query = query.where(
+            or_(
+                col(Store.name).icontains(words, autoescape=True),
+                col(Store.external_ref).icontains(words, autoescape=True),
+                col(Store.address).icontains(words, autoescape=True),
+            )
+        )
+    return query
+
+
+def list_stores(
+    session: Session,
+    organization_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+    search: str | None = None,
+) -> tuple[list[Store], str | None]:
+    query = _matching(organization_id, search)
     return paginate(
         session, query, time_column=col(Store.created_at), id_column=col(Store.id), limit=limit, cursor=cursor
     )
+
+
+def count_stores(session: Session, organization_id: uuid.UUID, search: str | None = None) -> int:
+    query = _matching(organization_id, search).subquery()
+    return int(session.exec(select(func.count()).select_from(query)).one())
+
+
+def store_ids(session: Session, organization_id: uuid.UUID, search: str | None = None) -> list[uuid.UUID]:
+    """Every matching store's id (all of them without `search`), oldest first."""
+    found = _matching(organization_id, search).subquery()
+    return list(session.exec(select(found.c.id).order_by(found.c.created_at, found.c.id)).all())
+
+
+def ids_by_reference(
+    session: Session, organization_id: uuid.UUID, references: list[str]
+) -> tuple[list[uuid.UUID], list[str]]:
+    """The stores with these external references, in the given order, and the references unknown."""
+    wanted = list(dict.fromkeys(r.strip() for r in references if r.strip()))
+    known: dict[str, uuid.UUID] = {}
+    for start in range(0, len(wanted), UPSERT_BATCH):
+        chunk = wanted[start : start + UPSERT_BATCH]
+        known.update(
+            (ref, store_id)
+            for ref, store_id in session.exec(
+                select(Store.external_ref, Store.id).where(
+                    Store.organization_id == organization_id, col(Store.external_ref).in_(chunk)
+                )
+            ).all()
+            if ref is not None
+        )
+    return [known[r] for r in wanted if r in known], [r for r in wanted if r not in known]
 
 
 # CSV import ------------------------------------------------------------------------------------
