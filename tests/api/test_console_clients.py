@@ -11,12 +11,14 @@ from sqlmodel import col, select
 
 from fieldcheck.auth.models import Role
 from fieldcheck.campaigns.models import Campaign
+from fieldcheck.checks.models import ReferencePhoto
 from fieldcheck.ledger.models import Deposit
 from fieldcheck.settings import Settings
 from fieldcheck.stores.models import Store
 from tests.support.backends import BackendFactory
 from tests.support.console import csrf_of, sign_in
 from tests.support.factories import Account, make_account, runtime_of
+from tests.support.photos import real
 
 GOOD_CSV = "external_ref,name,address,lat,lon\n" + "".join(
     f"R-{i:02d},Store {i},{i} rue du Test,48.{8500 + i},2.{3500 + i}\n" for i in range(12)
@@ -210,3 +212,43 @@ def test_a_campaign_is_activated_paused_resumed_and_closed_with_its_money_shown(
     sign_in(app_client, reviewer)
     assert app_client.get("/console/stores").status_code == 403
     assert client.organization_id != other.organization_id
+
+
+def test_reference_photos_are_added_read_and_removed_from_the_campaign_page(app_client: Any) -> None:
+    _client, token = signed_in_client(app_client)
+    import_csv(app_client, token, GOOD_CSV)
+    made = app_client.post("/console/campaigns/new", data=campaign_form(token), follow_redirects=False)
+    base = made.headers["location"].split("?")[0]
+    assert 'id="f-photos"' in app_client.get(base).text
+
+    def send(*files: tuple[str, bytes, str], csrf: str = token) -> Any:
+        return app_client.post(
+            f"{base}/references",
+            data={"csrf_token": csrf},
+            files=[("photos", f) for f in files],
+            follow_redirects=False,
+        )
+
+    assert (
+        send(("shelf.jpg", real("shelf_grocery_milk_001.jpg"), "image/jpeg"), csrf="forged").status_code
+        == 403
+    )
+    assert "notice=reference_type" in send(("notes.txt", b"not a photo", "text/plain")).headers["location"]
+    added = send(
+        ("shelf.jpg", real("shelf_grocery_milk_001.jpg"), "image/jpeg"),
+        ("orange.jpg", real("shelf_grocery_orange_juice_001.jpg"), "image/jpeg"),
+    )
+    assert "notice=reference_added" in added.headers["location"]
+    runtime_of(app_client).jobs.join()
+    shown = app_client.get(base).text
+    assert shown.count('data-status="ready"') == 2, shown[shown.find("references-h") :][:2000]
+    assert shown.count('alt="Reference photo') == 2
+    ids = re.findall(r"/references/([0-9a-f-]{36})/delete", shown)
+    removed = app_client.post(
+        f"{base}/references/{ids[0]}/delete", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert "notice=reference_deleted" in removed.headers["location"]
+    assert app_client.get(base).text.count('data-status="ready"') == 1
+    with runtime_of(app_client).db.transaction(read_only=True) as session:
+        listed = list(session.exec(select(ReferencePhoto).where(col(ReferencePhoto.deleted_at).is_(None))))
+    assert len(listed) == 1 and listed[0].features is not None

@@ -8,6 +8,7 @@ of each new page (laptop and phone width) are kept in test-artifacts/console-cli
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from fieldcheck.settings import Settings
 from fieldcheck.webhooks.models import WebhookEndpoint
 from tests.support.backends import BackendFactory
 from tests.support.factories import make_account, runtime_of
+from tests.support.photos import real
 from tests.system.test_console_browser import PHONE, Browser
 
 STORES = "external_ref,name,address,lat,lon\n" + "".join(
@@ -96,6 +98,19 @@ def test_a_new_client_gets_to_an_active_funded_campaign_in_the_console(
         page.get_by_role("button", name="Create the campaign (draft)").click()
         page.wait_for_url(re.compile("notice=campaign_created"))
         campaign_url = page.url.split("?")[0]
+        shelf = tmp_path / "shelf.jpg"
+        shelf.write_bytes(real("shelf_grocery_milk_001.jpg"))
+        page.get_by_label("Add photos (JPEG, PNG or HEIC)").set_input_files(str(shelf))
+        page.get_by_role("button", name="Add", exact=True).click()
+        page.wait_for_url(re.compile("notice=reference_added"))
+        deadline = time.monotonic() + 60
+        while page.locator('.reference-item[data-status="ready"] img').count() != 1:
+            assert time.monotonic() < deadline, page.locator(".references").inner_text()
+            runtime_of(app_client).jobs.join()
+            page.reload()
+        assert page.locator(".reference-item img").evaluate("img => img.complete && img.naturalWidth > 0")
+        checked(browser)
+        browser.shot(artifacts_dir, "clients-campaign-draft")
 
         # Activation shows what it holds; with no money, it sends the client to deposit.
         page.get_by_role("link", name="Activate…").click()

@@ -37,7 +37,9 @@ from fieldcheck.errors import Conflict, DomainError, Unprocessable
 from fieldcheck.ledger import funds
 from fieldcheck.ledger.providers import PaymentProvider
 from fieldcheck.ledger.service import escrow_position
+from fieldcheck.references import service as references
 from fieldcheck.settings import Settings
+from fieldcheck.storage import ObjectStorage
 from fieldcheck.stores import service as stores
 from fieldcheck.stores.schemas import StoreCreate
 from fieldcheck.tasks import service as tasks
@@ -617,7 +619,84 @@ def money_effect(session: Session, campaign: Campaign, action: str, settings: Se
     return {"slots": slots}
 
 
+# Reference photos -------------------------------------------------------------------------------
+REFERENCE_NOTICES = {
+    "unsupported_photo_type": "reference_type",
+    "photo_too_large": "reference_too_large",
+    "reference_limit_reached": "reference_limit",
+}
+
+
+class ReferencePhotosController(Controller):
+    """The campaign's reference photos of the shelf, sent through the console: the server stores
+    each file where the API's upload instruction would have put it, then reads it as the API does."""
+
+    path = "/console/campaigns/{campaign_id:uuid}/references"
+    include_in_schema = False
+
+    @post("/", status_code=303, request_max_body_size=None)
+    async def add(
+        self,
+        request: Request[Any, Any, Any],
+        campaign_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[Session],
+        storage: NamedDependency[SkipValidation[ObjectStorage]],
+        settings: NamedDependency[Settings],
+    ) -> Redirect:
+        form = await request.form()
+        files: list[tuple[str, bytes]] = []
+        for upload in form.getall("photos") if hasattr(form, "getall") else []:
+            if isinstance(upload, UploadFile):
+                data = await upload.read(settings.photo_max_bytes + 1)
+                if data:
+                    files.append((upload.content_type or "application/octet-stream", data))
+
+        def run() -> Redirect:
+            viewer = viewer_of(request, db_session, Role.client)
+            check_csrf(viewer, request, {"csrf_token": form.get("csrf_token")})
+            organization_id = viewer.principal.require_organization()
+            target = f"/console/campaigns/{campaign_id}"
+            if not files:
+                return redirect(target, notice="reference_none")
+            for content_type, data in files:
+                try:
+                    with db_session.begin_nested():
+                        reference, _ = references.create_upload(
+                            db_session,
+                            storage,
+                            settings,
+                            organization_id=organization_id,
+                            campaign_id=campaign_id,
+                            content_type=content_type,
+                            size_bytes=len(data),
+                        )
+                        storage.put(reference.storage_key, data, content_type=reference.declared_type)
+                        references.mark_uploaded(db_session, organization_id, campaign_id, reference.id)
+                except (Unprocessable, Conflict) as exc:
+                    return redirect(target, notice=REFERENCE_NOTICES.get(exc.code, "reference_refused"))
+            return redirect(target, notice="reference_added")
+
+        return await anyio.to_thread.run_sync(run)
+
+    @post("/{reference_id:uuid}/delete", status_code=303)
+    def delete(
+        self,
+        request: Request[Any, Any, Any],
+        campaign_id: FromPath[uuid.UUID],
+        reference_id: FromPath[uuid.UUID],
+        data: Form,
+        db_session: NamedDependency[Session],
+    ) -> Redirect:
+        viewer = viewer_of(request, db_session, Role.client)
+        check_csrf(viewer, request, data)
+        references.delete_reference(
+            db_session, viewer.principal.require_organization(), campaign_id, reference_id
+        )
+        return redirect(f"/console/campaigns/{campaign_id}", notice="reference_deleted")
+
+
 ROUTES: list[Any] = [
+    ReferencePhotosController,
     StoreConsoleController,
     NewCampaignController,
     MoneyConsoleController,

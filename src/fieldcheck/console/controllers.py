@@ -45,6 +45,8 @@ from fieldcheck.exports import service as exports
 from fieldcheck.exports.models import ExportFormat
 from fieldcheck.exports.views import export_out
 from fieldcheck.i18n import DEFAULT_LANGUAGE, _, render_stored, text
+from fieldcheck.references import service as references
+from fieldcheck.references.views import reference_out
 from fieldcheck.results import views as results
 from fieldcheck.results.views import result_out, summary_out
 from fieldcheck.reviews import service as reviews
@@ -429,6 +431,11 @@ class ClientConsoleController(Controller):
             status=status,
             statuses=[s.value for s in DELIVERED],
             exports=[export_out(e, storage, settings) for e in made],
+            references=[
+                reference_out(r, storage, settings)
+                for r in references.list_references(db_session, organization_id, campaign.id)
+            ],
+            max_references=references.MAX_REFERENCES,
             formats=[("csv", "CSV table"), ("zip", "ZIP of photos"), ("report", "HTML report")],
         )
 

@@ -64,6 +64,13 @@ NOTICES = {
     "activation_short": ("warn", "Not activated: your balance cannot cover the escrow. Deposit first."),
     "activation_below_floor": ("warn", "Not activated: the pay is below the platform's floor per hour."),
     "invalid_campaign_transition": ("warn", "Not changed: the campaign is not in a state that allows it."),
+    "reference_added": ("ok", "The reference photo is being read; reload to see it ready (or why not)."),
+    "reference_deleted": ("ok", "The reference photo is removed: new photos are no longer compared with it."),
+    "reference_none": ("warn", "Choose one or more photos first."),
+    "reference_type": ("warn", "Not added: reference photos are JPEG, PNG or HEIC files."),
+    "reference_too_large": ("warn", "Not added: the photo is larger than the platform accepts."),
+    "reference_limit": ("warn", "Not added: a campaign takes at most 5 reference photos; remove one first."),
+    "reference_refused": ("warn", "Not added: the photo was refused."),
     "webhook_created": (
         "ok",
         "The endpoint is added. Copy its signing secret now: it is shown only this once.",
@@ -80,11 +87,27 @@ NOTICES = {
     "webhook_disabled": ("warn", "Not done: this endpoint is disabled, nothing is sent to it any more."),
     "redelivery_started": (
         "ok",
-        "Sent again: the delivery is pending until its new attempt is made (reload to see the outcome).",
+        "Sent again: one more attempt is on its way; the status below tells its outcome.",
     ),
     "delivery_in_progress": (
         "warn",
         "Not sent again: this delivery is still being attempted; its next attempt is already scheduled.",
+    ),
+    "user_deactivated": (
+        "ok",
+        "The account is deactivated: its access tokens and console sessions stopped working.",
+    ),
+    "user_reactivated": (
+        "ok",
+        "The account is active again; it signs in anew (its old tokens stay revoked).",
+    ),
+    "own_account": ("warn", "You cannot deactivate or reactivate your own account."),
+    "account_closed": ("warn", "That account was closed by its owner; it cannot be reactivated."),
+    "organization_created": ("ok", "The organization is created and chosen below for a client account."),
+    "rejection_reversed": ("ok", "The rejection is reversed: the work is approved and its reward paid."),
+    "not_rejected": (
+        "warn",
+        "Not reversed: that work is no longer rejected (reversed or decided meanwhile).",
     ),
 }
 
