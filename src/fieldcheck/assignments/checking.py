@@ -269,7 +269,9 @@ def _wait_for_instant_checks(ctx: JobContext, photo: Photo) -> PhotoWork | None:
     started = photo.early_started_at
     if photo.check_status != CheckStatus.pending.value or started is None:
         return None
-    deadline = started + INSTANT_CHECKS_WAIT
+    # `started` is another host's clock: however far it is off, this job never waits longer than
+    # INSTANT_CHECKS_WAIT by its own (a clock ahead only makes it measure the photo itself).
+    deadline = min(started, utcnow()) + INSTANT_CHECKS_WAIT
     while utcnow() < deadline:
         time.sleep(INSTANT_CHECKS_POLL_S)
         with ctx.reading() as reading:
