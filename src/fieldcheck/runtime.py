@@ -17,7 +17,7 @@ from fieldcheck.jobs import JobSystem
 from fieldcheck.ledger.providers import (
     PaymentProvider,
     PayoutProvider,
-    SepaCsvPayoutProvider,
+    SepaXmlPayoutProvider,
     SimulatedPaymentProvider,
 )
 from fieldcheck.ratelimit import RateLimits, Throttle, throttle_for
@@ -88,7 +88,7 @@ class Runtime:
 
     @cached_property
     def payout_provider(self) -> PayoutProvider:
-        return SepaCsvPayoutProvider(self.storage)
+        return SepaXmlPayoutProvider.from_settings(self.storage, self.settings)
 
     @cached_property
     def hash_index(self) -> HashIndex:

@@ -15,10 +15,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_FILE_NAME = "secret.key"
+# ISO 20022 versions of the SEPA credit-transfer files payouts are written in.
+PainVersion = Literal["pain.001.001.09", "pain.001.001.03"]
+# A BIC (ISO 9362) as both versions' schemas accept it: 8 or 11 characters.
+BIC_PATTERN = r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?$"
 # HS256 keys shorter than its 256-bit output weaken it (RFC 7518, 3.2).
 MIN_SECRET_BYTES = 32
 
@@ -185,6 +189,25 @@ class Settings(BaseSettings):
     )
     payout_minimum_cents: int = Field(default=1000, ge=1, description="Smallest payout a worker may ask for.")
     max_deposit_cents: int = Field(default=10_000_000, ge=1)
+    payout_pain_version: PainVersion = Field(
+        default="pain.001.001.09",
+        description="ISO 20022 version of the SEPA credit-transfer files payouts are written in "
+        "(pain.001.001.03 for banks that still ask for it).",
+    )
+    payout_debtor_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Holder of the platform's account payouts are paid from, as the bank knows it; "
+        "unset: a demo debtor no bank accepts (set the name and the IBAN in production).",
+    )
+    payout_debtor_iban: str | None = Field(
+        default=None, description="IBAN of the platform's account payouts are paid from."
+    )
+    payout_debtor_bic: str | None = Field(
+        default=None,
+        pattern=BIC_PATTERN,
+        description="BIC of the platform's bank; unset: NOTPROVIDED (SEPA banks find it from the IBAN).",
+    )
     # Review.
     review_lease_minutes: int = Field(default=15, ge=1, le=240)
     appeal_window_days: int = Field(default=14, ge=1, le=365)
@@ -275,6 +298,21 @@ class Settings(BaseSettings):
                 "(for example: openssl rand -base64 48); leave it unset to have one generated"
             )
         return value
+
+    @field_validator("payout_debtor_iban", "payout_debtor_bic", mode="before")
+    @classmethod
+    def _compact_bank_code(cls, value: object) -> object:
+        return value.replace(" ", "").upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _whole_debtor(self) -> Settings:
+        named, numbered = self.payout_debtor_name is not None, self.payout_debtor_iban is not None
+        if named != numbered or (self.payout_debtor_bic is not None and not numbered):
+            raise ValueError(
+                "set FIELDCHECK_PAYOUT_DEBTOR_NAME and FIELDCHECK_PAYOUT_DEBTOR_IBAN together "
+                "(and FIELDCHECK_PAYOUT_DEBTOR_BIC only with them), or none of them for the demo debtor"
+            )
+        return self
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

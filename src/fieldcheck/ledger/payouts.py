@@ -8,7 +8,7 @@ from collections import defaultdict
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from fieldcheck.db import Database, new_id, utcnow
+from fieldcheck.db import Database, utcnow
 from fieldcheck.errors import Conflict, Unprocessable, field_error
 from fieldcheck.i18n import _, text
 from fieldcheck.ledger.models import (
@@ -22,7 +22,13 @@ from fieldcheck.ledger.models import (
     PayoutStatus,
 )
 from fieldcheck.ledger.postings import PLATFORM, InsufficientFunds, Leg, account, ensure_payable, post
-from fieldcheck.ledger.providers import PayoutOrder, PayoutProvider, PayoutResult, iban_is_valid
+from fieldcheck.ledger.providers import (
+    PayoutOrder,
+    PayoutProvider,
+    PayoutResult,
+    iban_is_valid,
+    new_batch_key,
+)
 from fieldcheck.pagination import paginate
 from fieldcheck.settings import Settings
 
@@ -153,13 +159,14 @@ def send_payouts(db: Database, provider: PayoutProvider) -> tuple[int, int]:
 
     Three steps, each its own transaction or none, so a crash anywhere never pays twice nor loses
     a payout: the payouts are first marked `sending` with their batch key (committed); the batch is
-    handed over (the provider rewrites the same file for the same key); then each payout is
-    settled: sent, or failed with its money back on the worker's balance. Batches left `sending`
-    by a crash are handed over again and settled by the next run.
+    handed over (the SEPA provider rewrites the same file for the same key, with the same message
+    id and creation time, both read from the key); then each payout is settled: sent, or failed
+    with its money back on the worker's balance. Batches left `sending` by a crash are handed over
+    again and settled by the next run.
     """
     now = utcnow()
     with db.transaction() as session:
-        batch_key = f"payouts/batches/{now:%Y/%m/%d}/{now:%H%M%S}-{new_id().hex[:8]}.csv"
+        batch_key = new_batch_key(now)
         for payout in session.exec(
             select(Payout)
             .where(Payout.status == PayoutStatus.requested.value)
