@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -301,6 +302,14 @@ def list_users(
     return paginate(
         session, query, time_column=User.created_at, id_column=User.id, limit=limit, cursor=cursor
     )
+
+
+def users_by_id(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """These accounts, read in one query (those that exist)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    return {user.id: user for user in session.exec(select(User).where(col(User.id).in_(wanted))).all()}
 
 
 def issue_token(tokens: Tokens, user: User) -> str:

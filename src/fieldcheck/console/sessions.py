@@ -31,7 +31,7 @@ COOKIE_PATH = "/console"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 # Who may use the console, and where each lands after signing in.
-HOME_OF = {Role.reviewer: "/console/review", Role.admin: "/console/review", Role.client: "/console/campaigns"}
+HOME_OF = {Role.reviewer: "/console/review", Role.admin: "/console/admin", Role.client: "/console/campaigns"}
 
 
 @dataclass(frozen=True)

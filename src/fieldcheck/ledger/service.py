@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fieldcheck.db import new_id, utcnow
@@ -29,13 +30,17 @@ from fieldcheck.ledger.models import (
     Movement,
     Payout,
     PayoutDetails,
+    PayoutStatus,
 )
 from fieldcheck.ledger.postings import PLATFORM, InsufficientFunds, Leg, account, balance_of, post
 from fieldcheck.settings import Settings
 
 __all__ = [
+    "AccountKind",
     "EscrowPosition",
     "InsufficientFunds",
+    "Payout",
+    "PayoutStatus",
     "available_balance",
     "escrow_position",
     "escrow_positions",
@@ -297,6 +302,135 @@ def last_verification(session: Session) -> LedgerVerification | None:
     return session.exec(
         select(LedgerVerification).order_by(col(LedgerVerification.at).desc()).limit(1)
     ).first()
+
+
+def verification_since(session: Session, moment: datetime) -> LedgerVerification | None:
+    """The first verification recorded at or after `moment`: one asked for then (or a scheduled
+    one that ended after it), once it has run."""
+    return session.exec(
+        select(LedgerVerification)
+        .where(col(LedgerVerification.at) >= moment)
+        .order_by(col(LedgerVerification.at))
+        .limit(1)
+    ).first()
+
+
+# The platform as a whole (the admins' overview and payouts) -------------------------------------
+def totals_by_kind(session: Session) -> dict[str, dict[AccountKind, int]]:
+    """Per currency, what the accounts of each kind hold together: the platform's fee income
+    (platform_fees), escrow for campaigns, clients' and workers' money, payouts in transit."""
+    totals: dict[str, dict[AccountKind, int]] = {}
+    for currency, kind, total in session.exec(
+        select(LedgerAccount.currency, LedgerAccount.kind, func.sum(LedgerAccount.balance)).group_by(
+            col(LedgerAccount.currency), col(LedgerAccount.kind)
+        )
+    ).all():
+        totals.setdefault(currency, {})[AccountKind(kind)] = int(total or 0)
+    return dict(sorted(totals.items()))
+
+
+def payout_counts(session: Session) -> dict[PayoutStatus, int]:
+    """How many payouts are in each status (every status, 0 when none)."""
+    found = dict(session.exec(select(Payout.status, func.count()).group_by(col(Payout.status))).all())
+    return {status: int(found.get(status.value, 0)) for status in PayoutStatus}
+
+
+@dataclass(frozen=True)
+class PayoutBatch:
+    """The payouts handed to the payout provider under one batch key (the file's key in storage)."""
+
+    key: str
+    requested_from: datetime  # the oldest request in it
+    settled_at: datetime | None  # when its last payout was settled; None while one is still sending
+    count: int
+    totals: dict[str, int] = field(default_factory=dict)  # per currency, every payout in it
+    statuses: dict[PayoutStatus, int] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """sending, sent, failed, or partly failed (some sent, some refused)."""
+        if self.statuses.get(PayoutStatus.sending):
+            return PayoutStatus.sending.value
+        if self.statuses.get(PayoutStatus.failed):
+            return "partly failed" if self.statuses.get(PayoutStatus.sent) else PayoutStatus.failed.value
+        return PayoutStatus.sent.value
+
+    @property
+    def has_file(self) -> bool:
+        """A provider writes a file for the payouts it sends; a batch refused whole has none."""
+        return bool(self.statuses.get(PayoutStatus.sending) or self.statuses.get(PayoutStatus.sent))
+
+
+def payout_batches(session: Session, *, limit: int) -> list[PayoutBatch]:
+    """The latest batches, newest first (by their last settlement, or their oldest request)."""
+    latest = func.max(func.coalesce(Payout.settled_at, Payout.created_at))
+    keys = [
+        key
+        for key, _ in session.exec(
+            select(Payout.batch_key, latest)
+            .where(col(Payout.batch_key).is_not(None))
+            .group_by(col(Payout.batch_key))
+            .order_by(latest.desc(), col(Payout.batch_key).desc())
+            .limit(limit)
+        ).all()
+        if key is not None
+    ]
+    if not keys:
+        return []
+    parts: dict[str, list[tuple[str, str, int, int, datetime, datetime | None]]] = {key: [] for key in keys}
+    for key, currency, status, count, total, first, settled in session.connection().execute(
+        sa_select(
+            col(Payout.batch_key),
+            col(Payout.currency),
+            col(Payout.status),
+            func.count(),
+            func.sum(Payout.amount_cents),
+            func.min(Payout.created_at),
+            func.max(Payout.settled_at),
+        )
+        .where(col(Payout.batch_key).in_(keys))
+        .group_by(col(Payout.batch_key), col(Payout.currency), col(Payout.status))
+    ):
+        parts[str(key)].append((currency, status, int(count), int(total or 0), first, settled))
+    batches = []
+    for key in keys:
+        totals: dict[str, int] = {}
+        statuses: dict[PayoutStatus, int] = {}
+        for currency, status, count, total, _first, _settled in parts[key]:
+            totals[currency] = totals.get(currency, 0) + total
+            statuses[PayoutStatus(status)] = statuses.get(PayoutStatus(status), 0) + count
+        settled_times = [row[5] for row in parts[key]]
+        batches.append(
+            PayoutBatch(
+                key=key,
+                requested_from=min(row[4] for row in parts[key]),
+                settled_at=None
+                if statuses.get(PayoutStatus.sending) or None in settled_times
+                else max(t for t in settled_times if t is not None),
+                count=sum(statuses.values()),
+                totals=dict(sorted(totals.items())),
+                statuses=statuses,
+            )
+        )
+    return batches
+
+
+def is_payout_batch(session: Session, key: str) -> bool:
+    """Whether payouts were handed over under this key (only such keys are batch files)."""
+    return session.exec(select(Payout.id).where(Payout.batch_key == key).limit(1)).first() is not None
+
+
+def payouts_in_status(session: Session, status: PayoutStatus, *, limit: int) -> list[Payout]:
+    """Payouts in one status: requested ones oldest first (the next batch takes them in that
+    order), the others most recently settled first."""
+    order = (
+        (col(Payout.created_at), col(Payout.id))
+        if status is PayoutStatus.requested
+        else (col(Payout.settled_at).desc(), col(Payout.id).desc())
+    )
+    return list(
+        session.exec(select(Payout).where(Payout.status == status.value).order_by(*order).limit(limit)).all()
+    )
 
 
 # A closed worker account ------------------------------------------------------------------------

@@ -11,12 +11,19 @@ from sqlalchemy import and_, delete, func
 from sqlmodel import Session, col, select
 
 from fieldcheck.assignments import service as assignments
-from fieldcheck.assignments.models import ActorType, Assignment, AssignmentStatus, status_text
+from fieldcheck.assignments.models import (
+    ActorType,
+    Assignment,
+    AssignmentEvent,
+    AssignmentStatus,
+    status_text,
+)
 from fieldcheck.assignments.transitions import free_slot, transition
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import insert_ignore, utcnow
 from fieldcheck.errors import Conflict, NotFound, Unprocessable, field_error
 from fieldcheck.i18n import Text, _, text
+from fieldcheck.pagination import paginate
 from fieldcheck.reviews.models import (
     REASON_TEXT,
     Appeal,
@@ -59,6 +66,19 @@ def _waiting_since(assignment: Assignment, reason: QueueReason) -> datetime:
     return assignment.submitted_at or assignment.updated_at
 
 
+def _queue_parts() -> dict[QueueReason, Any]:
+    """What waits for a person, by part of the queue."""
+    return {
+        QueueReason.flagged: col(Assignment.status) == S.in_review.value,
+        QueueReason.appeal: col(Assignment.status) == S.appealed.value,
+        QueueReason.sampled: and_(
+            col(Assignment.status) == S.approved.value,
+            col(Assignment.audit_sampled).is_(True),
+            col(Assignment.audited_at).is_(None),
+        ),
+    }
+
+
 def queue(
     session: Session,
     *,
@@ -69,15 +89,7 @@ def queue(
 ) -> tuple[list[QueueItem], dict[str, int]]:
     """Items this reviewer may take, oldest first, and how many wait in each part of the queue."""
     now = now or utcnow()
-    conditions = {
-        QueueReason.flagged: col(Assignment.status) == S.in_review.value,
-        QueueReason.appeal: col(Assignment.status) == S.appealed.value,
-        QueueReason.sampled: and_(
-            col(Assignment.status) == S.approved.value,
-            col(Assignment.audit_sampled).is_(True),
-            col(Assignment.audited_at).is_(None),
-        ),
-    }
+    conditions = _queue_parts()
     order = {
         QueueReason.flagged: col(Assignment.submitted_at),
         QueueReason.appeal: col(Assignment.appealed_at),
@@ -474,6 +486,20 @@ def worker_record(session: Session, worker_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
+# What reverse_rejection accepts: a rejection, appealed or not.
+REVERSIBLE = (S.rejected, S.appealed)
+
+
+def _not_reversible(status: str) -> Conflict:
+    return Conflict(
+        text(
+            _("only a rejected assignment can be reversed; this one is {status}"), status=status_text(status)
+        ),
+        code="not_rejected",
+        current_status=status,
+    )
+
+
 def reverse_rejection(
     session: Session, *, admin_id: uuid.UUID, assignment_id: uuid.UUID, reason: str
 ) -> Assignment:
@@ -490,7 +516,7 @@ def reverse_rejection(
     changed = transition(
         session,
         assignment_id,
-        from_statuses=[S.rejected, S.appealed],
+        from_statuses=list(REVERSIBLE),
         to=S.approved,
         actor_type=ActorType.admin,
         actor_id=admin_id,
@@ -505,13 +531,79 @@ def reverse_rejection(
         values={"decided_at": now, "review_due_at": None},
     )
     if changed is None:
-        raise Conflict(
-            text(
-                _("only a rejected assignment can be reversed; this one is {status}"),
-                status=status_text(assignment.status),
-            ),
-            code="not_rejected",
-            current_status=assignment.status,
-        )
+        raise _not_reversible(assignment.status)
     _appeal_approved(session, assignment_id, now)
     return changed
+
+
+# What admins see of the whole (the console's overview, reversals) -------------------------------
+def waiting_counts(session: Session) -> dict[str, int]:
+    """Work waiting for a person in each part of the queue, whoever has claimed it."""
+    return {
+        kind.value: int(session.exec(select(func.count()).select_from(Assignment).where(condition)).one())
+        for kind, condition in _queue_parts().items()
+    }
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A rejection an admin may reverse, with what the worker was told."""
+
+    assignment: Assignment
+    rejected_at: datetime
+    rejected_by: ActorType
+    reasons: list[str]
+
+
+def reversible_rejections(
+    session: Session, *, limit: int, cursor: str | None
+) -> tuple[list[Rejection], str | None]:
+    """Rejected work (appealed or not), the latest decided first: what reverse_rejection takes."""
+    rows, next_cursor = paginate(
+        session,
+        select(Assignment).where(
+            col(Assignment.status).in_([s.value for s in REVERSIBLE]), col(Assignment.decided_at).is_not(None)
+        ),
+        time_column=col(Assignment.decided_at),
+        id_column=col(Assignment.id),
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
+    )
+    return [_rejection(a, e) for a, e in zip(rows, _last_rejections(session, rows), strict=True)], next_cursor
+
+
+def rejection_of(session: Session, assignment_id: uuid.UUID) -> Rejection:
+    """One assignment as a rejection to reverse; NotFound, or Conflict when it is not one (now)."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None:
+        raise NotFound(text(_("no such assignment")), code="assignment_not_found")
+    if assignment.status not in REVERSIBLE:
+        raise _not_reversible(assignment.status)
+    return _rejection(assignment, _last_rejections(session, [assignment])[0])
+
+
+def _last_rejections(session: Session, assignments: list[Assignment]) -> list[AssignmentEvent | None]:
+    if not assignments:
+        return []
+    latest: dict[uuid.UUID, AssignmentEvent] = {}
+    for event in session.exec(
+        select(AssignmentEvent)
+        .where(
+            col(AssignmentEvent.assignment_id).in_([a.id for a in assignments]),
+            AssignmentEvent.to_status == S.rejected.value,
+        )
+        .order_by(col(AssignmentEvent.at), col(AssignmentEvent.id))
+    ).all():
+        latest[event.assignment_id] = event
+    return [latest.get(a.id) for a in assignments]
+
+
+def _rejection(assignment: Assignment, event: AssignmentEvent | None) -> Rejection:
+    reasons = (event.details or {}).get("reasons") if event else None
+    return Rejection(
+        assignment=assignment,
+        rejected_at=event.at if event else (assignment.decided_at or assignment.updated_at),
+        rejected_by=ActorType(event.actor_type) if event else ActorType.system,
+        reasons=[str(r) for r in reasons] if isinstance(reasons, list) else ([event.reason] if event else []),
+    )
