@@ -34,9 +34,8 @@ from fieldcheck.campaigns.schemas import CampaignCreate, PhotoRules
 from fieldcheck.console.pages import SECURITY_HEADERS, check_csrf, page, redirect, viewer_of
 from fieldcheck.console.sessions import Viewer
 from fieldcheck.errors import Conflict, DomainError, Unprocessable
-from fieldcheck.ledger import funds
-from fieldcheck.ledger.providers import PaymentProvider
-from fieldcheck.ledger.service import escrow_position
+from fieldcheck.ledger import service as ledger
+from fieldcheck.ledger.service import PaymentProvider, escrow_position
 from fieldcheck.references import service as references
 from fieldcheck.settings import Settings
 from fieldcheck.storage import ObjectStorage
@@ -459,7 +458,7 @@ class MoneyConsoleController(Controller):
         status_code: int = 200,
     ) -> Template:
         organization_id = viewer.principal.require_organization()
-        deposits, next_cursor = funds.list_deposits(
+        deposits, next_cursor = ledger.list_deposits(
             db_session, organization_id, limit=DEPOSITS_SHOWN, cursor=request.query_params.get("cursor")
         )
         currencies = sorted(settings.pay_floor_cents_per_hour)
@@ -468,7 +467,7 @@ class MoneyConsoleController(Controller):
             request,
             viewer,
             status_code=status_code,
-            balances=sorted(funds.organization_balance(db_session, organization_id).items()),
+            balances=sorted(ledger.organization_balance(db_session, organization_id).items()),
             deposits=deposits,
             next_cursor=next_cursor,
             currencies=currencies,
@@ -509,7 +508,7 @@ class MoneyConsoleController(Controller):
             return redirect("/console/money", notice="deposit_done")
         try:
             with db_session.begin_nested():
-                funds.deposit(
+                ledger.deposit(
                     db_session,
                     payments,
                     settings,
@@ -557,7 +556,7 @@ class CampaignLifeController(Controller):
         campaign = campaigns.get_campaign(db_session, organization_id, campaign_id)
         if action not in ACTIONS:
             raise Unprocessable(f"unknown action {action!r}", code="invalid_action")
-        available = funds.organization_balance(db_session, organization_id).get(campaign.currency, {})
+        available = ledger.organization_balance(db_session, organization_id).get(campaign.currency, {})
         return page(
             "campaign_life.html.j2",
             request,

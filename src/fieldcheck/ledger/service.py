@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from fieldcheck.db import new_id, utcnow
 from fieldcheck.i18n import translate
 from fieldcheck.ledger import payouts
+from fieldcheck.ledger.funds import deposit, list_deposits, organization_balance
 from fieldcheck.ledger.models import (
     AccountKind,
     LedgerAccount,
@@ -33,18 +34,23 @@ from fieldcheck.ledger.models import (
     PayoutStatus,
 )
 from fieldcheck.ledger.postings import PLATFORM, InsufficientFunds, Leg, account, balance_of, post
+from fieldcheck.ledger.providers import PaymentProvider
 from fieldcheck.settings import Settings
 
 __all__ = [
     "AccountKind",
     "EscrowPosition",
     "InsufficientFunds",
+    "PaymentProvider",
     "Payout",
     "PayoutStatus",
     "available_balance",
+    "deposit",
     "escrow_position",
     "escrow_positions",
     "hold_escrow",
+    "list_deposits",
+    "organization_balance",
     "paid_rewards",
     "pay_by_platform",
     "payments_per_reference",
