@@ -12,13 +12,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
-from typing import IO, Annotated, Any
+from typing import IO, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, SkipValidation
+from litestar.params import FromPath, SkipValidation
 from litestar.response import Redirect, Stream, Template
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -28,10 +27,11 @@ from fieldcheck.auth import service as auth
 from fieldcheck.auth.models import Role, User
 from fieldcheck.auth.schemas import UserCreate
 from fieldcheck.auth.security import AccountGate, Passwords, check_password_policy
+from fieldcheck.console.forms import Form, field_errors, problem_errors, stripped
 from fieldcheck.console.pages import SECURITY_HEADERS, check_csrf, page, redirect, viewer_of
 from fieldcheck.console.sessions import Viewer
 from fieldcheck.db import utcnow
-from fieldcheck.errors import Conflict, DomainError, NotFound, Unprocessable
+from fieldcheck.errors import Conflict, NotFound, Unprocessable
 from fieldcheck.jobs import enqueue
 from fieldcheck.ledger import service as ledger
 from fieldcheck.ledger.service import AccountKind, PayoutStatus
@@ -42,7 +42,6 @@ from fieldcheck.reviews.schemas import ReversalIn
 from fieldcheck.storage import ObjectStorage
 from fieldcheck.web import get, post
 
-Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 USERS_PER_PAGE = 50
 REJECTIONS_PER_PAGE = 30
 REJECTIONS_ON_OVERVIEW = 5
@@ -82,30 +81,6 @@ def money(cents: int, currency: str) -> str:
     """Integer minor units as money, exactly: 123456 EUR -> 1,234.56 EUR."""
     whole, part = divmod(abs(cents), 100)
     return f"{'-' if cents < 0 else ''}{whole:,}.{part:02d} {currency}"
-
-
-def _one(form: dict[str, Any], name: str) -> str:
-    value = form.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return str(value).strip()
-
-
-def _field_errors(exc: ValidationError) -> dict[str, str]:
-    """pydantic's errors by form field (the first one of each)."""
-    found: dict[str, str] = {}
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "form"
-        found.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
-    return found
-
-
-def _problem_errors(exc: DomainError, *, fallback: str) -> dict[str, str]:
-    """A problem's field errors by field; one without any is put on `fallback`."""
-    found: dict[str, str] = {}
-    for error in exc.extra.get("errors") or []:
-        found.setdefault(str(error.get("field", fallback)), str(error.get("message", exc.detail)))
-    return found or {fallback: exc.detail}
 
 
 def _when(moment: datetime | None) -> str:
@@ -256,8 +231,8 @@ class AdminUsersController(Controller):
         """Create an account through the API's rules; its first password is shown once, here."""
         viewer = viewer_of(request, db_session, Role.admin)
         check_csrf(viewer, request, data)
-        values = {n: _one(data, n) for n in ("role", "email", "display_name", "organization_id")}
-        typed = _one(data, "password")
+        values = {n: stripped(data, n) for n in ("role", "email", "display_name", "organization_id")}
+        typed = stripped(data, "password")
         errors: dict[str, str] = {}
         try:
             body = UserCreate(
@@ -268,7 +243,7 @@ class AdminUsersController(Controller):
                 display_name=values["display_name"] or None,
             )
         except ValidationError as exc:
-            errors = _field_errors(exc)
+            errors = field_errors(exc, fallback="form")
         else:
             try:
                 user = auth.create_user(
@@ -281,7 +256,7 @@ class AdminUsersController(Controller):
                     organization_id=body.organization_id,
                 )
             except (Conflict, Unprocessable) as exc:
-                errors = _problem_errors(exc, fallback="email" if exc.code == "email_taken" else "form")
+                errors = problem_errors(exc, fallback="email" if exc.code == "email_taken" else "form")
         if errors:
             return _new_user_page(request, viewer, db_session, values=values, errors=errors, status=422)
         organization = next(
@@ -416,11 +391,11 @@ class AdminOrganizationsController(Controller):
         """A client organization; the account form comes back with it chosen."""
         viewer = viewer_of(request, db_session, Role.admin)
         check_csrf(viewer, request, data)
-        name = _one(data, "name")
+        name = stripped(data, "name")
         try:
             body = OrganizationCreate(name=name)
         except ValidationError as exc:
-            errors = {"organization_name": next(iter(_field_errors(exc).values()))}
+            errors = {"organization_name": next(iter(field_errors(exc, fallback="form").values()))}
             return _new_user_page(
                 request,
                 viewer,
@@ -590,13 +565,13 @@ class AdminRejectionsController(Controller):
         """Approve and pay rejected work, with the reason the worker will read (the API's rules)."""
         viewer = viewer_of(request, db_session, Role.admin)
         check_csrf(viewer, request, data)
-        values = {"reason": _one(data, "reason")}
+        values = {"reason": stripped(data, "reason")}
         errors: dict[str, str] = {}
         try:
             body = ReversalIn(reason=values["reason"])
         except ValidationError as exc:
-            errors = _field_errors(exc)
-        if _one(data, "confirm") != "yes":
+            errors = field_errors(exc, fallback="form")
+        if stripped(data, "confirm") != "yes":
             errors["confirm"] = "tick this box to confirm: the work is approved and its reward paid"
         if errors:
             return self._confirmation(

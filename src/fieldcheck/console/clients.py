@@ -13,14 +13,13 @@ import secrets
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 from litestar import Controller, Request, Response
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, SkipValidation
+from litestar.params import FromPath, SkipValidation
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -31,9 +30,10 @@ from fieldcheck.campaigns import escrow
 from fieldcheck.campaigns import service as campaigns
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.campaigns.schemas import CampaignCreate, PhotoRules
+from fieldcheck.console.forms import Form, field_errors, problem_errors, stripped
 from fieldcheck.console.pages import SECURITY_HEADERS, check_csrf, page, redirect, viewer_of
 from fieldcheck.console.sessions import Viewer
-from fieldcheck.errors import Conflict, DomainError, Unprocessable
+from fieldcheck.errors import Conflict, Unprocessable
 from fieldcheck.ledger import service as ledger
 from fieldcheck.ledger.service import PaymentProvider, escrow_position
 from fieldcheck.references import service as references
@@ -44,7 +44,6 @@ from fieldcheck.stores.schemas import StoreCreate
 from fieldcheck.tasks import service as tasks
 from fieldcheck.web import get, post
 
-Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 STORES_PER_PAGE = 50
 DEPOSITS_SHOWN = 20
 SAMPLE_CSV = (
@@ -52,13 +51,6 @@ SAMPLE_CSV = (
     "S-0001,Supermarket Rivoli,12 rue de Rivoli 75004 Paris,48.8556,2.3572,150\r\n"
     "S-0002,Hypermarket Nord,2 avenue du Nord 59000 Lille,50.6292,3.0573,\r\n"
 )
-
-
-def _one(form: dict[str, Any], name: str) -> str:
-    value = form.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return str(value).strip()
 
 
 def _cents(typed: str) -> int | None:
@@ -70,25 +62,6 @@ def _cents(typed: str) -> int | None:
     if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
         return None
     return int(amount * 100)
-
-
-def _field_errors(exc: ValidationError, names: dict[str, str] | None = None) -> dict[str, str]:
-    """pydantic's errors by form field (the first one of each)."""
-    found: dict[str, str] = {}
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"])
-        field = (names or {}).get(field, field)
-        found.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
-    return found
-
-
-def _problem_errors(exc: DomainError, names: dict[str, str] | None = None) -> dict[str, str]:
-    """A problem's field errors by form field, and its detail under "" for the form itself."""
-    found = {"": exc.detail}
-    for error in exc.extra.get("errors", []) or []:
-        field = str(error.get("field") or "")
-        found.setdefault((names or {}).get(field, field), str(error.get("message") or exc.detail))
-    return found
 
 
 # Stores ----------------------------------------------------------------------------------------
@@ -160,7 +133,9 @@ class StoreConsoleController(Controller):
     ) -> Redirect | Template:
         viewer = viewer_of(request, db_session, Role.client)
         check_csrf(viewer, request, data)
-        values = {k: _one(data, k) for k in ("name", "external_ref", "address", "lat", "lon", "geofence_m")}
+        values = {
+            k: stripped(data, k) for k in ("name", "external_ref", "address", "lat", "lon", "geofence_m")
+        }
         errors: dict[str, str] = {}
         numbers: dict[str, Any] = {}
         for name in ("lat", "lon"):
@@ -184,7 +159,7 @@ class StoreConsoleController(Controller):
                 with db_session.begin_nested():
                     stores.create_store(db_session, viewer.principal.require_organization(), store)
             except ValidationError as exc:
-                errors = _field_errors(exc)
+                errors = field_errors(exc)
             except Conflict as exc:
                 errors = {"external_ref": exc.detail}
         if errors:
@@ -339,8 +314,8 @@ class NewCampaignController(Controller):
         viewer = viewer_of(request, db_session, Role.client)
         check_csrf(viewer, request, data)
         organization_id = viewer.principal.require_organization()
-        values = {name: _one(data, name) for name in CAMPAIGN_FIELDS}
-        values["instructions"] = _one(data, "instructions")
+        values = {name: stripped(data, name) for name in CAMPAIGN_FIELDS}
+        values["instructions"] = stripped(data, "instructions")
         errors: dict[str, str] = {}
         reward = _cents(values["reward"])
         if reward is None or reward <= 0:
@@ -394,9 +369,9 @@ class NewCampaignController(Controller):
                     campaign = campaigns.create_campaign(db_session, organization_id, created, settings)
                 return redirect(f"/console/campaigns/{campaign.id}", notice="campaign_created")
             except ValidationError as exc:
-                errors = _field_errors(exc, FORM_NAME)
+                errors = field_errors(exc, FORM_NAME)
             except (Unprocessable, Conflict) as exc:
-                errors = _problem_errors(exc, FORM_NAME)
+                errors = problem_errors(exc, FORM_NAME)
         return self._page(
             request, db_session, settings, viewer, values=values, errors=errors, status_code=422, hint=hint
         )
@@ -489,14 +464,14 @@ class MoneyConsoleController(Controller):
     ) -> Redirect | Template:
         viewer = viewer_of(request, db_session, Role.client)
         check_csrf(viewer, request, data)
-        values = {"amount": _one(data, "amount"), "currency": _one(data, "currency")}
+        values = {"amount": stripped(data, "amount"), "currency": stripped(data, "currency")}
         amount = _cents(values["amount"])
         if amount is None or amount <= 0:
             errors = {"amount": "an amount above 0, such as 500 or 1250.50"}
             return self._page(
                 request, db_session, settings, viewer, values=values, errors=errors, status_code=422
             )
-        key = idempotency.require_key(_one(data, "idempotency_key"))
+        key = idempotency.require_key(stripped(data, "idempotency_key"))
         body = {"amount_cents": amount, "currency": values["currency"]}
         fingerprint = idempotency.fingerprint("POST", "/console/money/deposits", body)
         try:

@@ -6,13 +6,12 @@ import math
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, Router
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, SkipValidation
+from litestar.params import FromPath, SkipValidation
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from sqlmodel import Session, col, select
@@ -28,6 +27,7 @@ from fieldcheck.campaigns.schemas import CampaignPayUpdate
 from fieldcheck.console import admin as admin_pages
 from fieldcheck.console import clients, sessions
 from fieldcheck.console import webhooks as webhook_pages
+from fieldcheck.console.forms import Form, many, one
 from fieldcheck.console.pages import (
     NOTICES,
     SECURITY_HEADERS,
@@ -60,21 +60,8 @@ from fieldcheck.web import get, post
 
 HERE = Path(__file__).parent
 CONSOLE_TEMPLATES = HERE / "templates"
-Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 REVIEWERS = (Role.reviewer, Role.admin)
 RESULTS_PER_PAGE = 24
-
-
-def _one(form: dict[str, Any], name: str) -> str:
-    value = form.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return str(value)
-
-
-def _many(form: dict[str, Any], name: str) -> list[str]:
-    value = form.get(name, [])
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -135,7 +122,7 @@ class SignInController(Controller):
         passwords: NamedDependency[SkipValidation[Passwords]],
         settings: NamedDependency[Settings],
     ) -> Redirect | Template:
-        if not sessions.csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), _one(data, "login_csrf")):
+        if not sessions.csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), one(data, "login_csrf")):
             return self._login_page(request, error="The sign-in form expired; please try again.", status=403)
         address = request.client.host if request.client else "unknown"
         try:
@@ -143,8 +130,8 @@ class SignInController(Controller):
                 db_session,
                 passwords,
                 settings,
-                email=_one(data, "email"),
-                password=_one(data, "password"),
+                email=one(data, "email"),
+                password=one(data, "password"),
                 address=address,
             )
         except auth.InvalidCredentials:
@@ -162,7 +149,7 @@ class SignInController(Controller):
         token = sessions.start(db_session, user, settings, user_agent=request.headers.get("user-agent"))
         flags = self._cookie_flags(request)
         return redirect(
-            _safe_next(_one(data, "next")) or sessions.HOME_OF[role],
+            _safe_next(one(data, "next")) or sessions.HOME_OF[role],
             cookies=[
                 Cookie(
                     key=SESSION_COOKIE, value=token, max_age=settings.console_session_hours * 3600, **flags
@@ -223,7 +210,7 @@ class ReviewConsoleController(Controller):
         """Claim the oldest item this reviewer may take (leaving out one skipped) and open it."""
         viewer = viewer_of(request, db_session, *REVIEWERS)
         check_csrf(viewer, request, data)
-        skipped = _one(data, "skip")
+        skipped = one(data, "skip")
         if skipped:
             try:
                 skipped_id = uuid.UUID(skipped)
@@ -319,8 +306,8 @@ class ReviewConsoleController(Controller):
     ) -> Redirect:
         viewer = viewer_of(request, db_session, *REVIEWERS)
         check_csrf(viewer, request, data)
-        decision = _one(data, "decision")
-        codes = [c for c in _many(data, "reasons") if c in ReasonCode.__members__]
+        decision = one(data, "decision")
+        codes = [c for c in many(data, "reasons") if c in ReasonCode.__members__]
         try:
             with db_session.begin_nested():
                 reviews.decide(
@@ -329,7 +316,7 @@ class ReviewConsoleController(Controller):
                     assignment_id=assignment_id,
                     approve=decision == "approve",
                     reasons=[ReasonCode(c) for c in codes],
-                    comment=_one(data, "comment")[:2000],
+                    comment=one(data, "comment")[:2000],
                 )
         except (Conflict, Unprocessable) as exc:
             if exc.code == "reason_required":
@@ -449,7 +436,7 @@ class ClientConsoleController(Controller):
     ) -> Redirect:
         viewer = viewer_of(request, db_session, Role.client)
         check_csrf(viewer, request, data)
-        fmt = _one(data, "format")
+        fmt = one(data, "format")
         if fmt not in ExportFormat.__members__:
             raise Unprocessable(
                 text(_("unknown export format {format}"), format=repr(fmt)), code="invalid_format"
@@ -478,8 +465,8 @@ class ClientConsoleController(Controller):
         target = f"/console/campaigns/{campaign_id}"
         try:
             change = CampaignPayUpdate(
-                reward_cents=round(Decimal(_one(data, "reward").replace(",", ".").strip()) * 100),
-                estimated_minutes=int(_one(data, "estimated_minutes").strip()),
+                reward_cents=round(Decimal(one(data, "reward").replace(",", ".").strip()) * 100),
+                estimated_minutes=int(one(data, "estimated_minutes").strip()),
             )
         except (ArithmeticError, ValueError):  # InvalidOperation and pydantic's errors are both
             return redirect(target, notice="invalid_pay")

@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from fieldcheck.auth.models import Role
+from fieldcheck.console.forms import Form, many, one
 from fieldcheck.console.pages import NOTICES, check_csrf, page, redirect, viewer_of
 from fieldcheck.console.sessions import Viewer
 from fieldcheck.db import utcnow
@@ -36,7 +36,6 @@ from fieldcheck.webhooks.targets import MAX_URL_LENGTH
 
 # The same form convention as console.controllers (which imports this module, so it cannot be
 # imported from there without a cycle).
-Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 ENDPOINTS_PER_PAGE = 50
 DELIVERIES_PER_PAGE = 25
@@ -84,18 +83,6 @@ FORM_ERRORS = {
     "events": "Pick at least one event.",
     "description": f"The description may be at most {MAX_DESCRIPTION_LENGTH} characters.",
 }
-
-
-def _one(form: dict[str, Any], name: str) -> str:
-    value = form.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return str(value)
-
-
-def _many(form: dict[str, Any], name: str) -> list[str]:
-    value = form.get(name, [])
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []
 
 
 def _sentence(message: str) -> str:
@@ -227,7 +214,7 @@ class WebhookConsoleController(Controller):
         viewer = viewer_of(request, db_session, Role.client)
         check_csrf(viewer, request, data)
         organization_id = viewer.principal.require_organization()
-        url, events, description = _one(data, "url").strip(), _many(data, "events"), _one(data, "description")
+        url, events, description = one(data, "url").strip(), many(data, "events"), one(data, "description")
         values: dict[str, Any] = {"url": url, "events": events, "description": description}
         try:
             wanted = WebhookEndpointCreate(url=url, events=events, description=description.strip() or None)
