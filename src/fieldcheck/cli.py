@@ -541,6 +541,7 @@ def demo(
     click.echo(f"password:  {accounts.password}  (every demo account)")
     click.echo(f"client:    {accounts.client}")
     click.echo(f"reviewers: {', '.join(accounts.reviewers)}")
+    click.echo(f"admin:     {accounts.admin}")
     click.echo(
         f"workers:   {accounts.workers[0]} ... {accounts.workers[-1]}  "
         "(workers with work in every state: approved, in review, rejected, appealed)"

@@ -195,6 +195,7 @@ def test_demo_seeds_every_case_once(tmp_path: Path) -> None:
     first = _run("demo", home=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "demo data ready" in first.stdout and "reviewer.demo@example.com" in first.stdout
+    assert "admin.demo@example.com" in first.stdout
     with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
         statuses = dict(db.execute("SELECT status, count(*) FROM assignments GROUP BY status").fetchall())
         exports = db.execute("SELECT status FROM exports").fetchall()
@@ -218,7 +219,7 @@ def test_demo_seeds_every_case_once(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "fieldcheck.db") as db:
         assert db.execute("SELECT count(*) FROM assignments").fetchone()[0] == 10
         demo_accounts = db.execute("SELECT count(*) FROM users WHERE email LIKE '%.demo@example.com'")
-        assert demo_accounts.fetchone()[0] == 14  # client, 2 reviewers, 10 workers, the fresh worker
+        assert demo_accounts.fetchone()[0] == 15  # client, 2 reviewers, 10 workers, the fresh worker, admin
 
 
 def _assert_fresh_demo_worker(home: Path) -> None:

@@ -56,6 +56,7 @@ class DemoAccounts:
     reviewers: tuple[str, ...]
     workers: tuple[str, ...]  # the workers of the demo visits (worker1 ... worker10)
     fresh_worker: str  # a worker with no work yet: to try the phone app on tasks nobody has done
+    admin: str
     password: str
     created: bool
     campaign_id: str | None
@@ -112,6 +113,7 @@ EMAILS = {
     "reviewer2": "reviewer2.demo@example.com",
     **{key: f"{key}.demo@example.com" for key in VISIT_WORKERS},
     "fresh_worker": "worker.demo@example.com",
+    "admin": "admin.demo@example.com",
 }
 DISPLAY_NAMES = {
     "client": "Demo client",
@@ -119,6 +121,7 @@ DISPLAY_NAMES = {
     "reviewer2": "Raj Reviewer",
     **{key: f"Worker {key[6:]}" for key in VISIT_WORKERS},
     "fresh_worker": "Wanda Worker",
+    "admin": "Ada Admin",
 }
 
 
@@ -126,7 +129,7 @@ def _accounts(settings: Settings, runtime: Any) -> tuple[dict[str, User], bool]:
     """The demo accounts, made once; True when the demo campaign is still to be seeded.
 
     A later run reuses them by e-mail address, and makes those an earlier version of the demo
-    did not (the fresh worker).
+    did not (the fresh worker, the admin).
     """
     with runtime.db.transaction() as session:
         existing = session.exec(select(User).where(User.email == EMAILS["client"])).first()
@@ -145,6 +148,8 @@ def _accounts(settings: Settings, runtime: Any) -> tuple[dict[str, User], bool]:
                 role = (
                     Role.client
                     if key == "client"
+                    else Role.admin
+                    if key == "admin"
                     else Role.reviewer
                     if key.startswith("reviewer")
                     else Role.worker
@@ -189,6 +194,7 @@ def seed(settings: Settings, city: str = "paris", *, allow_any_database: bool = 
         reviewers=(users["reviewer"].email, users["reviewer2"].email),
         workers=tuple(users[key].email for key in VISIT_WORKERS),
         fresh_worker=users["fresh_worker"].email,
+        admin=users["admin"].email,
         password=DEMO_PASSWORD,
         created=False,
         campaign_id=None,
