@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 import fieldcheck.models  # noqa: F401  (registers every table)
 from fieldcheck.db import create_db_engine, metadata
+from fieldcheck.discovery.spatial import include_in_comparison
 from fieldcheck.settings import Settings
 
 # Any two processes migrating PostgreSQL at once queue on this lock instead of racing.
@@ -32,6 +33,7 @@ def run_migrations_online() -> None:
                 render_as_batch=is_sqlite,
                 compare_type=True,
                 compare_server_default=False,
+                include_object=include_in_comparison,
             )
             with context.begin_transaction():
                 if not is_sqlite:

@@ -179,6 +179,12 @@ class Settings(BaseSettings):
     )
     nearby_max_radius_m: int = Field(default=50_000, ge=100, le=100_000)
     nearby_max_limit: int = Field(default=100, ge=1, le=1000)
+    nearby_search: Literal["auto", "portable"] = Field(
+        default="auto",
+        description="Discovery's spatial search: `auto` (PostGIS's GiST index and KNN ordering when the "
+        "database has them, the band index read nearest first on SQLite) or `portable` (the band index "
+        "over the whole search box, on any database).",
+    )
     store_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     store_import_max_rows: int = Field(default=200_000, ge=1)
     campaign_max_stores: int = Field(default=100_000, ge=1)

@@ -44,5 +44,7 @@ class TaskController(Controller):
         throttle.check("nearby", account=principal.user_id, address=caller_address(request))
         query = service.NearbyQuery(lat=lat, lon=lon, radius_m=radius_m, limit=limit)
         service.validate_nearby(query, settings)
-        items = service.nearby(db_session, query, worker_id=principal.user_id, now=utcnow())
+        items = service.nearby(
+            db_session, query, worker_id=principal.user_id, now=utcnow(), search=settings.nearby_search
+        )
         return NearbyPage(items=items)

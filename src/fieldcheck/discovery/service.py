@@ -7,19 +7,21 @@ assignments, in one statement per search shape.
 from __future__ import annotations
 
 import functools
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, Integer, Uuid, bindparam, case, or_, true
+from sqlalchemy import Float, Integer, Uuid, bindparam, case, func, literal_column, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from fieldcheck.assignments.models import RELEASED, Assignment
 from fieldcheck.campaigns.models import Campaign
 from fieldcheck.db import UTCDateTime
+from fieldcheck.discovery import spatial
 from fieldcheck.discovery.schemas import NearbyPhotoRules, NearbyStore, NearbyTask
 from fieldcheck.errors import Unprocessable, field_error
 from fieldcheck.geo import distances_m, local_scale_m, search_box
@@ -114,10 +116,15 @@ def candidates_statement(bands: int, *, wraps: bool) -> Any:
                 )
             ),
         )
-        .order_by(approx_sq)
+        .order_by(approx_sq, col(Task.id))
         .limit(p("fetch", type_=Integer))
         .subquery("near")
     )
+    return _with_details(near)
+
+
+def _with_details(near: Any) -> Any:
+    """The candidates with what a worker reads of each (campaign, store)."""
     return (
         sa_select(
             near.c.task_id,
@@ -142,6 +149,52 @@ def candidates_statement(bands: int, *, wraps: bool) -> Any:
         .join(Campaign, col(Campaign.id) == near.c.campaign_id)
         .join(Store, col(Store.id) == near.c.store_id)
     )
+
+
+def _open_for(worker: Any, now: Any) -> list[Any]:
+    """What makes a task one this worker may reserve now (besides where it is)."""
+    return [
+        col(Task.is_open) == true(),
+        col(Task.slots_taken) < col(Task.slots_total),
+        or_(col(Task.starts_at).is_(None), col(Task.starts_at) <= now),
+        or_(col(Task.ends_at).is_(None), col(Task.ends_at) > now),
+        col(Task.id).not_in(
+            sa_select(col(Assignment.task_id)).where(
+                col(Assignment.worker_id) == worker,
+                col(Assignment.status).not_in([s.value for s in RELEASED]),
+            )
+        ),
+    ]
+
+
+@functools.cache
+def postgis_statement() -> Any:
+    """PostGIS: ST_DWithin bounds the search to the radius, KNN ordering (`<->`, on the GiST index
+    of open tasks' generated `geog`) reads them nearest first and stops after the page; the
+    conditions on slots, schedule and the worker's own tasks are filters of that same scan."""
+    p = bindparam
+    here = func.geography(
+        func.ST_SetSRID(func.ST_MakePoint(p("lon0", type_=Float), p("lat0", type_=Float)), 4326)
+    )
+    geog: Any = literal_column("tasks.geog")
+    near = (
+        sa_select(
+            col(Task.id).label("task_id"),
+            col(Task.campaign_id).label("campaign_id"),
+            col(Task.store_id).label("store_id"),
+            col(Task.lat).label("lat"),
+            col(Task.lon).label("lon"),
+            (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
+        )
+        .where(
+            func.ST_DWithin(geog, here, p("reach", type_=Float)),
+            *_open_for(p("worker_id", type_=Uuid), p("now", type_=UTCDateTime)),
+        )
+        .order_by(geog.op("<->", return_type=Float)(here), col(Task.id))
+        .limit(p("fetch", type_=Integer))
+        .subquery("near")
+    )
+    return _with_details(near)
 
 
 def candidates_query(
@@ -225,9 +278,67 @@ def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
     return page
 
 
+# Nearest first on the band index: the first box's half-width is this share of the radius, and
+# each next box doubles it, until the page is complete or the box is the whole radius.
+FIRST_BOX_SHARE = 0.125
+FIRST_BOX_MIN_M = 250.0
+
+
 def nearby(
-    session: Session, query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime
+    session: Session,
+    query: NearbyQuery,
+    *,
+    worker_id: uuid.UUID | None,
+    now: datetime,
+    search: str = "auto",
 ) -> list[NearbyTask]:
-    statement, parameters = candidates_query(query, worker_id=worker_id, now=now)
-    rows = list(session.connection().execute(statement, parameters).all())
+    connection = session.connection()
+    kind = spatial.search_kind(connection.engine, search)
+    if kind == "postgis":
+        parameters = {
+            "lat0": query.lat,
+            "lon0": query.lon,
+            # A metre more than the radius: the exact ranking below makes the cut, the same on
+            # every engine (PostGIS's spheroid and ours agree to well under a millimetre).
+            "reach": query.radius_m + 1.0,
+            "now": now,
+            "worker_id": worker_id or NIL_WORKER,
+            "fetch": query.limit + RANKING_MARGIN,
+        }
+        rows = list(connection.execute(postgis_statement(), parameters).all())
+    elif kind == "nearest-first":
+        rows = _nearest_first(connection, query, worker_id=worker_id, now=now)
+    else:
+        statement, parameters = candidates_query(query, worker_id=worker_id, now=now)
+        rows = list(connection.execute(statement, parameters).all())
     return rank_exactly(query, rows)
+
+
+def _nearest_first(
+    connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime
+) -> list[Any]:
+    """The portable statement on growing boxes: the rows it would give for the whole radius.
+
+    The candidates of a box are ordered by the flat distance; the box holds the flat circle of its
+    half-width (search_box pads it), so once `fetch` candidates lie within that circle, nothing
+    outside the box can come before them: they are the first `fetch` of the whole radius.
+    """
+    fetch = query.limit + RANKING_MARGIN
+    reach = min(query.radius_m, max(FIRST_BOX_MIN_M, query.radius_m * FIRST_BOX_SHARE))
+    while True:
+        box = NearbyQuery(query.lat, query.lon, reach, query.limit)
+        statement, parameters = candidates_query(box, worker_id=worker_id, now=now)
+        rows = list(connection.execute(statement, parameters).all())
+        if reach >= query.radius_m:
+            return rows
+        # (The join to campaigns and stores keeps no order: the farthest is looked for.)
+        if len(rows) == fetch and math.sqrt(max(_flat_sq(query, row) for row in rows)) <= reach:
+            return rows
+        reach = min(query.radius_m, reach * 2)
+
+
+def _flat_sq(query: NearbyQuery, row: Any) -> float:
+    """The flat distance (squared) the statement ordered by, for one of its rows."""
+    metres_per_lat, metres_per_lon = local_scale_m(query.lat)
+    dlon = (row[3] - query.lon + 180.0) % 360.0 - 180.0
+    return float((dlon * metres_per_lon) ** 2 + ((row[2] - query.lat) * metres_per_lat) ** 2)
