@@ -283,6 +283,28 @@ def db_downgrade(revision: str) -> None:
     migrations.downgrade(_settings(), revision)
 
 
+@db.command("enable-postgis")
+def db_enable_postgis() -> None:
+    """Set up PostGIS for discovery (extension, generated column, GiST index): idempotent."""
+    from fieldcheck.db import Database
+    from fieldcheck.discovery import spatial
+
+    settings = _settings()
+    database = Database(settings)
+    try:
+        if database.engine.dialect.name != "postgresql":
+            raise click.ClickException("PostGIS is for PostgreSQL; SQLite's discovery needs nothing more")
+        with database.engine.begin() as connection:
+            why_not = spatial.enable_postgis(connection)
+        if why_not is not None:
+            raise click.ClickException(f"PostGIS could not be set up ({why_not}): {spatial.WHAT_TO_DO}")
+        with database.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE tasks")
+    finally:
+        database.dispose()
+    click.echo("PostGIS is set up: discovery uses its GiST index (restart the API processes)")
+
+
 @db.command("revision")
 @click.option("-m", "--message", required=True)
 def db_revision(message: str) -> None:

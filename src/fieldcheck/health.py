@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -9,9 +10,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from litestar import Controller, Response
 from litestar.di import NamedDependency
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from fieldcheck.discovery import spatial
 from fieldcheck.runtime import Runtime
 from fieldcheck.web import get
 
@@ -28,6 +30,12 @@ class ComponentStatus(BaseModel):
 class Readiness(BaseModel):
     status: str
     components: dict[str, ComponentStatus]
+    discovery: str | None = Field(
+        default=None,
+        description="The spatial search discovery uses: postgis (GiST index, KNN ordering), "
+        "nearest-first (SQLite's band index in growing boxes) or portable (the band index over the "
+        "whole search box); null while the database does not answer.",
+    )
 
 
 def _database(runtime: NamedDependency[Runtime]) -> None:
@@ -73,5 +81,9 @@ class HealthController(Controller):
                     status="down", latency_ms=CHECK_TIMEOUT_S * 1000, detail="no answer in time"
                 )
         ok = all(c.status == "up" for c in components.values())
-        body = Readiness(status="ok" if ok else "unavailable", components=components)
+        search = None
+        if components["database"].status == "up":
+            with contextlib.suppress(Exception):  # the database answered a moment ago; if not now, null
+                search = spatial.search_kind(runtime.db.engine, runtime.settings.nearby_search)
+        body = Readiness(status="ok" if ok else "unavailable", components=components, discovery=search)
         return Response(content=body, status_code=200 if ok else 503)

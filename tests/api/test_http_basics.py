@@ -16,6 +16,11 @@ def test_live_and_ready(app_client: Any) -> None:
     components = ready.json()["components"]
     assert set(components) == {"database", "broker", "storage"}
     assert all(c["status"] == "up" for c in components.values())
+    # The spatial search discovery uses: the band index nearest first on SQLite, PostGIS on the
+    # PostgreSQL of the tests (the test command installs it).
+    assert ready.json()["discovery"] == (
+        "nearest-first" if runtime_of(app_client).settings.is_sqlite else "postgis"
+    )
 
 
 def test_ready_says_which_component_is_down(app_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,7 +36,7 @@ WHAT_TO_DO = (
     "discovery uses the portable query (it reads every open task inside the search box). For "
     "nearest-first search with a GiST index, install PostGIS for this server (Debian and Ubuntu: "
     "apt-get install postgresql-<version>-postgis-3; managed PostgreSQL: allow the `postgis` "
-    "extension), then run `fieldcheck enable-postgis` once (or CREATE EXTENSION postgis as a "
+    "extension), then run `fieldcheck db enable-postgis` once (or CREATE EXTENSION postgis as a "
     "superuser first, if fieldcheck's role may not)."
 )
 
@@ -70,7 +70,9 @@ def has_postgis_column(connection: Connection) -> bool:
     return found is not None
 
 
-_KINDS: weakref.WeakKeyDictionary[Engine, SearchKind] = weakref.WeakKeyDictionary()
+# By connection pool: an engine and the engines derived from it with other execution options (a
+# Database's reading engine) share their pool, and so their database.
+_KINDS: weakref.WeakKeyDictionary[Any, SearchKind] = weakref.WeakKeyDictionary()
 
 
 def search_kind(engine: Engine, setting: str = "auto") -> SearchKind:
@@ -80,19 +82,19 @@ def search_kind(engine: Engine, setting: str = "auto") -> SearchKind:
         return "portable"
     if engine.dialect.name == "sqlite":
         return "nearest-first"
-    known = _KINDS.get(engine)
+    known = _KINDS.get(engine.pool)
     if known is None:
         with engine.connect() as connection:
             known = "postgis" if has_postgis_column(connection) else "portable"
         if known == "portable":
             log.warning("PostGIS is not set up on this database: %s", WHAT_TO_DO)
-        _KINDS[engine] = known
+        _KINDS[engine.pool] = known
     return known
 
 
 def forget(engine: Any) -> None:
     """Read the database's capability again at the next search (after enabling PostGIS)."""
-    _KINDS.pop(engine, None)
+    _KINDS.pop(engine.pool, None)
 
 
 # What PostGIS adds that the models do not describe: migrations' comparisons leave it alone.
