@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ COMMANDS = [
     ["scheduler"],
     ["db"],
     ["db", "upgrade"],
+    ["db", "enable-postgis"],
     ["storage"],
     ["storage", "init"],
     ["users"],
@@ -276,3 +278,28 @@ def test_storage_init_makes_the_bucket_once_with_its_browser_rule(tmp_path: Path
     assert rule["AllowedOrigins"] == ["https://app.fieldcheck.example"] and "PUT" in rule["AllowedMethods"]
     local = _run("storage", "init", home=tmp_path)
     assert local.returncode == 0 and "local storage" in local.stdout
+
+
+def test_enable_postgis_sets_discovery_on_its_index_again(backends: Any, tmp_path: Path) -> None:
+    from fieldcheck.db import Database
+    from fieldcheck.discovery import spatial
+
+    settings = backends.make("services")
+    db = Database(settings)
+    try:
+        with db.engine.begin() as connection:
+            spatial.disable_postgis(connection)
+            assert not spatial.has_postgis_column(connection)
+        done = _run("db", "enable-postgis", home=tmp_path, FIELDCHECK_DATABASE_URL=settings.database_url)
+        assert done.returncode == 0, done.stderr
+        assert "PostGIS is set up" in done.stdout
+        with db.engine.connect() as connection:
+            assert spatial.has_postgis_column(connection)
+        again = _run("db", "enable-postgis", home=tmp_path, FIELDCHECK_DATABASE_URL=settings.database_url)
+        assert again.returncode == 0, again.stderr  # idempotent
+    finally:
+        with db.engine.begin() as connection:
+            spatial.enable_postgis(connection)
+        db.dispose()
+    refused = _run("db", "enable-postgis", home=tmp_path)  # the embedded default: SQLite
+    assert refused.returncode != 0 and "PostGIS is for PostgreSQL" in refused.stderr
