@@ -223,3 +223,9 @@ def test_the_pin_check_refuses_what_it_should() -> None:
         assert pin_problem(image) == why, image
     assert pin_problem("chrislusf/seaweedfs:4.43") is None
     assert pin_problem("localhost:5000/fieldcheck:0.1.0") is None
+
+
+def test_the_compose_database_has_postgis() -> None:
+    """Discovery's nearest-neighbour search needs PostGIS; the topology's PostgreSQL ships it."""
+    image = str(_compose()["services"]["postgres"]["image"])
+    assert image.startswith("postgis/postgis:") and pin_problem(image) is None, image
