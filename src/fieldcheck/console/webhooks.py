@@ -19,7 +19,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from fieldcheck.auth.models import Role
 from fieldcheck.console.forms import Form, many, one
@@ -30,7 +30,7 @@ from fieldcheck.errors import Conflict, Unprocessable
 from fieldcheck.settings import Settings
 from fieldcheck.web import get, post
 from fieldcheck.webhooks import service
-from fieldcheck.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from fieldcheck.webhooks.models import DeliveryStatus, WebhookEndpoint, WebhookEvent
 from fieldcheck.webhooks.schemas import WebhookEndpointCreate
 from fieldcheck.webhooks.targets import MAX_URL_LENGTH
 
@@ -110,31 +110,6 @@ def event_label(name: str) -> str:
         return name
 
 
-def last_deliveries(
-    session: Session, organization_id: uuid.UUID, endpoint_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, WebhookDelivery]:
-    """The newest delivery of each endpoint: one statement, one index probe per endpoint."""
-    if not endpoint_ids:
-        return {}
-    newest = (
-        select(WebhookDelivery.id)
-        .where(col(WebhookDelivery.endpoint_id) == col(WebhookEndpoint.id))
-        .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
-        .limit(1)
-        .correlate(WebhookEndpoint)
-        .scalar_subquery()
-    )
-    wanted = select(newest).where(
-        col(WebhookEndpoint.id).in_(endpoint_ids), WebhookEndpoint.organization_id == organization_id
-    )
-    found = session.exec(
-        select(WebhookDelivery).where(
-            col(WebhookDelivery.id).in_(wanted), WebhookDelivery.organization_id == organization_id
-        )
-    ).all()
-    return {delivery.endpoint_id: delivery for delivery in found}
-
-
 def _form_errors(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
@@ -169,7 +144,7 @@ class WebhookConsoleController(Controller):
             request,
             viewer,
             endpoints=listed,
-            last=last_deliveries(db_session, organization_id, [e.id for e in listed]),
+            last=service.last_deliveries(db_session, organization_id, [e.id for e in listed]),
             next_cursor=next_cursor,
             status_text=STATUS_TEXT,
             event_label=event_label,

@@ -387,3 +387,28 @@ def _record(
         .returning(col(WebhookDelivery.id))
     ).first()
     return recorded is not None
+
+
+def last_deliveries(
+    session: Session, organization_id: uuid.UUID, endpoint_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, WebhookDelivery]:
+    """The newest delivery of each endpoint: one statement, one index probe per endpoint."""
+    if not endpoint_ids:
+        return {}
+    newest = (
+        select(WebhookDelivery.id)
+        .where(col(WebhookDelivery.endpoint_id) == col(WebhookEndpoint.id))
+        .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
+        .limit(1)
+        .correlate(WebhookEndpoint)
+        .scalar_subquery()
+    )
+    wanted = select(newest).where(
+        col(WebhookEndpoint.id).in_(endpoint_ids), WebhookEndpoint.organization_id == organization_id
+    )
+    found = session.exec(
+        select(WebhookDelivery).where(
+            col(WebhookDelivery.id).in_(wanted), WebhookDelivery.organization_id == organization_id
+        )
+    ).all()
+    return {delivery.endpoint_id: delivery for delivery in found}
