@@ -2,9 +2,12 @@
 
 Loads tasks spread around city centres into a scratch database on the configured server (a new
 PostgreSQL database, or a temporary SQLite file), then runs nearby queries from random positions
-near those cities and prints the median and p99 of the database part and of the whole HTTP
-request. On PostgreSQL with PostGIS available, the same queries also run with ST_DWithin and KNN
-ordering on a GiST-indexed geography column, in the same run, for a ratio.
+near those cities and prints the median and p99 of the database part of `service.nearby` for each
+search kind the database allows (PostgreSQL: `postgis` and `portable`; SQLite: `nearest-first` and
+`portable`), of the exact ranking, and of the whole HTTP request (default kind). On PostgreSQL with
+PostGIS, PostGIS's own KNN query on the migration's `geog` column runs in the same run, as the
+reference. Several sizes (`--tasks 1000000,10000000`) load incrementally into the same database
+and print the growth of the medians from the first size to the last.
 """
 
 from __future__ import annotations
@@ -13,30 +16,38 @@ import contextlib
 import http.client
 import math
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import urlencode
 
 import click
 import numpy as np
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 
 from fieldcheck import migrations
 from fieldcheck.db import Database, normalize_database_url, utcnow
-from fieldcheck.discovery.service import RANKING_MARGIN, NearbyQuery, candidates_query
+from fieldcheck.discovery import service, spatial
+from fieldcheck.discovery.service import RANKING_MARGIN, NearbyQuery
 from fieldcheck.geo import BAND_PER_DEGREE
 from fieldcheck.settings import Settings
 
-STORES_PER_TASK_GROUP = 5  # tasks = stores x campaigns
+CAMPAIGNS = 5  # tasks = stores x campaigns
 CITY_SIGMA_DEG = 0.08  # about 9 km: stores cluster around each centre
 QUERY_SIGMA_DEG = 0.05
+CHUNK_ROWS = 500_000  # rows generated (numpy) and sent per COPY chunk
+LOAD_MAINTENANCE_WORK_MEM = "1GB"
+INDEX_BUILDERS = 2  # index builds at once, one connection each: one per core here
 
 
 @dataclass
@@ -70,9 +81,10 @@ def scratch_settings(base: Settings, keep: bool) -> Iterator[Settings]:
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+    home = Path(tempfile.mkdtemp(prefix="fieldcheck-bench-"))
     try:
         yield Settings(
-            home=Path(tempfile.mkdtemp(prefix="fieldcheck-bench-")),
+            home=home,
             database_url=url.set(database=name).render_as_string(hide_password=False),
             token_secret="bench-" + secrets.token_hex(16),
         )
@@ -80,6 +92,7 @@ def scratch_settings(base: Settings, keep: bool) -> Iterator[Settings]:
         if not keep:
             with admin.connect() as connection:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            shutil.rmtree(home, ignore_errors=True)
         admin.dispose()
 
 
@@ -92,26 +105,54 @@ def _wrap_lon(lon: np.ndarray) -> np.ndarray:
     return ((lon + 180.0) % 360.0) - 180.0
 
 
-def load(db: Database, *, tasks: int, cities: np.ndarray, rng: np.random.Generator) -> tuple[uuid.UUID, int]:
-    """Insert an organization, stores, active campaigns and their tasks; returns (worker id, tasks)."""
+def _uuids(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Random version-4 UUIDs as a (count, 16) byte array."""
+    raw = rng.integers(0, 256, (count, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    return raw
+
+
+@dataclass
+class Platform:
+    """What is loaded so far: the worker, the campaigns, the stores (positions and ids)."""
+
+    worker_id: uuid.UUID
+    organization: bytes
+    campaigns: np.ndarray  # (campaigns, 16) uuid bytes
+    store_ids: np.ndarray = field(default_factory=lambda: np.empty((0, 16), np.uint8))
+    lats: np.ndarray = field(default_factory=lambda: np.empty(0))
+    lons: np.ndarray = field(default_factory=lambda: np.empty(0))
+    tasks: int = 0
+
+
+@dataclass
+class LoadTimes:
+    rows_s: float = 0.0
+    geog_s: float = 0.0
+    indexes_s: float = 0.0
+    vacuum_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_s(self) -> float:
+        return self.rows_s + self.geog_s + self.indexes_s + self.vacuum_s
+
+
+def start_platform(db: Database, rng: np.random.Generator) -> Platform:
+    """An organization, a worker and the active campaigns (no stores, no tasks yet)."""
     from fieldcheck.auth.models import Role
     from fieldcheck.auth.security import Passwords
     from fieldcheck.auth.service import create_user
 
-    stores = max(1, tasks // STORES_PER_TASK_GROUP)
-    campaigns = math.ceil(tasks / stores)
-    centre = rng.integers(0, len(cities), stores)
-    lats = np.clip(cities[centre, 0] + rng.normal(0, CITY_SIGMA_DEG, stores), -89.9, 89.9)
-    lons = _wrap_lon(cities[centre, 1] + rng.normal(0, CITY_SIGMA_DEG, stores))
-    organization_id = uuid.uuid4()
+    organization = uuid.UUID(bytes=_uuids(1, rng)[0].tobytes())
+    campaigns = _uuids(CAMPAIGNS, rng)
     now = utcnow()
-    store_ids = [uuid.uuid4() for _ in range(stores)]
-    campaign_ids = [uuid.uuid4() for _ in range(campaigns)]
     with db.transaction() as session:
         cheap = Passwords(Settings(argon2_time_cost=1, argon2_memory_kib=8192, argon2_parallelism=1))
         session.execute(
             text("INSERT INTO organizations (id, name, created_at) VALUES (:id, 'Bench Retail', :now)"),
-            {"id": _uuid_param(db, organization_id), "now": _time_param(db, now)},
+            {"id": _uuid_param(db, organization), "now": _time_param(db, now)},
         )
         worker = create_user(
             session,
@@ -121,42 +162,10 @@ def load(db: Database, *, tasks: int, cities: np.ndarray, rng: np.random.Generat
             role=Role.worker,
         )
         worker_id = worker.id
-    store_rows = (
-        (
-            _uuid_param(db, store_ids[i]),
-            _uuid_param(db, organization_id),
-            f"B{i}",
-            f"Store {i}",
-            f"{i} Bench Street",
-            float(lats[i]),
-            float(lons[i]),
-            150,
-            _time_param(db, now),
-            _time_param(db, now),
-        )
-        for i in range(stores)
-    )
-    _bulk(
-        db,
-        "stores",
-        (
-            "id",
-            "organization_id",
-            "external_ref",
-            "name",
-            "address",
-            "lat",
-            "lon",
-            "geofence_m",
-            "created_at",
-            "updated_at",
-        ),
-        store_rows,
-    )
     campaign_rows = (
         (
-            _uuid_param(db, campaign_ids[c]),
-            _uuid_param(db, organization_id),
+            _uuid_param(db, uuid.UUID(bytes=campaigns[c].tobytes())),
+            _uuid_param(db, organization),
             f"Shelf check {c}",
             "Photograph the whole shelf.",
             300 + 50 * c,
@@ -172,80 +181,322 @@ def load(db: Database, *, tasks: int, cities: np.ndarray, rng: np.random.Generat
             _time_param(db, now),
             _time_param(db, now),
         )
-        for c in range(campaigns)
+        for c in range(CAMPAIGNS)
     )
-    _bulk(
-        db,
-        "campaigns",
-        (
-            "id",
-            "organization_id",
-            "title",
-            "instructions",
-            "reward_cents",
-            "currency",
-            "estimated_minutes",
-            "slots_per_store",
-            "reservation_minutes",
-            "review_deadline_hours",
-            "min_photos",
-            "max_photos",
-            "min_short_side_px",
-            "status",
-            "created_at",
-            "activated_at",
-        ),
-        campaign_rows,
-    )
+    _bulk(db, "campaigns", CAMPAIGN_COLUMNS, campaign_rows)
+    return Platform(worker_id=worker_id, organization=organization.bytes, campaigns=campaigns)
 
-    def task_rows() -> Iterator[tuple[Any, ...]]:
-        made = 0
-        for c in range(campaigns):
-            for i in range(stores):
-                if made == tasks:
-                    return
-                made += 1
-                yield (
-                    _uuid_param(db, uuid.uuid4()),
-                    _uuid_param(db, campaign_ids[c]),
-                    _uuid_param(db, store_ids[i]),
-                    _uuid_param(db, organization_id),
-                    float(lats[i]),
-                    float(lons[i]),
-                    math.floor(float(lats[i]) * BAND_PER_DEGREE),
-                    2,
-                    int(i % 7 == 0),
-                    0,
-                    _true(db),
-                    _time_param(db, now),
+
+CAMPAIGN_COLUMNS = (
+    "id",
+    "organization_id",
+    "title",
+    "instructions",
+    "reward_cents",
+    "currency",
+    "estimated_minutes",
+    "slots_per_store",
+    "reservation_minutes",
+    "review_deadline_hours",
+    "min_photos",
+    "max_photos",
+    "min_short_side_px",
+    "status",
+    "created_at",
+    "activated_at",
+)
+STORE_COLUMNS = (
+    "id",
+    "organization_id",
+    "external_ref",
+    "name",
+    "address",
+    "lat",
+    "lon",
+    "geofence_m",
+    "created_at",
+    "updated_at",
+)
+TASK_COLUMNS = (
+    "id",
+    "campaign_id",
+    "store_id",
+    "organization_id",
+    "lat",
+    "lon",
+    "lat_band",
+    "slots_total",
+    "slots_taken",
+    "slots_approved",
+    "is_open",
+    "created_at",
+)
+
+
+def grow(
+    db: Database, platform: Platform, *, tasks: int, cities: np.ndarray, rng: np.random.Generator, geog: str
+) -> LoadTimes:
+    """New stores around the cities and their tasks, up to `tasks` in all; campaign by campaign,
+    as campaigns create them. On PostgreSQL the indexes of stores and tasks are dropped for the load
+    and built after it."""
+    times = LoadTimes()
+    first = len(platform.store_ids)
+    added = math.ceil((tasks - platform.tasks) / CAMPAIGNS)
+    centre = rng.integers(0, len(cities), added)
+    lats = np.clip(cities[centre, 0] + rng.normal(0, CITY_SIGMA_DEG, added), -89.9, 89.9)
+    lons = _wrap_lon(cities[centre, 1] + rng.normal(0, CITY_SIGMA_DEG, added))
+    store_ids = _uuids(added, rng)
+    platform.store_ids = np.concatenate([platform.store_ids, store_ids])
+    platform.lats = np.concatenate([platform.lats, lats])
+    platform.lons = np.concatenate([platform.lons, lons])
+    counts = [min(added, max(0, tasks - platform.tasks - c * added)) for c in range(CAMPAIGNS)]
+    if db.is_postgres:
+        _grow_postgres(db, platform, first, counts, rng, geog, times)
+    else:
+        started = time.perf_counter()
+        _bulk(db, "stores", STORE_COLUMNS, _store_rows(db, platform, first))
+        for c, count in enumerate(counts):
+            for start in range(0, count, CHUNK_ROWS):
+                rows = _task_rows_sqlite(
+                    db, platform, c, first + start, first + min(count, start + CHUNK_ROWS), rng
                 )
-
-    _bulk(
-        db,
-        "tasks",
-        (
-            "id",
-            "campaign_id",
-            "store_id",
-            "organization_id",
-            "lat",
-            "lon",
-            "lat_band",
-            "slots_total",
-            "slots_taken",
-            "slots_approved",
-            "is_open",
-            "created_at",
-        ),
-        task_rows(),
-    )
-    with db.engine.connect() as connection:
-        if db.is_postgres:
-            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
-        else:
+                _bulk(db, "tasks", TASK_COLUMNS, rows)
+        times.rows_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with db.engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE")
             connection.commit()
-    return worker_id, tasks
+        times.vacuum_s = time.perf_counter() - started
+    platform.tasks += sum(counts)
+    return times
+
+
+def _store_rows(db: Database, platform: Platform, first: int) -> Iterator[tuple[Any, ...]]:
+    now = _time_param(db, utcnow())
+    organization = _uuid_param(db, uuid.UUID(bytes=platform.organization))
+    for i in range(first, len(platform.store_ids)):
+        yield (
+            _uuid_param(db, uuid.UUID(bytes=platform.store_ids[i].tobytes())),
+            organization,
+            f"B{i}",
+            f"Store {i}",
+            f"{i} Bench Street",
+            float(platform.lats[i]),
+            float(platform.lons[i]),
+            150,
+            now,
+            now,
+        )
+
+
+def _task_rows_sqlite(
+    db: Database, platform: Platform, c: int, start: int, stop: int, rng: np.random.Generator
+) -> Iterator[tuple[Any, ...]]:
+    now = _time_param(db, utcnow())
+    organization = platform.organization.hex()
+    campaign = platform.campaigns[c].tobytes().hex()
+    ids = _uuids(stop - start, rng)
+    for k, i in enumerate(range(start, stop)):
+        lat = float(platform.lats[i])
+        yield (
+            ids[k].tobytes().hex(),
+            campaign,
+            platform.store_ids[i].tobytes().hex(),
+            organization,
+            lat,
+            float(platform.lons[i]),
+            math.floor(lat * BAND_PER_DEGREE),
+            2,
+            int(i % 7 == 0),
+            0,
+            1,
+            now,
+        )
+
+
+# Binary COPY: per row a field count, then each field's length and big-endian value.
+_TASK_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        *[
+            item
+            for name, kind in (
+                ("id", "V16"),
+                ("campaign_id", "V16"),
+                ("store_id", "V16"),
+                ("organization_id", "V16"),
+                ("lat", ">f8"),
+                ("lon", ">f8"),
+                ("lat_band", ">i2"),
+                ("slots_total", ">i4"),
+                ("slots_taken", ">i4"),
+                ("slots_approved", ">i4"),
+                ("is_open", "u1"),
+                ("created_at", ">i8"),
+            )
+            for item in ((f"{name}_len", ">i4"), (name, kind))
+        ],
+    ]
+)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _task_chunk(platform: Platform, c: int, start: int, stop: int, rng: np.random.Generator) -> bytes:
+    rows = np.zeros(stop - start, _TASK_ROW)
+    rows["fields"] = len(TASK_COLUMNS)
+    for name in TASK_COLUMNS:
+        rows[f"{name}_len"] = _TASK_ROW[name].itemsize
+    stores = np.arange(start, stop)
+    rows["id"] = _uuids(stop - start, rng).view("V16").ravel()
+    rows["campaign_id"] = platform.campaigns[c].view("V16")[0]
+    rows["store_id"] = platform.store_ids[start:stop].view("V16").ravel()
+    rows["organization_id"] = np.frombuffer(platform.organization, np.uint8).view("V16")[0]
+    rows["lat"] = platform.lats[start:stop]
+    rows["lon"] = platform.lons[start:stop]
+    rows["lat_band"] = np.floor(platform.lats[start:stop] * BAND_PER_DEGREE)
+    rows["slots_total"] = 2
+    rows["slots_taken"] = stores % 7 == 0
+    rows["is_open"] = 1
+    rows["created_at"] = (utcnow() - _PG_EPOCH) // timedelta(microseconds=1)
+    return rows.tobytes()
+
+
+def _grow_postgres(
+    db: Database,
+    platform: Platform,
+    first: int,
+    counts: list[int],
+    rng: np.random.Generator,
+    geog: str,
+    times: LoadTimes,
+) -> None:
+    started = time.perf_counter()
+    with db.engine.begin() as connection:
+        rebuild = [*_drop_indexes(connection, "stores"), *_drop_indexes(connection, "tasks")]
+        postgis = spatial.has_postgis_column(connection)
+        if postgis and geog == "after":
+            spatial.disable_postgis(connection)
+    times.indexes_s += time.perf_counter() - started
+    started = time.perf_counter()
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        # Load-only settings: no wait for the WAL flush at commit, and the foreign keys of the
+        # generated rows (consistent by construction) not checked row by row, as pg_restore
+        # --disable-triggers does.
+        cursor.execute("SET synchronous_commit = off")
+        cursor.execute("SET session_replication_role = replica")
+        with cursor.copy(f"COPY stores ({', '.join(STORE_COLUMNS)}) FROM STDIN") as copy:
+            lines = []
+            for row in _store_rows(db, platform, first):
+                lines.append("\t".join(map(str, row)) + "\n")  # text rows: no escaping needed
+                if len(lines) == CHUNK_ROWS // 5:
+                    copy.write("".join(lines))
+                    lines.clear()
+            copy.write("".join(lines))
+        with cursor.copy(f"COPY tasks ({', '.join(TASK_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))
+            for c, count in enumerate(counts):
+                for start in range(0, count, CHUNK_ROWS):
+                    copy.write(
+                        _task_chunk(platform, c, first + start, first + min(count, start + CHUNK_ROWS), rng)
+                    )
+            copy.write(b"\xff\xff")
+        raw.commit()
+    finally:
+        raw.close()
+    times.rows_s = time.perf_counter() - started
+    times.notes.append("foreign keys of the loaded rows not checked (session_replication_role=replica)")
+    times.notes.append("synchronous_commit=off")
+    if postgis and geog == "after":
+        started = time.perf_counter()
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql(f"SET maintenance_work_mem = '{LOAD_MAINTENANCE_WORK_MEM}'")
+            connection.exec_driver_sql(spatial.GEOG_COLUMN)  # rewrites the table
+        times.geog_s = time.perf_counter() - started
+    started = time.perf_counter()
+    _build_indexes(db, rebuild)
+    times.indexes_s += time.perf_counter() - started
+    times.notes.append(
+        f"indexes built after the load, {INDEX_BUILDERS} at once, maintenance_work_mem={LOAD_MAINTENANCE_WORK_MEM}"
+    )
+    started = time.perf_counter()
+    with db.engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit.exec_driver_sql("VACUUM (ANALYZE) stores")
+        autocommit.exec_driver_sql("VACUUM (ANALYZE) tasks")
+    times.vacuum_s = time.perf_counter() - started
+
+
+@dataclass
+class Rebuild:
+    """One index to build again, then what rests on it (its constraint, foreign keys to it)."""
+
+    table: str
+    index: str
+    create: str
+    after: list[str]
+
+
+def _drop_indexes(connection: Connection, table: str) -> list[Rebuild]:
+    """Every index of the table, with its constraint and the foreign keys that lean on it."""
+    found = connection.execute(
+        text(
+            """
+            SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname,
+                   pg_get_constraintdef(c.oid), c.contype
+            FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+            WHERE i.indrelid = CAST(:table AS regclass)
+            """
+        ),
+        {"table": table},
+    ).all()
+    rebuilds = []
+    for index, create, constraint, definition, kind in found:
+        after = []
+        if constraint is not None:
+            leaning = connection.execute(
+                text(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE contype = 'f' AND conindid = CAST(:index AS regclass)"
+                ),
+                {"index": index},
+            ).all()
+            for other, name, fk in leaning:
+                connection.exec_driver_sql(f'ALTER TABLE {other} DROP CONSTRAINT "{name}"')
+                after.append(f'ALTER TABLE {other} ADD CONSTRAINT "{name}" {fk}')
+            connection.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
+            using = "PRIMARY KEY" if kind == "p" else "UNIQUE"
+            after.insert(
+                0, f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" {using} USING INDEX "{index}"'
+            )
+            assert definition.startswith(using), definition
+        else:
+            connection.exec_driver_sql(f'DROP INDEX "{index}"')
+        rebuilds.append(Rebuild(table, index, create, after))
+    return rebuilds
+
+
+def _build_indexes(db: Database, rebuilds: list[Rebuild]) -> None:
+    def build(rebuild: Rebuild) -> None:
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql(f"SET maintenance_work_mem = '{LOAD_MAINTENANCE_WORK_MEM}'")
+            connection.exec_driver_sql("SET max_parallel_maintenance_workers = 0")  # one build per core
+            connection.exec_driver_sql(rebuild.create)
+
+    # The GiST index first: the longest build, so that the others share the second core meanwhile.
+    ordered = sorted(rebuilds, key=lambda r: ("USING gist" not in r.create, r.table != "tasks"))
+    with ThreadPoolExecutor(INDEX_BUILDERS) as pool:
+        list(pool.map(build, ordered))
+    with db.engine.begin() as connection:
+        for rebuild in rebuilds:
+            for statement in rebuild.after:
+                if "FOREIGN KEY" not in statement:
+                    connection.exec_driver_sql(statement)
+        for rebuild in rebuilds:
+            for statement in rebuild.after:
+                if "FOREIGN KEY" in statement:
+                    connection.exec_driver_sql(statement)
 
 
 def _uuid_param(db: Database, value: uuid.UUID) -> Any:
@@ -254,10 +505,6 @@ def _uuid_param(db: Database, value: uuid.UUID) -> Any:
 
 def _time_param(db: Database, value: Any) -> Any:
     return value if db.is_postgres else value.replace(tzinfo=None).isoformat(sep=" ")
-
-
-def _true(db: Database) -> Any:
-    return True if db.is_postgres else 1
 
 
 def _bulk(db: Database, table: str, columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]]) -> None:
@@ -294,21 +541,43 @@ def query_positions(cities: np.ndarray, count: int, rng: np.random.Generator) ->
     return [(float(a), float(b)) for a, b in zip(lats, lons, strict=True)]
 
 
-def time_ours(
-    db: Database, positions: list[tuple[float, float]], radius: float, limit: int, worker_id: uuid.UUID
-) -> tuple[list[float], list[int]]:
-    samples, counts = [], []
+@dataclass
+class Timed:
+    database: list[float] = field(default_factory=list)
+    ranking: list[float] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)
+
+
+def time_service(
+    db: Database,
+    positions: list[tuple[float, float]],
+    radius: float,
+    limit: int,
+    worker_id: uuid.UUID,
+    search: str,
+) -> Timed:
+    """`service.nearby` as the API calls it, split where its exact ranking starts: the database
+    part is everything before (statement building, every statement of the search, the rows)."""
+    timed = Timed()
     now = utcnow()
-    with db.session(read_only=True) as session:
-        connection = session.connection()
+    real_ranking = service.rank_exactly
+    marks: list[float] = []
+
+    def marked_ranking(query: NearbyQuery, rows: list[Any]) -> Any:
+        marks.append(time.perf_counter())
+        timed.candidates.append(len(rows))
+        return real_ranking(query, rows)
+
+    with db.session(read_only=True) as session, mock.patch.object(service, "rank_exactly", marked_ranking):
         for lat, lon in positions:
             started = time.perf_counter()
-            search = NearbyQuery(lat, lon, radius, limit)
-            statement, parameters = candidates_query(search, worker_id=worker_id, now=now)
-            rows = connection.execute(statement, parameters).all()
-            samples.append(time.perf_counter() - started)
-            counts.append(len(rows))
-    return samples, counts
+            service.nearby(
+                session, NearbyQuery(lat, lon, radius, limit), worker_id=worker_id, now=now, search=search
+            )
+            ended = time.perf_counter()
+            timed.database.append(marks[-1] - started)
+            timed.ranking.append(ended - marks[-1])
+    return timed
 
 
 POSTGIS_QUERY = text(
@@ -332,29 +601,11 @@ POSTGIS_QUERY = text(
 )
 
 
-def prepare_postgis(db: Database) -> str | None:
-    """Add a GiST-indexed geography column when PostGIS can be created; None, or why not."""
-    try:
-        with db.engine.begin() as connection:
-            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
-            connection.exec_driver_sql("ALTER TABLE tasks ADD COLUMN geog geography(Point, 4326)")
-            connection.exec_driver_sql(
-                "UPDATE tasks SET geog = ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography"
-            )
-            connection.exec_driver_sql(
-                "CREATE INDEX ix_tasks_open_geog ON tasks USING gist (geog) WHERE is_open"
-            )
-        with db.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE tasks")
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-    return None
-
-
 def time_postgis(
     db: Database, positions: list[tuple[float, float]], radius: float, limit: int, worker_id: uuid.UUID
-) -> tuple[list[float], list[int]]:
-    samples, counts = [], []
+) -> list[float]:
+    """The reference: PostGIS's own KNN query on the migration's `geog` column and GiST index."""
+    samples = []
     now = utcnow()
     with db.engine.connect() as connection:
         for lat, lon in positions:
@@ -367,10 +618,9 @@ def time_postgis(
                 "now": now,
             }
             started = time.perf_counter()
-            rows = connection.execute(POSTGIS_QUERY, params).all()
+            connection.execute(POSTGIS_QUERY, params).all()
             samples.append(time.perf_counter() - started)
-            counts.append(len(rows))
-    return samples, counts
+    return samples
 
 
 def _wait_until_live(port: int) -> None:
@@ -412,6 +662,8 @@ def time_http(
         FIELDCHECK_INPROCESS_WORKER="false",  # as in the scale-out shape: API processes serve requests only
         FIELDCHECK_AUTO_MIGRATE="false",
         FIELDCHECK_LOG_LEVEL="WARNING",
+        # One account asks hundreds of times a minute here: the request limit would answer 429.
+        FIELDCHECK_RATE_LIMIT_NEARBY_PER_MINUTE="0",
     )
     server = subprocess.Popen(  # noqa: S603 - our own command line
         [sys.executable, "-m", "fieldcheck.cli", "serve", "--port", str(port)],
@@ -445,77 +697,166 @@ def time_http(
     return samples
 
 
+def measure(
+    db: Database,
+    scratch: Settings,
+    positions: list[tuple[float, float]],
+    *,
+    radius: float,
+    limit: int,
+    worker_id: uuid.UUID,
+) -> dict[str, Any]:
+    """Every figure at the size loaded now: each search kind, the reference, the HTTP request."""
+    result: dict[str, Any] = {"kinds": {}}
+    medians: dict[str, float] = {}
+    default = spatial.search_kind(db.engine, "auto")
+    for search in ("auto", "portable"):
+        kind = spatial.search_kind(db.engine, search)
+        time_service(db, positions[:20], radius, limit, worker_id, search)  # warm the caches
+        timed = time_service(db, positions, radius, limit, worker_id, search)
+        result["kinds"][kind] = (Figures.of(timed.database), Figures.of(timed.ranking))
+        medians[kind] = statistics.median(timed.database)
+        if kind == default:
+            result["candidates"] = statistics.median(timed.candidates)
+    if db.is_postgres and default == "postgis":
+        time_postgis(db, positions[:20], radius, limit, worker_id)
+        reference = time_postgis(db, positions, radius, limit, worker_id)
+        result["postgis"] = Figures.of(reference)
+        medians["reference"] = statistics.median(reference)
+    elif db.is_postgres:
+        result["postgis_skipped"] = "the migration could not set PostGIS up on this server"
+    http = time_http(scratch, positions, radius, limit, worker_id)
+    result["http"] = Figures.of(http)
+    result["default"] = default
+    result["ratio_http"] = statistics.median(http) / medians[default]
+    result["medians"] = medians
+    return result
+
+
+def report(result: dict[str, Any], *, tasks: int, queries: int, radius: float, limit: int, echo: Any) -> None:
+    echo(
+        f"{tasks:,} tasks: {queries} nearby queries, radius {radius:.0f} m, limit {limit} "
+        f"({result['candidates']:.0f} candidate rows median)"
+    )
+    for kind, (database, _) in result["kinds"].items():
+        default = " (default)" if kind == result["default"] else ""
+        echo(f"  {'database part, ours: ' + kind + default:<42} {database}")
+    if "postgis" in result:
+        echo(f"  {'database part, PostGIS KNN reference':<42} {result['postgis']}")
+        reference = result["medians"]["reference"]
+        ratios = ", ".join(f"{kind} {result['medians'][kind] / reference:.2f}" for kind in result["kinds"])
+        echo(f"  ratio ours / PostGIS reference (medians): {ratios}")
+    elif "postgis_skipped" in result:
+        echo(f"  PostGIS not compared: {result['postgis_skipped']}")
+    ranking = result["kinds"][result["default"]][1]
+    echo(f"  {'exact ranking (Python, after the database)':<42} {ranking}")
+    echo(f"  {'whole HTTP request (' + result['default'] + ')':<42} {result['http']}")
+    echo(f"  ratio request / database part (medians): {result['ratio_http']:.2f}")
+
+
 def run(
     settings: Settings,
     *,
-    tasks: int,
+    tasks: list[int],
     cities: int,
     queries: int,
     radius: float,
     limit: int,
     seed: int,
     keep: bool,
-    echo: Any = click.echo,
-) -> dict[str, Any]:
+    geog: str = "copy",
+    echo: Callable[[str], Any] = click.echo,
+) -> dict[int, dict[str, Any]]:
+    """Load each size in turn (the next size adds to the last) and measure it; the growth of the
+    medians from the first size to the last comes from this one run."""
     rng = np.random.default_rng(seed)
     centres = city_centres(cities, rng)
+    positions = query_positions(centres, queries, rng)
+    results: dict[int, dict[str, Any]] = {}
     with scratch_settings(settings, keep) as scratch:
         migrations.upgrade(scratch)
         db = Database(scratch)
         try:
-            kind = "PostgreSQL" if db.is_postgres else "SQLite"
-            echo(f"loading {tasks:,} tasks around {cities} cities into a scratch {kind} database ...")
-            started = time.perf_counter()
-            worker_id, _ = load(db, tasks=tasks, cities=centres, rng=rng)
-            echo(f"  loaded in {time.perf_counter() - started:.1f} s")
-            positions = query_positions(centres, queries, rng)
-            time_ours(db, positions[:20], radius, limit, worker_id)  # warm the caches
-            ours, counts = time_ours(db, positions, radius, limit, worker_id)
-            result: dict[str, Any] = {
-                "database": kind,
-                "tasks": tasks,
-                "queries": queries,
-                "median_rows": statistics.median(counts),
-            }
-            result["db"] = Figures.of(ours)
-            if db.is_postgres:
-                why_not = prepare_postgis(db)
-                if why_not is None:
-                    time_postgis(db, positions[:20], radius, limit, worker_id)
-                    postgis, _ = time_postgis(db, positions, radius, limit, worker_id)
-                    result["postgis"] = Figures.of(postgis)
-                    result["ratio_postgis"] = statistics.median(ours) / statistics.median(postgis)
-                else:
-                    result["postgis_skipped"] = why_not
-            http = time_http(scratch, positions, radius, limit, worker_id)
-            result["http"] = Figures.of(http)
-            result["ratio_http"] = statistics.median(http) / statistics.median(ours)
+            name = "PostgreSQL" if db.is_postgres else "SQLite"
+            platform = start_platform(db, rng)
+            loading = 0.0
+            for size in sorted(tasks):
+                echo(
+                    f"loading up to {size:,} tasks around {cities} cities into a scratch {name} database ..."
+                )
+                times = grow(db, platform, tasks=size, cities=centres, rng=rng, geog=geog)
+                loading += times.rows_s
+                parts = f"rows {times.rows_s:.1f} s, indexes {times.indexes_s:.1f} s, "
+                if times.geog_s:
+                    parts += f"geog column after the load {times.geog_s:.1f} s, "
+                parts += f"{'VACUUM ' if db.is_postgres else ''}ANALYZE {times.vacuum_s:.1f} s"
+                echo(
+                    f"  {platform.tasks - max(results, default=0):,} tasks added in {times.total_s:.1f} s ({parts})"
+                )
+                if results:
+                    echo(
+                        f"  {platform.tasks:,} tasks in all: {loading + times.total_s - times.rows_s:.1f} s "
+                        "(the rows of every step, the indexes and VACUUM of this one)"
+                    )
+                if times.notes:
+                    echo(f"  load only, not as in production: {'; '.join(times.notes)}")
+                results[platform.tasks] = measure(
+                    db, scratch, positions, radius=radius, limit=limit, worker_id=platform.worker_id
+                )
+                report(
+                    results[platform.tasks],
+                    tasks=platform.tasks,
+                    queries=queries,
+                    radius=radius,
+                    limit=limit,
+                    echo=echo,
+                )
         finally:
             db.dispose()
-    echo(
-        f"{queries} nearby queries, radius {radius:.0f} m, limit {limit} ({result['median_rows']:.0f} rows median)"
-    )
-    echo(f"  database part (ours)     {result['db']}")
-    if "postgis" in result:
-        echo(f"  database part (PostGIS)  {result['postgis']}")
-        echo(f"  ratio ours / PostGIS (medians): {result['ratio_postgis']:.2f}")
-    elif "postgis_skipped" in result:
-        echo(f"  PostGIS not compared: {result['postgis_skipped']}")
-    echo(f"  whole HTTP request       {result['http']}")
-    echo(f"  ratio request / database part (medians): {result['ratio_http']:.2f}")
-    return result
+    if len(results) > 1:
+        smallest, largest = min(results), max(results)
+        growth = ", ".join(
+            f"{kind} {results[largest]['medians'][kind] / results[smallest]['medians'][kind]:.2f}x"
+            for kind in results[largest]["medians"]
+        )
+        echo(f"growth {smallest:,} -> {largest:,} tasks (ratio of medians, database part): {growth}")
+    return results
+
+
+def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter("a number of tasks, or several separated by commas") from None
+    if not sizes or min(sizes) < CAMPAIGNS:
+        raise click.BadParameter(f"at least {CAMPAIGNS} tasks")
+    return sizes
 
 
 @click.command("nearby")
-@click.option("--tasks", default=1_000_000, show_default=True)
+@click.option(
+    "--tasks",
+    default="1000000",
+    show_default=True,
+    callback=_sizes,
+    help="Tasks to load; several sizes separated by commas (1000000,10000000) load one after the other "
+    "into the same database and print the growth of the medians.",
+)
 @click.option("--cities", default=200, show_default=True)
 @click.option("--queries", default=300, show_default=True)
 @click.option("--radius", default=5000.0, show_default=True, help="metres")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--seed", default=7, show_default=True)
+@click.option(
+    "--geog",
+    type=click.Choice(["copy", "after"]),
+    default="copy",
+    show_default=True,
+    help="PostgreSQL: compute the generated geog column during COPY, or drop it for the load and add it after.",
+)
 @click.option("--keep", is_flag=True, help="Keep the scratch database.")
 def nearby_command(
-    tasks: int, cities: int, queries: int, radius: float, limit: int, seed: int, keep: bool
+    tasks: list[int], cities: int, queries: int, radius: float, limit: int, seed: int, geog: str, keep: bool
 ) -> None:
     """Load tasks into a scratch database and time nearby queries (database part and HTTP)."""
     run(
@@ -527,4 +868,5 @@ def nearby_command(
         limit=limit,
         seed=seed,
         keep=keep,
+        geog=geog,
     )
