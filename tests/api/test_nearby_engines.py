@@ -17,7 +17,7 @@ from sqlmodel import col
 from fieldcheck.campaigns import service as campaigns
 from fieldcheck.campaigns.schemas import CampaignCreate
 from fieldcheck.db import Database, utcnow
-from fieldcheck.discovery import spatial
+from fieldcheck.discovery import service, spatial
 from fieldcheck.discovery.service import NearbyQuery, nearby
 from fieldcheck.geo import distances_m
 from fieldcheck.organizations.service import create_organization
@@ -153,7 +153,17 @@ def databases(backends: BackendFactory) -> Any:
         db.dispose()
 
 
-def test_every_engine_and_search_gives_the_exact_page(databases: Any) -> None:
+def test_every_engine_and_search_gives_the_exact_page(
+    databases: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+    statement = service.postgis_statement
+
+    def spied(*, ties: bool = False) -> Any:
+        asked.append(ties)
+        return statement(ties=ties)
+
+    monkeypatch.setattr(service, "postgis_statement", spied)
     now = utcnow()
     searched = queries(np.random.default_rng(11))
     kinds = {name: spatial.search_kind(db.engine) for name, db in databases}
@@ -167,6 +177,7 @@ def test_every_engine_and_search_gives_the_exact_page(databases: Any) -> None:
         pages += bool(truth)
     assert pages >= 0.8 * len(searched)  # most searches find something: the comparison means something
     assert any(len(exact(databases[0][1], q, now)) == q.limit for q in searched)  # full pages too
+    assert True in asked  # a tie larger than the margin straddled the cut, and was read whole
 
 
 def test_postgresql_without_postgis_searches_with_the_portable_query(databases: Any) -> None:

@@ -168,33 +168,63 @@ def _open_for(worker: Any, now: Any) -> list[Any]:
 
 
 @functools.cache
-def postgis_statement() -> Any:
+def postgis_statement(*, ties: bool = False) -> Any:
     """PostGIS: ST_DWithin bounds the search to the radius, KNN ordering (`<->`, on the GiST index
     of open tasks' generated `geog`) reads them nearest first and stops after the page; the
-    conditions on slots, schedule and the worker's own tasks are filters of that same scan."""
+    conditions on slots, schedule and the worker's own tasks are filters of that same scan.
+
+    Ordered by the KNN distance alone: a second key (the task id) would make the planner read and
+    sort every task in the radius instead. Each row carries its KNN distance last, so that ties at
+    the cut can be asked for (`ties=True`: every task up to a KNN distance, in no order).
+    """
     p = bindparam
     here = func.geography(
         func.ST_SetSRID(func.ST_MakePoint(p("lon0", type_=Float), p("lat0", type_=Float)), 4326)
     )
     geog: Any = literal_column("tasks.geog")
-    near = (
-        sa_select(
-            col(Task.id).label("task_id"),
-            col(Task.campaign_id).label("campaign_id"),
-            col(Task.store_id).label("store_id"),
-            col(Task.lat).label("lat"),
-            col(Task.lon).label("lon"),
-            (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
-        )
-        .where(
-            func.ST_DWithin(geog, here, p("reach", type_=Float)),
-            *_open_for(p("worker_id", type_=Uuid), p("now", type_=UTCDateTime)),
-        )
-        .order_by(geog.op("<->", return_type=Float)(here), col(Task.id))
-        .limit(p("fetch", type_=Integer))
-        .subquery("near")
+    knn = geog.op("<->", return_type=Float)(here)
+    near: Any = sa_select(
+        col(Task.id).label("task_id"),
+        col(Task.campaign_id).label("campaign_id"),
+        col(Task.store_id).label("store_id"),
+        col(Task.lat).label("lat"),
+        col(Task.lon).label("lon"),
+        (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
+        knn.label("knn"),
+    ).where(
+        func.ST_DWithin(geog, here, p("reach", type_=Float)),
+        *_open_for(p("worker_id", type_=Uuid), p("now", type_=UTCDateTime)),
     )
-    return _with_details(near)
+    if ties:
+        near = near.where(knn <= p("knn_max", type_=Float))
+    else:
+        near = near.order_by(knn).limit(p("fetch", type_=Integer))
+    near = near.subquery("near")
+    return _with_details(near).add_columns(near.c.knn)
+
+
+def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime) -> list[Any]:
+    """The nearest `limit + RANKING_MARGIN` by KNN distance, and every task tied with the last
+    of them: which of a tie the database would have cut is then decided by the exact ranking (by
+    task id), the same on every engine."""
+    fetch = query.limit + RANKING_MARGIN
+    parameters = {
+        "lat0": query.lat,
+        "lon0": query.lon,
+        # A metre more than the radius: the exact ranking makes the cut, the same on every engine
+        # (PostGIS's spheroid and ours agree to well under a millimetre).
+        "reach": query.radius_m + 1.0,
+        "now": now,
+        "worker_id": worker_id or NIL_WORKER,
+        "fetch": fetch + 1,  # one more: is the last one tied with the one after it?
+    }
+    rows = list(connection.execute(postgis_statement(), parameters).all())
+    if len(rows) > fetch:
+        distances = sorted(row[-1] for row in rows)
+        if distances[fetch] == distances[fetch - 1]:
+            parameters["knn_max"] = distances[fetch]
+            rows = list(connection.execute(postgis_statement(ties=True), parameters).all())
+    return [row[:-1] for row in rows]
 
 
 def candidates_query(
@@ -295,17 +325,7 @@ def nearby(
     connection = session.connection()
     kind = spatial.search_kind(connection.engine, search)
     if kind == "postgis":
-        parameters = {
-            "lat0": query.lat,
-            "lon0": query.lon,
-            # A metre more than the radius: the exact ranking below makes the cut, the same on
-            # every engine (PostGIS's spheroid and ours agree to well under a millimetre).
-            "reach": query.radius_m + 1.0,
-            "now": now,
-            "worker_id": worker_id or NIL_WORKER,
-            "fetch": query.limit + RANKING_MARGIN,
-        }
-        rows = list(connection.execute(postgis_statement(), parameters).all())
+        rows = _postgis(connection, query, worker_id=worker_id, now=now)
     elif kind == "nearest-first":
         rows = _nearest_first(connection, query, worker_id=worker_id, now=now)
     else:
