@@ -220,11 +220,28 @@ def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None
     }
     rows = list(connection.execute(postgis_statement(), parameters).all())
     if len(rows) > fetch:
-        distances = sorted(row[-1] for row in rows)
-        if distances[fetch] == distances[fetch - 1]:
-            parameters["knn_max"] = distances[fetch]
+        knn = sorted(row[-1] for row in rows)
+        if knn[fetch] == knn[fetch - 1] and _tie_reaches_the_page(query, rows, knn[fetch]):
+            parameters["knn_max"] = knn[fetch]
+            # Only as far as the tie (the KNN distance is on the sphere, ST_DWithin's on the
+            # spheroid: they differ by well under 1 %).
+            parameters["reach"] = min(parameters["reach"], knn[fetch] * 1.01 + 1.0)
             rows = list(connection.execute(postgis_statement(ties=True), parameters).all())
     return [row[:-1] for row in rows]
+
+
+# The KNN distance is on a sphere: a geodesic on WGS84 is within 0.6 % of it, either way.
+SPHERE_TO_GEODESIC = 0.99
+
+
+def _tie_reaches_the_page(query: NearbyQuery, rows: list[Any], cut: float) -> bool:
+    """Whether other tasks tied at the cut could be on the page: not when the page's last exact
+    distance among the rows read is below any exact distance a task at that KNN distance has."""
+    distances = distances_m(
+        query.lat, query.lon, np.array([r[2] for r in rows]), np.array([r[3] for r in rows])
+    )
+    inside = sorted(float(d) for d in distances if d <= query.radius_m)
+    return len(inside) < query.limit or inside[query.limit - 1] >= cut * SPHERE_TO_GEODESIC
 
 
 def candidates_query(
