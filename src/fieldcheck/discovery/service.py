@@ -179,7 +179,10 @@ def postgis_statement(*, ties: bool = False) -> Any:
     """
     p = bindparam
     here = func.geography(
-        func.ST_SetSRID(func.ST_MakePoint(p("lon0", type_=Float), p("lat0", type_=Float)), 4326)
+        # WGS84's SRID written in the statement, as PostGIS's own examples do, not as a parameter.
+        func.ST_SetSRID(
+            func.ST_MakePoint(p("lon0", type_=Float), p("lat0", type_=Float)), literal_column("4326")
+        )
     )
     geog: Any = literal_column("tasks.geog")
     knn = geog.op("<->", return_type=Float)(here)
@@ -221,7 +224,7 @@ def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None
     rows = list(connection.execute(postgis_statement(), parameters).all())
     if len(rows) > fetch:
         knn = sorted(row[-1] for row in rows)
-        if knn[fetch] == knn[fetch - 1] and _tie_reaches_the_page(query, rows, knn[fetch]):
+        if knn[fetch] == knn[fetch - 1] and _tie_reaches_the_page(query, knn, knn[fetch]):
             parameters["knn_max"] = knn[fetch]
             # Only as far as the tie (the KNN distance is on the sphere, ST_DWithin's on the
             # spheroid: they differ by well under 1 %).
@@ -231,17 +234,17 @@ def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None
 
 
 # The KNN distance is on a sphere: a geodesic on WGS84 is within 0.6 % of it, either way.
-SPHERE_TO_GEODESIC = 0.99
+SPHERE_LOW, SPHERE_HIGH = 0.99, 1.01
 
 
-def _tie_reaches_the_page(query: NearbyQuery, rows: list[Any], cut: float) -> bool:
-    """Whether other tasks tied at the cut could be on the page: not when the page's last exact
-    distance among the rows read is below any exact distance a task at that KNN distance has."""
-    distances = distances_m(
-        query.lat, query.lon, np.array([r[2] for r in rows]), np.array([r[3] for r in rows])
-    )
-    inside = sorted(float(d) for d in distances if d <= query.radius_m)
-    return len(inside) < query.limit or inside[query.limit - 1] >= cut * SPHERE_TO_GEODESIC
+def _tie_reaches_the_page(query: NearbyQuery, knn: list[float], cut: float) -> bool:
+    """Whether other tasks tied at the cut could be on the page (from the KNN distances alone, with
+    the sphere's margin): not when they are beyond the radius, nor when `limit` of the rows read
+    are surely inside it and surely nearer than any of the tie."""
+    if cut * SPHERE_LOW > query.radius_m:
+        return False
+    page_end = knn[query.limit - 1] * SPHERE_HIGH
+    return not (page_end <= query.radius_m and page_end < cut * SPHERE_LOW)
 
 
 def candidates_query(
