@@ -85,6 +85,7 @@ class StoreConsoleController(Controller):
     ) -> Template:
         organization_id = viewer.principal.require_organization()
         search = request.query_params.get("q", "").strip()
+        total = stores.count_stores(db_session, organization_id)
         listed, next_cursor = stores.list_stores(
             db_session,
             organization_id,
@@ -100,8 +101,8 @@ class StoreConsoleController(Controller):
             stores=listed,
             next_cursor=next_cursor,
             search=search,
-            total=stores.count_stores(db_session, organization_id),
-            matching=stores.count_stores(db_session, organization_id, search or None),
+            total=total,
+            matching=stores.count_stores(db_session, organization_id, search) if search else total,
             created=request.query_params.get("created"),
             updated=request.query_params.get("updated"),
             **{"values": {}, "errors": {}, "import_errors": None, **context},
@@ -579,7 +580,8 @@ class CampaignLifeController(Controller):
 
 def money_effect(session: Session, campaign: Campaign, action: str, settings: Settings) -> dict[str, Any]:
     """What an action does to the money: held at first activation, given back at closing."""
-    slots = tasks.slots_of(session, campaign.id).total
+    counts = tasks.slots_of(session, campaign.id)
+    slots = counts.total
     if action == "activate" and campaign.activated_at is None:
         fee = escrow.fee_per_slot(campaign.reward_cents, settings)
         return {"slots": slots, "fee_cents": fee, "hold_cents": slots * (campaign.reward_cents + fee)}
@@ -587,8 +589,7 @@ def money_effect(session: Session, campaign: Campaign, action: str, settings: Se
         # Closing keeps what slots taken and not paid yet may still cost (escrow.slots_owed of a
         # closed campaign) and gives back the rest.
         position = escrow_position(session, campaign.id, campaign.currency)
-        taken = tasks.slots_of(session, campaign.id).taken
-        kept = max(taken - position.releases, 0) * escrow.per_slot(campaign)
+        kept = max(counts.taken - position.releases, 0) * escrow.per_slot(campaign)
         return {"slots": slots, "returned_cents": max(position.held - kept, 0), "kept_cents": kept}
     return {"slots": slots}
 

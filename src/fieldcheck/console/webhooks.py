@@ -267,11 +267,7 @@ class WebhookConsoleController(Controller):
         webhook_id: FromPath[uuid.UUID],
         db_session: NamedDependency[Session],
     ) -> Template | Redirect:
-        viewer = viewer_of(request, db_session, Role.client)
-        endpoint = service.get_endpoint(db_session, viewer.principal.require_organization(), webhook_id)
-        if not endpoint.active:
-            return redirect(f"/console/webhooks/{endpoint.id}", notice="webhook_disabled")
-        return page("webhooks_confirm.html.j2", request, viewer, endpoint=endpoint, action="rotate")
+        return self._confirmation(request, webhook_id, db_session, "rotate")
 
     @post("/{webhook_id:uuid}/secret", status_code=200)
     def rotate(
@@ -304,11 +300,17 @@ class WebhookConsoleController(Controller):
         webhook_id: FromPath[uuid.UUID],
         db_session: NamedDependency[Session],
     ) -> Template | Redirect:
+        return self._confirmation(request, webhook_id, db_session, "disable")
+
+    def _confirmation(
+        self, request: Request[Any, Any, Any], webhook_id: uuid.UUID, db_session: Session, action: str
+    ) -> Template | Redirect:
+        """The page that asks before rotating or disabling: only for an endpoint still enabled."""
         viewer = viewer_of(request, db_session, Role.client)
         endpoint = service.get_endpoint(db_session, viewer.principal.require_organization(), webhook_id)
         if not endpoint.active:
             return redirect(f"/console/webhooks/{endpoint.id}", notice="webhook_disabled")
-        return page("webhooks_confirm.html.j2", request, viewer, endpoint=endpoint, action="disable")
+        return page("webhooks_confirm.html.j2", request, viewer, endpoint=endpoint, action=action)
 
     @post("/{webhook_id:uuid}/disable", status_code=303)
     def disable(

@@ -372,13 +372,18 @@ def _nearest_first(
         if reach >= query.radius_m:
             return rows
         # (The join to campaigns and stores keeps no order: the farthest is looked for.)
-        if len(rows) == fetch and math.sqrt(max(_flat_sq(query, row) for row in rows)) <= reach:
+        if len(rows) == fetch and math.sqrt(_farthest_flat_sq(query, rows)) <= reach:
             return rows
         reach = min(query.radius_m, reach * 2)
 
 
-def _flat_sq(query: NearbyQuery, row: Any) -> float:
-    """The flat distance (squared) the statement ordered by, for one of its rows."""
+def _farthest_flat_sq(query: NearbyQuery, rows: list[Any]) -> float:
+    """The largest flat distance (squared) the statement ordered by, among its rows."""
     metres_per_lat, metres_per_lon = local_scale_m(query.lat)
-    dlon = (row[3] - query.lon + 180.0) % 360.0 - 180.0
-    return float((dlon * metres_per_lon) ** 2 + ((row[2] - query.lat) * metres_per_lat) ** 2)
+    return float(
+        max(
+            (((row[3] - query.lon + 180.0) % 360.0 - 180.0) * metres_per_lon) ** 2
+            + ((row[2] - query.lat) * metres_per_lat) ** 2
+            for row in rows
+        )
+    )
