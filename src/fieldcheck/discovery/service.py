@@ -109,12 +109,7 @@ def candidates_statement(bands: int, *, wraps: bool) -> Any:
             or_(col(Task.ends_at).is_(None), col(Task.ends_at) > p("now", type_=UTCDateTime)),
             # Tasks this worker holds or has done are left out. NOT IN over the worker's own
             # assignments is read once into a hash, instead of one probe per candidate.
-            col(Task.id).not_in(
-                sa_select(col(Assignment.task_id)).where(
-                    col(Assignment.worker_id) == p("worker_id", type_=Uuid),
-                    col(Assignment.status).not_in([s.value for s in RELEASED]),
-                )
-            ),
+            col(Task.id).not_in(_held_by(p("worker_id", type_=Uuid))),
         )
         .order_by(approx_sq, col(Task.id))
         .limit(p("fetch", type_=Integer))
@@ -158,13 +153,18 @@ def _open_for(worker: Any, now: Any) -> list[Any]:
         col(Task.slots_taken) < col(Task.slots_total),
         or_(col(Task.starts_at).is_(None), col(Task.starts_at) <= now),
         or_(col(Task.ends_at).is_(None), col(Task.ends_at) > now),
-        col(Task.id).not_in(
-            sa_select(col(Assignment.task_id)).where(
-                col(Assignment.worker_id) == worker,
-                col(Assignment.status).not_in([s.value for s in RELEASED]),
-            )
-        ),
+        col(Task.id).not_in(_held_by(worker)),
     ]
+
+
+def _held_by(worker: Any) -> Any:
+    """The tasks this worker holds or has done. The released statuses are written into the
+    statement (not expanding parameters): its SQL is then the same on every call, so it is
+    compiled once, and the planner matches the live-assignment partial index."""
+    released: list[Any] = [literal_column(f"'{s.value}'") for s in sorted(RELEASED)]
+    return sa_select(col(Assignment.task_id)).where(
+        col(Assignment.worker_id) == worker, col(Assignment.status).not_in(released)
+    )
 
 
 @functools.cache
@@ -206,11 +206,18 @@ def postgis_statement(*, ties: bool = False) -> Any:
     return _with_details(near).add_columns(near.c.knn)
 
 
+# PostGIS reads this many tasks beyond the page: enough for the page to be provably complete from
+# the KNN distances alone in most searches (the sphere's margin below, and a store's tasks sharing
+# one position at the cut); otherwise a second, bounded statement reads what could still be on it.
+POSTGIS_MARGIN = 12
+
+
 def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None, now: datetime) -> list[Any]:
-    """The nearest `limit + RANKING_MARGIN` by KNN distance, and every task tied with the last
-    of them: which of a tie the database would have cut is then decided by the exact ranking (by
-    task id), the same on every engine."""
-    fetch = query.limit + RANKING_MARGIN
+    """The nearest `limit + POSTGIS_MARGIN` by KNN distance; then, only when a task not read could
+    still be on the page (a tie at the cut, or the sphere's ordering against WGS84's), every task
+    that could be, up to a bounded distance. The exact ranking (geodesic, then task id) makes the
+    page from these rows, the same on every engine."""
+    fetch = query.limit + POSTGIS_MARGIN
     parameters = {
         "lat0": query.lat,
         "lon0": query.lon,
@@ -219,32 +226,37 @@ def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None
         "reach": query.radius_m + 1.0,
         "now": now,
         "worker_id": worker_id or NIL_WORKER,
-        "fetch": fetch + 1,  # one more: is the last one tied with the one after it?
+        "fetch": fetch,
     }
-    rows = list(connection.execute(postgis_statement(), parameters).all())
-    if len(rows) > fetch:
-        knn = sorted(row[-1] for row in rows)
-        if knn[fetch] == knn[fetch - 1] and _tie_reaches_the_page(query, knn, knn[fetch]):
-            parameters["knn_max"] = knn[fetch]
-            # Only as far as the tie (the KNN distance is on the sphere, ST_DWithin's on the
-            # spheroid: they differ by well under 1 %).
-            parameters["reach"] = min(parameters["reach"], knn[fetch] * 1.01 + 1.0)
-            rows = list(connection.execute(postgis_statement(ties=True), parameters).all())
-    return [row[:-1] for row in rows]
+    rows = connection.execute(postgis_statement(), parameters).all()
+    if len(rows) < fetch:
+        return list(rows)  # every open task within the radius
+    bound = _page_bound(query, sorted(row[-1] for row in rows))
+    if bound is not None:
+        # Every task that could be on the page: within `bound` on WGS84, so within
+        # `bound / SPHERE_LOW` on the sphere.
+        parameters["reach"] = bound + 1.0
+        parameters["knn_max"] = bound / SPHERE_LOW + 1.0
+        rows = connection.execute(postgis_statement(ties=True), parameters).all()
+    return list(rows)  # (the KNN distance last: the ranking reads the columns before it)
 
 
 # The KNN distance is on a sphere: a geodesic on WGS84 is within 0.6 % of it, either way.
 SPHERE_LOW, SPHERE_HIGH = 0.99, 1.01
 
 
-def _tie_reaches_the_page(query: NearbyQuery, knn: list[float], cut: float) -> bool:
-    """Whether other tasks tied at the cut could be on the page (from the KNN distances alone, with
-    the sphere's margin): not when they are beyond the radius, nor when `limit` of the rows read
-    are surely inside it and surely nearer than any of the tie."""
-    if cut * SPHERE_LOW > query.radius_m:
-        return False
+def _page_bound(query: NearbyQuery, knn: list[float]) -> float | None:
+    """None when the rows read (a full fetch, KNN distances in order) surely hold the page;
+    otherwise the geodesic distance within which the page surely lies.
+
+    A task not read is at least `knn[-1]` away on the sphere, so at least `knn[-1] * SPHERE_LOW`
+    on WGS84. The page ends at most at `knn[limit - 1] * SPHERE_HIGH` when that is inside the
+    radius (`limit` rows read are surely that near), at the radius otherwise. A task not read can
+    be on the page only if the page's end reaches it (an equal distance too: ties go by id).
+    """
     page_end = knn[query.limit - 1] * SPHERE_HIGH
-    return not (page_end <= query.radius_m and page_end < cut * SPHERE_LOW)
+    bound = page_end if page_end <= query.radius_m else query.radius_m
+    return None if bound < knn[-1] * SPHERE_LOW else bound
 
 
 def candidates_query(
@@ -277,52 +289,41 @@ def candidates_query(
 
 
 def rank_exactly(query: NearbyQuery, rows: list[Any]) -> list[NearbyTask]:
-    """Geodesic distances for the candidates; the nearest `limit` inside the radius, in order."""
+    """Geodesic distances for the candidates; the nearest `limit` inside the radius, in order.
+
+    Rows hold the columns of `_with_details` in order (and may carry more after them)."""
     if not rows:
         return []
-    data = [tuple(row) for row in rows]  # positional access: cheaper than named, on a hot path
+    count = len(rows)
     distances = distances_m(
-        query.lat, query.lon, np.array([r[2] for r in data]), np.array([r[3] for r in data])
-    )
-    inside = [i for i in range(len(data)) if distances[i] <= query.radius_m]
-    inside.sort(key=lambda i: (distances[i], data[i][0].int))  # ties: by task id, so pages are stable
+        query.lat,
+        query.lon,
+        np.fromiter((row[2] for row in rows), dtype=np.float64, count=count),
+        np.fromiter((row[3] for row in rows), dtype=np.float64, count=count),
+    ).tolist()
+    radius = query.radius_m
+    # Ties: by task id, so pages are stable.
+    inside = sorted((d, rows[i][0].int, i) for i, d in enumerate(distances) if d <= radius)
     page = []
-    for i in inside[: query.limit]:
-        (
-            task_id,
-            campaign_id,
-            lat,
-            lon,
-            slots_left,
-            title,
-            instructions,
-            reward,
-            currency,
-            minutes,
-            hold,
-            name,
-            address,
-            geofence,
-            least,
-            most,
-            side,
-            measured,
-        ) = data[i]
+    for distance, _task, i in inside[: query.limit]:
+        row = rows[i]
         page.append(
             NearbyTask(
-                task_id=task_id,
-                campaign_id=campaign_id,
-                title=title,
-                instructions=instructions,
-                store=NearbyStore(name=name, address=address, lat=lat, lon=lon, geofence_m=geofence),
-                distance_m=round(float(distances[i]), 1),
-                reward_cents=reward,
-                currency=currency,
-                estimated_minutes=minutes,
-                reservation_minutes=hold,
-                slots_left=slots_left,
-                photo_rules=NearbyPhotoRules(min_photos=least, max_photos=most, min_short_side_px=side),
-                measured_minutes_median=measured,
+                task_id=row[0],
+                campaign_id=row[1],
+                title=row[5],
+                instructions=row[6],
+                store=NearbyStore(name=row[11], address=row[12], lat=row[2], lon=row[3], geofence_m=row[13]),
+                distance_m=round(distance, 1),
+                reward_cents=row[7],
+                currency=row[8],
+                estimated_minutes=row[9],
+                reservation_minutes=row[10],
+                slots_left=row[4],
+                photo_rules=NearbyPhotoRules(
+                    min_photos=row[14], max_photos=row[15], min_short_side_px=row[16]
+                ),
+                measured_minutes_median=row[17],
             )
         )
     return page
