@@ -39,4 +39,4 @@ def test_every_point_inside_the_radius_is_inside_the_search_box(
 def test_vectorised_distances_match_geopy(lat: float, lon: float, lat2: float, lon2: float) -> None:
 
     ours = float(distances_m(lat, lon, np.array([lat2]), np.array([lon2]))[0])
-    assert ours == pytest.approx(geodesic((lat, lon), (lat2, lon2)).meters, abs=1e-3)
+    assert ours == pytest.approx(geodesic((lat, lon), (lat2, lon2)).meters, abs=1e-6)
