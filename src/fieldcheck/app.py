@@ -218,6 +218,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         debug=False,
     )
     app.state.runtime = rt
+    # Built now, on one thread: the nearby handler reads it from worker threads, and a
+    # cached_property takes no lock (two early requests could each build one, with its own counts).
+    _ = rt.throttle
     allow_every_method(app)
     contract.complete(app, settings)
     return app

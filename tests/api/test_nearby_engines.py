@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pyproj import Geod
 from sqlalchemy import update
 from sqlmodel import col
 
@@ -196,3 +197,73 @@ def test_postgresql_without_postgis_searches_with_the_portable_query(databases: 
             assert spatial.enable_postgis(connection) is None
         spatial.forget(db.engine)
     assert spatial.search_kind(db.engine) == "postgis"
+
+
+def test_postgis_reads_again_when_a_task_of_the_page_fills_up_between_its_two_statements(
+    backends: BackendFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads are autocommit: the bounded second statement sees the tasks as they are then. When a
+    task of the page fills up in between, fewer than `limit` lie within the bound, and the page
+    must reach past it: the search reads again, and the answer is still the exact one."""
+    settings = backends.make("services")
+    db = Database(settings)
+    try:
+        here = (10.0, 10.0)
+        geod = Geod(ellps="WGS84")
+        # The page (limit 3) at 100, 200 and 300 m due east (on the sphere 0.12 % nearer); twelve
+        # tasks just past the second statement's reach (300 m * 1.01 on the sphere, plus 1 m), yet
+        # within the sphere's margin of the page (so the first statement cannot prove the page);
+        # more far away.
+        distances = [
+            100.0,
+            200.0,
+            300.0,
+            *(304.0 + 0.1 * k for k in range(12)),
+            *(1000.0 + 50 * k for k in range(10)),
+        ]
+        with db.transaction() as session:
+            organization_id = create_organization(session, name="Line").id
+            stores = []
+            for i, metres in enumerate(distances):
+                lon, lat, _ = geod.fwd(here[1], here[0], 90.0, metres)
+                stores.append(
+                    Store(
+                        organization_id=organization_id, name=f"L{i}", lat=lat, lon=lon, external_ref=f"L{i}"
+                    )
+                )
+            session.add_all(stores)
+            session.flush()
+            data = CampaignCreate(
+                title="Line",
+                instructions="Photograph it.",
+                reward_cents=500,
+                currency="EUR",
+                estimated_minutes=10,
+                slots_per_store=1,
+                store_ids=[s.id for s in stores],
+            )
+            campaign = campaigns.create_campaign(session, organization_id, data, settings)
+            session.exec(update(Task).where(col(Task.campaign_id) == campaign.id).values(is_open=True))
+            nearest = stores[0].id
+        assert spatial.search_kind(db.engine) == "postgis"
+        query = NearbyQuery(here[0], here[1], 5000.0, 3)
+        now = utcnow()
+        before = exact(db, query, now)
+        asked: list[bool] = []
+        statement = service.postgis_statement
+
+        def filling(*, ties: bool = False) -> Any:
+            if ties and True not in asked:
+                with db.transaction() as other:
+                    other.exec(update(Task).where(col(Task.store_id) == nearest).values(slots_taken=1))
+            asked.append(ties)
+            return statement(ties=ties)
+
+        monkeypatch.setattr(service, "postgis_statement", filling)
+        found = answers(db, query, now, "auto")
+        after = exact(db, query, now)
+        assert after != before  # the nearest task filled up: the page is another one
+        assert found == after
+        assert asked[:3] == [False, True, False]  # the second statement, then a new first one
+    finally:
+        db.dispose()

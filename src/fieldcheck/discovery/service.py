@@ -218,7 +218,7 @@ def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None
     that could be, up to a bounded distance. The exact ranking (geodesic, then task id) makes the
     page from these rows, the same on every engine."""
     fetch = query.limit + POSTGIS_MARGIN
-    parameters = {
+    parameters: dict[str, Any] = {
         "lat0": query.lat,
         "lon0": query.lon,
         # A metre more than the radius: the exact ranking makes the cut, the same on every engine
@@ -226,19 +226,27 @@ def _postgis(connection: Any, query: NearbyQuery, *, worker_id: uuid.UUID | None
         "reach": query.radius_m + 1.0,
         "now": now,
         "worker_id": worker_id or NIL_WORKER,
-        "fetch": fetch,
     }
-    rows = connection.execute(postgis_statement(), parameters).all()
-    if len(rows) < fetch:
-        return list(rows)  # every open task within the radius
-    bound = _page_bound(query, sorted(row[-1] for row in rows))
-    if bound is not None:
+    while True:
+        rows = connection.execute(postgis_statement(), {**parameters, "fetch": fetch}).all()
+        if len(rows) < fetch:
+            return list(rows)  # every open task within the radius
+        bound = _page_bound(query, sorted(row[-1] for row in rows))
+        if bound is None:
+            return list(rows)  # (the KNN distance last: the ranking reads the columns before it)
         # Every task that could be on the page: within `bound` on WGS84, so within
         # `bound / SPHERE_LOW` on the sphere.
-        parameters["reach"] = bound + 1.0
-        parameters["knn_max"] = bound / SPHERE_LOW + 1.0
-        rows = connection.execute(postgis_statement(ties=True), parameters).all()
-    return list(rows)  # (the KNN distance last: the ranking reads the columns before it)
+        rows = connection.execute(
+            postgis_statement(ties=True),
+            {**parameters, "reach": bound + 1.0, "knn_max": bound / SPHERE_LOW + 1.0},
+        ).all()
+        # Each statement sees the tasks as they are when it runs (reads are autocommit). The page
+        # lies within `bound` if `limit` of these rows surely do, or if `bound` is the radius;
+        # otherwise a task of the page filled up between the two statements: again, reading more.
+        surely_within = sum(1 for row in rows if row[-1] * SPHERE_HIGH <= bound)
+        if bound >= query.radius_m or surely_within >= query.limit:
+            return list(rows)
+        fetch *= 2
 
 
 # The KNN distance is on a sphere: a geodesic on WGS84 is within 0.6 % of it, either way.
