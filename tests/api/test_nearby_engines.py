@@ -50,6 +50,24 @@ def positions(rng: np.random.Generator) -> list[tuple[float, float]]:
     return found
 
 
+def open_campaign(
+    session: Any, settings: Any, organization_id: uuid.UUID, stores: list[Store], *, title: str, slots: int
+) -> uuid.UUID:
+    """A campaign over these stores, its tasks open; its id."""
+    data = CampaignCreate(
+        title=title,
+        instructions="Photograph it.",
+        reward_cents=500,
+        currency="EUR",
+        estimated_minutes=10,
+        slots_per_store=slots,
+        store_ids=[s.id for s in stores],
+    )
+    campaign = campaigns.create_campaign(session, organization_id, data, settings)
+    session.exec(update(Task).where(col(Task.campaign_id) == campaign.id).values(is_open=True))
+    return campaign.id
+
+
 def seed(db: Database, settings: Any) -> None:
     """1,240 stores, two campaigns over all of them (2,480 tasks), some of them full or not started."""
     rng = np.random.default_rng(7)
@@ -64,22 +82,12 @@ def seed(db: Database, settings: Any) -> None:
             stores.append(store)
         session.flush()
         for title in ("Shelf", "Fridge"):
-            data = CampaignCreate(
-                title=title,
-                instructions="Photograph it.",
-                reward_cents=500,
-                currency="EUR",
-                estimated_minutes=10,
-                slots_per_store=2,
-                store_ids=[s.id for s in stores],
-            )
-            campaign = campaigns.create_campaign(session, organization_id, data, settings)
-            session.exec(update(Task).where(col(Task.campaign_id) == campaign.id).values(is_open=True))
+            campaign_id = open_campaign(session, settings, organization_id, stores, title=title, slots=2)
             # The same task ids on every database (ties are ordered by id): from campaign and store.
             for store in stores:
                 session.exec(
                     update(Task)
-                    .where(col(Task.campaign_id) == campaign.id, col(Task.store_id) == store.id)
+                    .where(col(Task.campaign_id) == campaign_id, col(Task.store_id) == store.id)
                     .values(id=uuid.uuid5(uuid.NAMESPACE_URL, f"{title}/{store.external_ref}"))
                 )
         # Some tasks full, some not started yet: every search must leave them out.
@@ -233,17 +241,7 @@ def test_postgis_reads_again_when_a_task_of_the_page_fills_up_between_its_two_st
                 )
             session.add_all(stores)
             session.flush()
-            data = CampaignCreate(
-                title="Line",
-                instructions="Photograph it.",
-                reward_cents=500,
-                currency="EUR",
-                estimated_minutes=10,
-                slots_per_store=1,
-                store_ids=[s.id for s in stores],
-            )
-            campaign = campaigns.create_campaign(session, organization_id, data, settings)
-            session.exec(update(Task).where(col(Task.campaign_id) == campaign.id).values(is_open=True))
+            open_campaign(session, settings, organization_id, stores, title="Line", slots=1)
             nearest = stores[0].id
         assert spatial.search_kind(db.engine) == "postgis"
         query = NearbyQuery(here[0], here[1], 5000.0, 3)

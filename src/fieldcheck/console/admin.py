@@ -36,6 +36,7 @@ from fieldcheck.jobs import enqueue
 from fieldcheck.ledger import service as ledger
 from fieldcheck.ledger.service import AccountKind, PayoutStatus
 from fieldcheck.organizations import service as organizations
+from fieldcheck.organizations.models import Organization
 from fieldcheck.organizations.schemas import OrganizationCreate
 from fieldcheck.reviews import service as reviews
 from fieldcheck.reviews.schemas import ReversalIn
@@ -259,10 +260,8 @@ class AdminUsersController(Controller):
                 errors = problem_errors(exc, fallback="email" if exc.code == "email_taken" else "form")
         if errors:
             return _new_user_page(request, viewer, db_session, values=values, errors=errors, status=422)
-        organization = next(
-            (o.name for o in organizations.list_organizations(db_session) if o.id == user.organization_id),
-            None,
-        )
+        found = db_session.get(Organization, user.organization_id) if user.organization_id else None
+        organization = found.name if found else None
         return page(
             "admin_user_created.html.j2",
             request,

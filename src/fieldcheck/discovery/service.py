@@ -90,26 +90,11 @@ def candidates_statement(bands: int, *, wraps: bool) -> Any:
     if wraps:
         lon_range = or_(lon_range, col(Task.lon).between(p("west2", type_=Float), p("east2", type_=Float)))
     near = (
-        sa_select(
-            col(Task.id).label("task_id"),
-            col(Task.campaign_id).label("campaign_id"),
-            col(Task.store_id).label("store_id"),
-            col(Task.lat).label("lat"),
-            col(Task.lon).label("lon"),
-            (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
-            approx_sq,
-        )
+        _candidates(approx_sq)
         .where(
-            col(Task.is_open) == true(),
             col(Task.lat_band).in_([p(f"band{i}", type_=Integer) for i in range(bands)]),
             col(Task.lat).between(p("lat_min", type_=Float), p("lat_max", type_=Float)),
             lon_range,
-            col(Task.slots_taken) < col(Task.slots_total),
-            or_(col(Task.starts_at).is_(None), col(Task.starts_at) <= p("now", type_=UTCDateTime)),
-            or_(col(Task.ends_at).is_(None), col(Task.ends_at) > p("now", type_=UTCDateTime)),
-            # Tasks this worker holds or has done are left out. NOT IN over the worker's own
-            # assignments is read once into a hash, instead of one probe per candidate.
-            col(Task.id).not_in(_held_by(p("worker_id", type_=Uuid))),
         )
         .order_by(approx_sq, col(Task.id))
         .limit(p("fetch", type_=Integer))
@@ -146,15 +131,28 @@ def _with_details(near: Any) -> Any:
     )
 
 
-def _open_for(worker: Any, now: Any) -> list[Any]:
-    """What makes a task one this worker may reserve now (besides where it is)."""
-    return [
+def _candidates(distance: Any) -> Any:
+    """The columns both statements read of a task (and the distance they order by), of the tasks
+    this worker may reserve now; where they are is the caller's condition."""
+    p = bindparam
+    now = p("now", type_=UTCDateTime)
+    return sa_select(
+        col(Task.id).label("task_id"),
+        col(Task.campaign_id).label("campaign_id"),
+        col(Task.store_id).label("store_id"),
+        col(Task.lat).label("lat"),
+        col(Task.lon).label("lon"),
+        (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
+        distance,
+    ).where(
         col(Task.is_open) == true(),
         col(Task.slots_taken) < col(Task.slots_total),
         or_(col(Task.starts_at).is_(None), col(Task.starts_at) <= now),
         or_(col(Task.ends_at).is_(None), col(Task.ends_at) > now),
-        col(Task.id).not_in(_held_by(worker)),
-    ]
+        # Tasks this worker holds or has done are left out. NOT IN over the worker's own
+        # assignments is read once into a hash, instead of one probe per candidate.
+        col(Task.id).not_in(_held_by(p("worker_id", type_=Uuid))),
+    )
 
 
 def _held_by(worker: Any) -> Any:
@@ -174,8 +172,9 @@ def postgis_statement(*, ties: bool = False) -> Any:
     conditions on slots, schedule and the worker's own tasks are filters of that same scan.
 
     Ordered by the KNN distance alone: a second key (the task id) would make the planner read and
-    sort every task in the radius instead. Each row carries its KNN distance last, so that ties at
-    the cut can be asked for (`ties=True`: every task up to a KNN distance, in no order).
+    sort every task in the radius instead. Each row carries its KNN distance last, so that a page
+    not provably complete can be read whole (`ties=True`: every task up to a KNN distance, in no
+    order).
     """
     p = bindparam
     here = func.geography(
@@ -186,18 +185,7 @@ def postgis_statement(*, ties: bool = False) -> Any:
     )
     geog: Any = literal_column("tasks.geog")
     knn = geog.op("<->", return_type=Float)(here)
-    near: Any = sa_select(
-        col(Task.id).label("task_id"),
-        col(Task.campaign_id).label("campaign_id"),
-        col(Task.store_id).label("store_id"),
-        col(Task.lat).label("lat"),
-        col(Task.lon).label("lon"),
-        (col(Task.slots_total) - col(Task.slots_taken)).label("slots_left"),
-        knn.label("knn"),
-    ).where(
-        func.ST_DWithin(geog, here, p("reach", type_=Float)),
-        *_open_for(p("worker_id", type_=Uuid), p("now", type_=UTCDateTime)),
-    )
+    near: Any = _candidates(knn.label("knn")).where(func.ST_DWithin(geog, here, p("reach", type_=Float)))
     if ties:
         near = near.where(knn <= p("knn_max", type_=Float))
     else:
